@@ -1,0 +1,3 @@
+from tlcore.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,63 @@
+"""The ``tlcore`` command line: one sub-command module per idea.
+
+Each module in ``COMMAND_MODULES`` has ``register(subparsers)`` that adds its
+sub-commands, each with ``set_defaults(func=handler)``; a handler takes the
+parsed ``argparse.Namespace`` and returns an exit code. A ``TLCoreError``
+anywhere becomes one line on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+from typing import Any
+
+from tlcore import __version__
+from tlcore.errors import TLCoreError
+
+COMMAND_MODULES = ("tlcore.cli.data", "tlcore.cli.models", "tlcore.cli.train")
+
+EXIT_USER_ERROR = 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tlcore",
+        description="Transfer learning on images: inspect data, pick a model, train, evaluate.",
+    )
+    parser.add_argument("--version", action="version", version=f"tlcore {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(subparsers)
+    return parser
+
+
+def print_json(obj: Any) -> None:
+    """One JSON object on one line: the last line of output for ``--json``."""
+    print(json.dumps(obj, default=str), flush=True)
+
+
+def fail(message: str) -> int:
+    print(f"error: {message}", file=sys.stderr, flush=True)
+    return EXIT_USER_ERROR
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return EXIT_USER_ERROR
+    try:
+        return int(args.func(args) or 0)
+    except TLCoreError as exc:
+        return fail(str(exc))
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
