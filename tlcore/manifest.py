@@ -1,0 +1,209 @@
+"""The manifest: which file is in which split with which label, frozen in one JSON file.
+
+A run trains on a manifest, not on a folder, so that the same seed gives the
+same split on any machine and the UI can show exactly what was used. The split
+is stratified per class and deterministic: each class is shuffled with its own
+seeded generator over files sorted by their path relative to the dataset root,
+so moving the folder or adding a class does not reshuffle the others.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from tlcore.errors import ConfigError, DataError
+
+SPLITS = ("train", "val", "test")
+MANIFEST_VERSION = 1
+
+
+@dataclass
+class ManifestItem:
+    """One image: absolute path, class index into ``Manifest.classes``, and its split."""
+
+    path: str
+    label: int
+    split: str
+
+
+@dataclass
+class Manifest:
+    """Every image a run may use, with the split that was chosen and how."""
+
+    root: str
+    classes: list[str]
+    items: list[ManifestItem]
+    seed: int = 0
+    val_fraction: float | None = None
+    split_source: str = "random"  # "random" or "folders"
+    version: int = field(default=MANIFEST_VERSION)
+
+    def items_for(self, split: str) -> list[ManifestItem]:
+        """The items of one split, in manifest order."""
+        if split not in SPLITS:
+            raise DataError(f"Unknown split {split!r}; use one of {', '.join(SPLITS)}.")
+        return [item for item in self.items if item.split == split]
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        """split -> class -> number of images (every class listed, zeros included)."""
+        result: dict[str, dict[str, int]] = {}
+        for item in self.items:
+            per_class = result.setdefault(item.split, dict.fromkeys(self.classes, 0))
+            per_class[self.classes[item.label]] += 1
+        return {split: result[split] for split in SPLITS if split in result}
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping) -> Manifest:
+        """Rebuild from ``to_dict`` output; DataError when fields are missing or wrong."""
+        try:
+            classes = [str(c) for c in data["classes"]]
+            items = [
+                ManifestItem(str(i["path"]), int(i["label"]), str(i["split"]))
+                for i in data["items"]
+            ]
+            manifest = cls(
+                root=str(data["root"]),
+                classes=classes,
+                items=items,
+                seed=int(data.get("seed", 0)),
+                val_fraction=data.get("val_fraction"),
+                split_source=str(data.get("split_source", "random")),
+                version=int(data.get("version", MANIFEST_VERSION)),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise DataError(f"The manifest is incomplete or malformed ({exc!r}).") from None
+        for item in manifest.items:
+            if not 0 <= item.label < len(classes) or item.split not in SPLITS:
+                raise DataError(f"The manifest entry for {item.path} has a bad label or split.")
+        return manifest
+
+    def save(self, path: str | Path) -> Path:
+        """Write atomically (temp file + os.replace) so readers never see half a manifest."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+        try:
+            tmp.write_text(json.dumps(self.to_dict(), indent=1), encoding="utf-8")
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> Manifest:
+        """Read a saved manifest; DataError (naming the file) when missing or not a manifest."""
+        path = Path(path)
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise DataError(f"The manifest {path} does not exist.") from None
+        except (OSError, ValueError) as exc:
+            raise DataError(f"The manifest {path} cannot be read ({exc}).") from None
+        if not isinstance(data, dict):
+            raise DataError(f"The manifest {path} is not a JSON object.")
+        return cls.from_dict(data)
+
+    def fingerprint(self) -> str:
+        """sha256 of the content: equal fingerprints mean the same images, labels and split."""
+        canonical = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def _sort_key(root: str, path: str) -> str:
+    """Order files by their path under the root, so the split ignores where the folder lives."""
+    try:
+        return Path(path).relative_to(root).as_posix()
+    except ValueError:
+        return Path(path).as_posix()
+
+
+def _class_split(
+    paths: list[str], n_val: int, rng: random.Random, groups: Mapping[str, str]
+) -> set[str]:
+    """Pick validation files for one class, keeping identical files (same group) together."""
+    by_group: dict[str, list[str]] = {}
+    for p in paths:
+        by_group.setdefault(groups.get(p, p), []).append(p)
+    group_keys = list(by_group)
+    rng.shuffle(group_keys)
+    val: set[str] = set()
+    for key in group_keys[:-1]:  # the last group always stays in train
+        if len(val) >= n_val:
+            break
+        val.update(by_group[key])
+    return val
+
+
+def make_split(
+    root: str | Path,
+    classes: Sequence[str],
+    samples: Sequence[tuple[str, str]],
+    *,
+    val_fraction: float = 0.2,
+    seed: int = 0,
+    groups: Mapping[str, str] | None = None,
+    test_samples: Sequence[tuple[str, str]] = (),
+) -> Manifest:
+    """A stratified, seeded train/val split of ``samples`` (absolute path, class name).
+
+    Each class with n >= 2 images gets round(n * val_fraction) validation images,
+    at least 1 and at most n - 1; a class with one image stays in train.
+    ``groups`` maps a path to a key (e.g. its content hash): files sharing a key
+    land in the same split, so a duplicate never leaks from train into val.
+    ``test_samples`` (from a ``test/`` folder) are kept as the test split.
+    """
+    if not 0.0 < float(val_fraction) < 1.0:
+        raise ConfigError(f"val_fraction must be between 0 and 1 (exclusive), got {val_fraction}.")
+    root = str(root)
+    classes = list(classes)
+    label_of = {name: i for i, name in enumerate(classes)}
+    groups = groups or {}
+    by_class: dict[str, list[str]] = {name: [] for name in classes}
+    for path, class_name in samples:
+        if class_name not in label_of:
+            raise DataError(f"{path} has class {class_name!r}, which is not in the class list.")
+        by_class[class_name].append(str(path))
+    items: list[ManifestItem] = []
+    for class_name in classes:
+        paths = sorted(by_class[class_name], key=lambda p: _sort_key(root, p))
+        n = len(paths)
+        val: set[str] = set()
+        if n >= 2:
+            n_val = min(max(round(n * val_fraction), 1), n - 1)
+            rng = random.Random(f"{seed}:{class_name}")
+            val = _class_split(paths, n_val, rng, groups)
+        for p in paths:
+            split = "val" if p in val else "train"
+            items.append(ManifestItem(p, label_of[class_name], split))
+    for path, class_name in sorted(test_samples, key=lambda s: _sort_key(root, s[0])):
+        if class_name in label_of:
+            items.append(ManifestItem(str(path), label_of[class_name], "test"))
+    return Manifest(root, classes, items, seed, float(val_fraction), "random")
+
+
+def folder_manifest(
+    root: str | Path, classes: Sequence[str], samples: Sequence[tuple[str, str, str]]
+) -> Manifest:
+    """A manifest that keeps the split the user gave with ``train/``/``val/``/``test/`` folders.
+
+    ``samples`` are (absolute path, class name, split); classes not in ``classes`` are dropped.
+    """
+    classes = list(classes)
+    label_of = {name: i for i, name in enumerate(classes)}
+    rank = {s: i for i, s in enumerate(SPLITS)}
+    ordered = sorted(
+        (s for s in samples if s[1] in label_of),
+        key=lambda s: (rank[s[2]], label_of[s[1]], _sort_key(str(root), s[0])),
+    )
+    items = [ManifestItem(str(p), label_of[c], split) for p, c, split in ordered]
+    return Manifest(str(root), classes, items, 0, None, "folders")
