@@ -1,9 +1,313 @@
-"""Sub-commands (filled in by its owner)."""
+"""``tlcore train / runs / status / stop / resume / lr-find``: the training engine from a shell.
+
+``train`` starts the same detached worker the app starts and follows it with a
+progress bar; Ctrl-C asks the worker to stop (a second Ctrl-C leaves it running).
+Every number flag is checked here, before a run exists, so a typo costs one line
+of error and exit code 2, not a failed run.
+"""
 
 from __future__ import annotations
 
 import argparse
+import math
+import sys
+import time
+from typing import Any
+
+from tlcore.cli import fail, print_json
+from tlcore.config import AUGMENTS, MIN_IMG_SIZE, OPTIMIZERS, SCHEDULES, TrainConfig
+from tlcore.errors import ConfigError
+from tlcore.runs import ACTIVE_STATES, Run, list_runs
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add this module's sub-commands."""
+    """Add train, runs, status, stop, resume and lr-find."""
+    p = subparsers.add_parser("train", help="train a model on a dataset (a run directory)",
+                              description="Start a training run and follow it with a progress bar.")  # fmt: skip
+    _add_data_model_flags(p)
+    p.add_argument(
+        "--epochs", default="5", metavar="N", help="passes over the training images (default 5)"
+    )
+    p.add_argument(
+        "--lr", default="0.001", metavar="X", help="base learning rate, > 0 (default 0.001)"
+    )
+    p.add_argument(
+        "--optimizer", choices=OPTIMIZERS, default="adamw", help="optimizer (default adamw)"
+    )
+    p.add_argument("--schedule", choices=SCHEDULES, default="cosine",
+                   help="per-step LR schedule after warm-up (default cosine)")  # fmt: skip
+    p.add_argument(
+        "--warmup-epochs", default="0", metavar="E", help="linear LR warm-up length (default 0)"
+    )
+    p.add_argument(
+        "--weight-decay", default="0.01", metavar="X", help="weight decay (default 0.01)"
+    )
+    p.add_argument("--label-smoothing", default="0", metavar="X", help="in [0, 1) (default 0)")
+    p.add_argument(
+        "--class-balanced", action="store_true", help="weight the loss by inverse class frequency"
+    )
+    p.add_argument("--early-stopping", default="0", metavar="N",
+                   help="stop after N epochs without better val accuracy (default 0 = off)")  # fmt: skip
+    p.add_argument(
+        "--drop-rate", default="0", metavar="X", help="dropout before the classifier (default 0)"
+    )
+    p.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default="auto",
+                   help="where to train (default auto: cuda, else mps, else cpu)")  # fmt: skip
+    p.add_argument(
+        "--num-workers", default="0", metavar="N", help="data loading processes (default 0)"
+    )
+    p.add_argument("--name", default="", help="a label for the runs table")
+    p.add_argument("--detach", action="store_true", help="start the run and return at once")
+    p.add_argument(
+        "--json", action="store_true", help="print one final JSON object as the last line"
+    )
+    p.set_defaults(func=cmd_train)
+
+    p = subparsers.add_parser("runs", help="list training runs, newest first")
+    p.add_argument("--json", action="store_true", help="print {'runs': [...]} as the last line")
+    p.set_defaults(func=cmd_runs)
+    for name, func, text in (("status", cmd_status, "show a run's state and metrics"),
+                             ("stop", cmd_stop, "ask a run to stop after its current step"),
+                             ("resume", cmd_resume, "continue a stopped or interrupted run")):  # fmt: skip
+        p = subparsers.add_parser(name, help=text, description=text)
+        p.add_argument("run", metavar="RUN", help="run id (see `tlcore runs`) or run directory")
+        if name != "stop":
+            p.add_argument(
+                "--json", action="store_true", help="print one JSON object as the last line"
+            )
+        if name == "resume":
+            p.add_argument("--detach", action="store_true", help="resume and return at once")
+        p.set_defaults(func=func)
+
+    p = subparsers.add_parser("lr-find", help="LR range test: loss curve and a suggested learning rate",
+                              description="fastai-style learning-rate range test on a copy of the model.")  # fmt: skip
+    _add_data_model_flags(p, augment_default="none")
+    p.add_argument(
+        "--steps", default="100", metavar="N", help="number of sweep steps (default 100)"
+    )
+    p.add_argument(
+        "--start-lr", default="1e-7", metavar="X", help="first learning rate (default 1e-7)"
+    )
+    p.add_argument("--end-lr", default="10", metavar="X", help="last learning rate (default 10)")
+    p.add_argument("--json", action="store_true", help="print the curve and suggestion as JSON")
+    p.set_defaults(func=cmd_lr_find)
+
+
+def _add_data_model_flags(p: argparse.ArgumentParser, augment_default: str = "light") -> None:
+    p.add_argument(
+        "--data", required=True, metavar="DIR|ZIP", help="class folders (or train/ val/), or a .zip"
+    )
+    p.add_argument(
+        "--model", default="tf_efficientnet_lite0", help="timm model name (see `tlcore models`)"
+    )
+    p.add_argument("--weights", default=None, metavar="bundled|hub|FILE|scratch",
+                   help="pretrained weights (default: bundled if available, else hub)")  # fmt: skip
+    p.add_argument("--freeze", default="features", metavar="PRESET",
+                   help="features | last-K | full | progressive[-E] (default features)")  # fmt: skip
+    p.add_argument("--img-size", default=None, metavar="N",
+                   help=f"square input size >= {MIN_IMG_SIZE} (default: the model's)")  # fmt: skip
+    p.add_argument("--batch-size", default="16", metavar="N", help="images per step (default 16)")
+    p.add_argument("--augment", choices=AUGMENTS, default=augment_default,
+                   help=f"training augmentation (default {augment_default}; none enables the fast path)")  # fmt: skip
+    p.add_argument(
+        "--seed", default="0", metavar="N", help="random seed for split and order (default 0)"
+    )
+    p.add_argument("--val-fraction", default="0.2", metavar="F",
+                   help="share held out for validation when there is no val/ folder (default 0.2)")  # fmt: skip
+
+
+def _number(args: argparse.Namespace, attr: str, kind: type, ok: Any, want: str) -> Any:
+    """Parse one flag; a ConfigError naming the flag (-> one line, exit 2) when it is wrong."""
+    text = getattr(args, attr)
+    flag = "--" + attr.replace("_", "-")
+    try:
+        value = kind(text)
+        valid = math.isfinite(value) and ok(value)
+    except (TypeError, ValueError):
+        valid = False
+    if not valid:
+        raise ConfigError(f"{flag} {text!r} is not valid: it must be {want}.")
+    return value
+
+
+def config_from_args(args: argparse.Namespace, **extra: Any) -> TrainConfig:
+    """A validated TrainConfig from the shared flags (train and lr-find)."""
+    from tlcore.freezing import FreezePlan
+    from tlcore.models import default_weights
+
+    img = None if args.img_size is None else _number(
+        args, "img_size", int, lambda v: v >= MIN_IMG_SIZE, f"a whole number >= {MIN_IMG_SIZE}")  # fmt: skip
+    config = TrainConfig(
+        data=args.data, model=args.model, weights=args.weights or default_weights(args.model),
+        freeze=FreezePlan.parse(args.freeze).to_dict(), img_size=img, augment=args.augment,
+        batch_size=_number(args, "batch_size", int, lambda v: v >= 1, "a whole number >= 1"),
+        seed=_number(args, "seed", int, lambda v: True, "a whole number"),
+        val_fraction=_number(args, "val_fraction", float, lambda v: 0 < v < 1, "between 0 and 1"),
+        **extra,
+    )  # fmt: skip
+    return config.validate()
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    config = config_from_args(
+        args,
+        epochs=_number(args, "epochs", int, lambda v: v >= 1, "a whole number >= 1"),
+        lr=_number(args, "lr", float, lambda v: 0 < v <= 10, "a number > 0 (e.g. 0.001)"),
+        warmup_epochs=_number(args, "warmup_epochs", float, lambda v: v >= 0, "a number >= 0"),
+        weight_decay=_number(args, "weight_decay", float, lambda v: v >= 0, "a number >= 0"),
+        label_smoothing=_number(args, "label_smoothing", float, lambda v: 0 <= v < 1, "in [0, 1)"),
+        early_stopping=_number(args, "early_stopping", int, lambda v: v >= 0, "a whole number >= 0"),
+        drop_rate=_number(args, "drop_rate", float, lambda v: 0 <= v < 1, "in [0, 1)"),
+        num_workers=_number(args, "num_workers", int, lambda v: v >= 0, "a whole number >= 0"),
+        optimizer=args.optimizer, schedule=args.schedule, class_balanced=args.class_balanced,
+        device=args.device, name=args.name,
+    )  # fmt: skip
+    started = time.monotonic()
+    run = Run.start(config)
+    print(f"run directory: {run.dir}", flush=True)
+    return _finish(run, args, started)
+
+
+def _finish(run: Run, args: argparse.Namespace, started: float) -> int:
+    """Follow the worker (unless --detach) and report the final metrics."""
+    if args.detach:
+        if args.json:
+            print_json({"run_dir": str(run.dir), "id": run.id, "state": run.status()["state"]})
+        return 0
+    status = follow(run)
+    result = run_result(run, status, seconds=time.monotonic() - started)
+    print(f"{result['state']}: {status.get('message', '')}", flush=True)
+    if result["val_accuracy"] is not None:
+        print(f"epochs {result['epochs']}  val accuracy {result['val_accuracy']:.3f}  "
+              f"best {result['best_val_accuracy']:.3f}  {result['seconds']:.1f} s", flush=True)  # fmt: skip
+    if args.json:
+        print_json(result)
+    return 1 if result["state"] == "failed" else 0
+
+
+def follow(run: Run, poll_s: float = 0.25) -> dict[str, Any]:
+    """A progress bar (stderr) over the run's steps until it ends; Ctrl-C asks it to stop."""
+    from tqdm import tqdm
+
+    record = run.record
+    n_train = sum((record["data"].get("counts") or {}).get("train", {}).values())
+    config = run.config
+    total = config.epochs * max(1, math.ceil(n_train / config.batch_size))
+    seen_steps, seen_epochs = 0, 0
+    bar = tqdm(total=total, unit="step", file=sys.stderr, dynamic_ncols=True, desc=run.id)
+    stop_asked = False
+    try:
+        while True:
+            try:
+                status = run.status()
+                for event in run.metrics():
+                    if event.get("type") == "step" and event["step"] > seen_steps:
+                        bar.update(event["step"] - seen_steps)
+                        seen_steps = event["step"]
+                        bar.set_postfix(epoch=event["epoch"], loss=f"{event['loss']:.4f}")
+                    elif event.get("type") == "epoch" and event["epoch"] > seen_epochs:
+                        seen_epochs = event["epoch"]
+                        bar.write(_epoch_line(event), file=sys.stderr)
+                if status["state"] not in ACTIVE_STATES:
+                    return status
+                time.sleep(poll_s)
+            except KeyboardInterrupt:
+                if stop_asked:
+                    bar.write(f"left running: `tlcore status {run.id}`", file=sys.stderr)
+                    raise
+                stop_asked = True
+                run.stop()
+                bar.write("stopping after the current step (Ctrl-C again to leave it running)",
+                          file=sys.stderr)  # fmt: skip
+    finally:
+        bar.close()
+
+
+def _epoch_line(e: dict[str, Any]) -> str:
+    return (f"epoch {e['epoch']}/{e.get('epochs', '?')}: train loss {e['train_loss']:.4f} "
+            f"acc {e['train_acc']:.3f} | val loss {e['val_loss']:.4f} acc {e['val_acc']:.3f} | "
+            f"{e['seconds']:.2f} s{' (fast path)' if e.get('fast_path') else ''}")  # fmt: skip
+
+
+def run_result(run: Run, status: dict[str, Any], seconds: float | None = None) -> dict[str, Any]:
+    """The final JSON object: run_dir, state, epochs, val_accuracy, seconds and more."""
+    epochs = run.epochs()
+    last = epochs[-1] if epochs else {}
+    vals = [e["val_acc"] for e in epochs if e.get("val_acc") is not None]
+    return {
+        "run_dir": str(run.dir), "id": run.id, "state": status["state"],
+        "message": status.get("message", ""), "epochs": len(epochs),
+        "val_accuracy": last.get("val_acc"), "best_val_accuracy": max(vals) if vals else None,
+        "val_loss": last.get("val_loss"), "train_loss": last.get("train_loss"),
+        "seconds": seconds if seconds is not None else sum(e.get("seconds", 0.0) for e in epochs),
+        "fast_path": last.get("fast_path"),
+    }  # fmt: skip
+
+
+def cmd_runs(args: argparse.Namespace) -> int:
+    rows = [r.summary() for r in list_runs()]
+    if not args.json:
+        print(f"{'id':<44} {'state':<9} {'model':<24} {'freeze':<12} {'best acc':>8} {'epochs':>7}")
+        for r in rows:
+            acc = "-" if r["best_val_acc"] is None else f"{r['best_val_acc']:.3f}"
+            print(f"{r['id']:<44} {r['state']:<9} {str(r['model']):<24} {str(r['freeze']):<12} "
+                  f"{acc:>8} {r['epochs_done']:>3}/{r['epochs']:<3}")  # fmt: skip
+        if not rows:
+            print("no runs yet: start one with `tlcore train --data DIR`")
+    else:
+        print_json({"runs": rows})
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    run = Run.open(args.run)
+    status = run.status()
+    result = run_result(run, status) | {"status": status, "summary": run.summary()}
+    if args.json:
+        print_json(result)
+    else:
+        print(
+            f"{run.id}: {status['state']} (epoch {status.get('epoch', 0)}/{status.get('epochs', '?')})"
+        )
+        print(status.get("message", ""))
+        for event in run.epochs():
+            print("  " + _epoch_line(event))
+    return 0
+
+
+def cmd_stop(args: argparse.Namespace) -> int:
+    run = Run.open(args.run)
+    state = run.status()["state"]
+    if state not in ACTIVE_STATES:
+        print(f"{run.id} is already {state}")
+        return 0
+    run.stop()
+    print(f"stop requested for {run.id}: it stops after the current step and saves a checkpoint")
+    return 0
+
+
+def cmd_resume(args: argparse.Namespace) -> int:
+    started = time.monotonic()
+    run = Run.open(args.run).resume()
+    print(f"resuming {run.dir}", flush=True)
+    return _finish(run, args, started)
+
+
+def cmd_lr_find(args: argparse.Namespace) -> int:
+    from tlcore.data import prepare_data
+    from tlcore.lr_find import lr_find
+
+    steps = _number(args, "steps", int, lambda v: v >= 5, "a whole number >= 5")
+    start_lr = _number(args, "start_lr", float, lambda v: v > 0, "a number > 0")
+    end_lr = _number(args, "end_lr", float, lambda v: v > start_lr, "larger than --start-lr")
+    config = config_from_args(args, epochs=1)
+    prepared = prepare_data(config.data, val_fraction=config.val_fraction, seed=config.seed)
+    if prepared.manifest is None:
+        return fail(f"cannot use {config.data}: {prepared.report.reason}")
+    result = lr_find(config, prepared.manifest, num_steps=steps, start_lr=start_lr, end_lr=end_lr)
+    print(f"suggested lr {result.suggested_lr:.2e} (steepest {result.steepest_lr:.2e}, "
+          f"min loss at {result.min_loss_lr:.2e}; {len(result.lrs)} steps"
+          f"{', stopped when the loss exploded' if result.diverged else ''})", flush=True)  # fmt: skip
+    if args.json:
+        print_json(result.to_dict())
+    return 0

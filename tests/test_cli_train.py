@@ -1,0 +1,96 @@
+"""The training CLI end to end, through a real subprocess as a user would run it."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tlcore.runs import Run
+
+
+def tlcore(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "tlcore", *args], capture_output=True, text=True,
+                          timeout=timeout, env=os.environ | {"HF_HUB_OFFLINE": "1"})  # fmt: skip
+
+
+def last_json(stdout: str) -> dict:
+    return json.loads(stdout.strip().splitlines()[-1])
+
+
+def test_train_end_to_end_then_runs_status_stop_resume(sample_dir):
+    done = tlcore("train", "--data", str(sample_dir), "--epochs", "2", "--img-size", "96",
+                  "--augment", "none", "--seed", "1", "--json")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    result = last_json(done.stdout)
+    assert result["state"] == "finished" and result["epochs"] == 2
+    assert 0.5 < result["val_accuracy"] <= 1.0 and result["seconds"] > 0
+    assert result["fast_path"] is True
+    assert f"run directory: {result['run_dir']}" in done.stdout
+    assert "epoch 2/2" in done.stderr  # the progress output
+    run = Run.open(result["run_dir"])
+    assert run.config.seed == 1 and run.config.img_size == 96
+
+    listed = last_json(tlcore("runs", "--json").stdout)["runs"]
+    assert [r["id"] for r in listed] == [run.id] and listed[0]["state"] == "finished"
+    assert run.id in tlcore("runs").stdout
+    status = tlcore("status", run.id, "--json")
+    assert (
+        status.returncode == 0
+        and last_json(status.stdout)["val_accuracy"] == result["val_accuracy"]
+    )
+    assert "already finished" in tlcore("stop", run.id).stdout
+    refused = tlcore("resume", run.id)
+    assert refused.returncode == 2 and refused.stderr.strip().startswith("error:")
+
+
+def test_detach_returns_at_once_and_the_run_finishes(sample_dir):
+    started = tlcore("train", "--data", str(sample_dir), "--epochs", "1", "--img-size", "64",
+                     "--augment", "none", "--detach", "--json")  # fmt: skip
+    assert started.returncode == 0, started.stderr
+    result = last_json(started.stdout)
+    assert result["state"] in ("queued", "running")
+    assert Run.open(result["id"]).wait(timeout=300)["state"] == "finished"
+
+
+@pytest.mark.parametrize(
+    ("flag", "value"),
+    [
+        ("--lr", "0"),
+        ("--lr", "-0.1"),
+        ("--lr", "fast"),
+        ("--batch-size", "0"),
+        ("--epochs", "0"),
+        ("--img-size", "big"),
+        ("--img-size", "8"),
+        ("--val-fraction", "1.5"),
+    ],
+)
+def test_bad_hyper_parameter_is_one_line_naming_the_flag(sample_dir, flag, value):
+    bad = tlcore("train", "--data", str(sample_dir), flag, value)
+    assert bad.returncode == 2
+    lines = bad.stderr.strip().splitlines()
+    assert len(lines) == 1 and flag in lines[0] and lines[0].startswith("error:")
+    assert not any(Path(os.environ["TLCORE_RUNS_DIR"]).glob("*"))  # nothing was started
+
+
+def test_bad_data_path_is_one_line_and_exit_2(tmp_path):
+    bad = tlcore("train", "--data", str(tmp_path / "nope"), "--epochs", "1")
+    assert bad.returncode == 2
+    lines = bad.stderr.strip().splitlines()
+    assert len(lines) == 1 and "nope" in lines[0]
+    assert not any(Path(os.environ["TLCORE_RUNS_DIR"]).glob("*"))  # nothing was started
+
+
+def test_help_documents_every_flag():
+    text = tlcore("train", "--help").stdout
+    for flag in ("--data", "--model", "--weights", "--freeze", "--epochs", "--lr", "--img-size",
+                 "--batch-size", "--augment", "--seed", "--val-fraction", "--label-smoothing",
+                 "--early-stopping", "--optimizer", "--schedule", "--json", "--detach"):  # fmt: skip
+        assert flag in text
+    for command in ("runs", "status", "stop", "resume", "lr-find"):
+        assert tlcore(command, "--help").returncode == 0

@@ -1,0 +1,85 @@
+"""The feature-extraction fast path trains the same head as the full model, much faster."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from tlcore.config import TrainConfig
+from tlcore.data import prepare_data
+from tlcore.train import Callback, Trainer
+
+
+@pytest.fixture(scope="module")
+def manifest(sample_dir, tmp_path_factory):
+    return prepare_data(sample_dir, manifest_path=tmp_path_factory.mktemp("m") / "m.json").manifest
+
+
+class EpochLog(Callback):
+    def __init__(self) -> None:
+        self.events: list[dict] = []
+
+    def on_epoch_end(self, trainer, event):
+        self.events.append(event)
+
+
+def test_fast_and_slow_path_give_the_same_head(manifest, sample_dir):
+    config = TrainConfig(data=str(sample_dir), epochs=2, img_size=96, batch_size=16,
+                         augment="none", label_smoothing=0.1, seed=3)  # fmt: skip
+    results = {}
+    for fast in (True, False):
+        log = EpochLog()
+        trainer = Trainer(config, manifest, callbacks=[log])
+        assert trainer.fast_path, trainer.fast_path_reason
+        trainer.fast_path = fast  # the switch under test: same init, same batch order
+        assert trainer.fit() == "finished"
+        head = trainer.model.get_classifier()
+        results[fast] = (head.weight.detach().clone(), head.bias.detach().clone(), log.events)
+    (w_fast, b_fast, ev_fast), (w_slow, b_slow, ev_slow) = results[True], results[False]
+    assert not torch.equal(w_fast, torch.zeros_like(w_fast))
+    torch.testing.assert_close(w_fast, w_slow, atol=2e-5, rtol=1e-4)
+    torch.testing.assert_close(b_fast, b_slow, atol=2e-5, rtol=1e-4)
+    for fast_event, slow_event in zip(ev_fast, ev_slow, strict=True):
+        assert fast_event["fast_path"] and not slow_event["fast_path"]
+        assert fast_event["train_loss"] == pytest.approx(slow_event["train_loss"], abs=1e-4)
+        assert fast_event["val_acc"] == slow_event["val_acc"]
+        assert fast_event["confusion"] == slow_event["confusion"]
+    fast_s = min(e["seconds"] for e in ev_fast)  # min: robust to a busy shared CPU
+    slow_s = min(e["seconds"] for e in ev_slow)
+    print(f"epoch seconds: fast path {fast_s:.4f}, full model {slow_s:.3f}")
+    assert fast_s * 3 < slow_s, (fast_s, slow_s)
+
+
+@pytest.mark.parametrize(
+    ("changes", "reason"),
+    [
+        ({"augment": "light"}, "augmentation"),
+        ({"freeze": {"preset": "full"}}, "epoch 1"),
+        ({"freeze": {"preset": "last-k", "k": 2}}, "epoch 1"),
+        ({"freeze": {"preset": "progressive", "every": 2}}, "epoch 3"),
+    ],
+)
+def test_fast_path_only_when_only_the_head_trains_on_fixed_pixels(
+    manifest, sample_dir, changes, reason
+):
+    base = {"data": str(sample_dir), "epochs": 3, "img_size": 64, "augment": "none"}
+    config = TrainConfig(**(base | changes))
+    trainer = Trainer(config, manifest)
+    assert not trainer.fast_path and reason in trainer.fast_path_reason
+
+
+def test_embedding_cache_is_reused_and_gives_the_same_head(manifest, sample_dir, tmp_path):
+    config = TrainConfig(data=str(sample_dir), epochs=1, img_size=64, augment="none")
+    heads = []
+    for expected_hits in (0, 2):
+        trainer = Trainer(config, manifest, cache_dir=tmp_path)
+        trainer.fit()
+        assert trainer.embedding_cache_hits == expected_hits
+        heads.append(trainer.model.get_classifier().weight.detach().clone())
+    assert len(list(tmp_path.glob("*.safetensors"))) == 2  # train and val
+    torch.testing.assert_close(heads[0], heads[1])
+    other = Trainer(
+        TrainConfig(**(config.to_dict() | {"img_size": 96})), manifest, cache_dir=tmp_path
+    )
+    other.embed_datasets()
+    assert other.embedding_cache_hits == 0  # different pixels, different key

@@ -1,0 +1,125 @@
+"""The settings of one training run, checked before any work starts.
+
+A ``TrainConfig`` is what a page or the CLI builds from the user's choices and
+what ``config.json`` stores, so a run can be reproduced or resumed from its
+directory alone. ``validate`` rejects nonsense with a message naming the field,
+before a worker is spawned.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from tlcore.errors import ConfigError
+
+OPTIMIZERS = ("adamw", "sgd")
+SCHEDULES = ("cosine", "onecycle")
+AUGMENTS = ("none", "light", "strong")  # mirrors tlcore.dataset.AUGMENT_PRESETS
+DEVICES = ("auto", "cpu", "cuda", "mps")
+MIN_IMG_SIZE = 32
+
+
+@dataclass
+class TrainConfig:
+    """Everything a worker needs to train; defaults suit 50 images per class on a laptop."""
+
+    data: str = ""
+    model: str = "tf_efficientnet_lite0"
+    weights: str = "bundled"
+    freeze: dict[str, Any] = field(default_factory=lambda: {"preset": "features"})
+    manifest_path: str | None = None
+    val_fraction: float = 0.2
+    seed: int = 0
+    epochs: int = 5
+    lr: float = 1e-3
+    batch_size: int = 16
+    img_size: int | None = 224
+    optimizer: str = "adamw"
+    schedule: str = "cosine"
+    warmup_epochs: float = 0.0
+    weight_decay: float = 0.01
+    momentum: float = 0.9
+    label_smoothing: float = 0.0
+    class_balanced: bool = False
+    early_stopping: int = 0
+    augment: str = "light"
+    drop_rate: float = 0.0
+    device: str = "auto"
+    num_workers: int = 0
+    name: str = ""
+
+    def validate(self) -> TrainConfig:
+        """Raise ConfigError for the first bad field; return self so calls chain."""
+
+        def bad(name: str, value: Any, want: str) -> ConfigError:
+            return ConfigError(f"{name} = {value!r} is not valid: it must be {want}.")
+
+        if not str(self.data).strip():
+            raise ConfigError("data is empty: choose a dataset folder or .zip file.")
+        if not str(self.model).strip():
+            raise ConfigError("model is empty: choose a model from the catalog.")
+        checks: list[tuple[str, bool, str]] = [
+            ("epochs", _is_int(self.epochs) and self.epochs >= 1, "a whole number >= 1"),
+            ("lr", _is_num(self.lr) and 0 < self.lr <= 10, "a number > 0 (e.g. 0.001)"),
+            ("batch_size", _is_int(self.batch_size) and self.batch_size >= 1, "an integer >= 1"),
+            (
+                "img_size",
+                self.img_size is None or (_is_int(self.img_size) and self.img_size >= MIN_IMG_SIZE),
+                f"empty (the model's default) or a whole number >= {MIN_IMG_SIZE}",
+            ),
+            (
+                "val_fraction",
+                _is_num(self.val_fraction) and 0 < self.val_fraction < 1,
+                "between 0 and 1 (e.g. 0.2)",
+            ),
+            ("seed", _is_int(self.seed), "a whole number"),
+            ("optimizer", self.optimizer in OPTIMIZERS, f"one of {', '.join(OPTIMIZERS)}"),
+            ("schedule", self.schedule in SCHEDULES, f"one of {', '.join(SCHEDULES)}"),
+            ("augment", self.augment in AUGMENTS, f"one of {', '.join(AUGMENTS)}"),
+            ("device", self.device in DEVICES, f"one of {', '.join(DEVICES)}"),
+            (
+                "warmup_epochs",
+                _is_num(self.warmup_epochs) and 0 <= self.warmup_epochs < self.epochs,
+                "a number >= 0 and smaller than epochs",
+            ),
+            (
+                "weight_decay",
+                _is_num(self.weight_decay) and self.weight_decay >= 0,
+                "a number >= 0",
+            ),
+            ("momentum", _is_num(self.momentum) and 0 <= self.momentum < 1, "in [0, 1)"),
+            (
+                "label_smoothing",
+                _is_num(self.label_smoothing) and 0 <= self.label_smoothing < 1,
+                "in [0, 1) (e.g. 0.1)",
+            ),
+            ("drop_rate", _is_num(self.drop_rate) and 0 <= self.drop_rate < 1, "in [0, 1)"),
+            ("early_stopping", _is_int(self.early_stopping) and self.early_stopping >= 0, ">= 0"),
+            ("num_workers", _is_int(self.num_workers) and self.num_workers >= 0, ">= 0"),
+            ("freeze", isinstance(self.freeze, dict) and "preset" in self.freeze, "a FreezePlan"),
+        ]
+        for name, ok, want in checks:
+            if not ok:
+                raise bad(name, getattr(self, name), want)
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
+        """Unknown keys (written by a newer version) are ignored, missing ones defaulted."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in values.items() if k in known})
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_num(value: Any) -> bool:
+    return _is_int(value) or (
+        isinstance(value, float) and value == value and abs(value) != float("inf")
+    )

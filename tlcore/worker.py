@@ -1,0 +1,201 @@
+"""The process that executes one run: ``python -m tlcore.worker RUN_DIR [--resume]``.
+
+It is spawned detached (own session, output to ``log.txt``) so nothing the UI
+does can kill it. It waits for a free device slot (state ``queued``), trains,
+and turns every fault into a state with a message instead of a crash: the UI
+only ever reads the run directory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import os
+import sys
+import time
+import traceback
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+from tlcore.errors import TLCoreError
+from tlcore.runs import Run, append_event, keep_history_until, write_json_atomic
+
+log = logging.getLogger("tlcore.worker")
+STATUS_EVERY_S = 0.5
+QUEUE_POLL_S = 1.0
+
+
+@contextlib.contextmanager
+def device_slot(run: Run, device: str) -> Iterator[bool]:
+    """Hold one of ``TLCORE_MAX_CONCURRENT_RUNS`` (default 1) lock files for ``device``.
+
+    Yields False if the user stopped the run while it waited. The kernel frees an
+    flock when its process dies, so a killed worker never blocks the queue.
+    """
+    try:
+        import fcntl
+    except ImportError:  # Windows: no queue, runs share the device
+        yield True
+        return
+    slots = max(1, int(os.environ.get("TLCORE_MAX_CONCURRENT_RUNS", "1") or 1))
+    paths = [run.dir.parent / f".device-{device}-{i}.lock" for i in range(slots)]
+    held: IO[str] | None = None
+    while held is None:
+        for path in paths:
+            f = open(path, "a+")  # noqa: SIM115 - kept open while the slot is held
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                f.close()
+                continue
+            f.truncate(0)
+            f.write(run.id)
+            f.flush()
+            held = f
+            break
+        if held is None:
+            if run.stop_path.exists():
+                yield False
+                return
+            holders = ", ".join(sorted({p.read_text().strip() for p in paths if p.exists()} - {""}))
+            run.write_status(
+                "queued",
+                pid=os.getpid(),
+                message=f"Queued: waiting for {holders or 'another run'} to finish on {device}.",
+            )
+            time.sleep(QUEUE_POLL_S)
+    try:
+        yield True
+    finally:
+        held.close()
+
+
+class RunRecorder:
+    """The callback that writes the run directory: events, status, checkpoints, stop requests."""
+
+    def __init__(self, run: Run) -> None:
+        self.run = run
+        self.last_status = 0.0
+
+    def on_fit_start(self, trainer: Any) -> None:
+        path = "fast path (cached embeddings)" if trainer.fast_path else "full model"
+        why = f" ({trainer.fast_path_reason})" if trainer.fast_path_reason else ""
+        log.info("training on %s with the %s%s", trainer.device, path, why)
+        self.status(trainer, "Embedding images once (fast path)." if trainer.fast_path else "")
+
+    def on_epoch_start(self, trainer: Any, epoch: int) -> None:
+        self.status(trainer, f"Training epoch {epoch} of {trainer.config.epochs}.")
+
+    def on_step_end(self, trainer: Any, event: dict[str, Any]) -> None:
+        append_event(self.run.metrics_path, event)
+        if self.run.stop_path.exists():
+            trainer.request_stop(f"Stopped by request at step {trainer.step}.")
+        if time.monotonic() - self.last_status > STATUS_EVERY_S:
+            self.status(trainer, f"Training epoch {event['epoch']} of {trainer.config.epochs}.")
+
+    def on_epoch_end(self, trainer: Any, event: dict[str, Any]) -> None:
+        from tlcore.checkpoints import save_checkpoint
+
+        append_event(self.run.metrics_path, event)
+        self.run.confusion_dir.mkdir(exist_ok=True)
+        write_json_atomic(
+            self.run.confusion_dir / f"epoch_{event['epoch']:03d}.json", event["confusion"]
+        )
+        save_checkpoint(self.run.checkpoints_dir, "last", trainer.model, trainer.state_dict())
+        if event["is_best"]:
+            save_checkpoint(self.run.checkpoints_dir, "best", trainer.model, trainer.state_dict())
+        log.info(
+            "epoch %d/%d: train loss %.4f acc %.3f | val loss %.4f acc %.3f | %.2f s%s",
+            event["epoch"], event["epochs"], event["train_loss"], event["train_acc"],
+            event["val_loss"], event["val_acc"], event["seconds"], " (best)" if event["is_best"] else "",
+        )  # fmt: skip
+        self.status(trainer, f"Finished epoch {event['epoch']} of {trainer.config.epochs}.")
+
+    def status(self, trainer: Any, message: str) -> None:
+        self.last_status = time.monotonic()
+        self.run.write_status("running", pid=os.getpid(), epoch=trainer.epoch, step=trainer.step,
+                              epochs=trainer.config.epochs, fast_path=trainer.fast_path,
+                              device=str(trainer.device), message=message)  # fmt: skip
+
+
+def train_run(run: Run, resume: bool) -> str:
+    """Build the trainer, continue from the last checkpoint if asked, train; the final state."""
+    from tlcore.checkpoints import has_checkpoint, load_checkpoint, save_checkpoint
+    from tlcore.manifest import Manifest
+    from tlcore.train import Trainer
+
+    config = run.config
+    run.write_status("running", pid=os.getpid(), message="Loading the model and data.")
+    cache_dir = run.dir.parent / ".cache" / "embeddings"
+    manifest = Manifest.load(run.manifest_path)
+    trainer = Trainer(config, manifest, callbacks=[RunRecorder(run)], cache_dir=cache_dir)
+    if resume and has_checkpoint(run.checkpoints_dir, "last"):
+        trainer.load_state_dict(load_checkpoint(run.checkpoints_dir, "last", trainer.model))
+        log.info("resumed from epoch %d, step %d", trainer.epoch, trainer.step)
+    keep_history_until(run.metrics_path, trainer.epoch, trainer.step)
+    outcome = trainer.fit()
+    if outcome == "stopped":
+        save_checkpoint(run.checkpoints_dir, "last", trainer.model, trainer.state_dict())
+    best = trainer.best
+    summary = (
+        f"best val accuracy {best['val_acc']:.3f} (epoch {best['epoch']})" if best["epoch"] else ""
+    )
+    message = trainer.stop_message or f"Finished {trainer.epoch} epochs: {summary}."
+    if outcome == "stopped" and summary:
+        message = f"{message} After {trainer.epoch} epochs: {summary}."
+    log.info("run %s: %s", outcome, message)
+    run.write_status(outcome, pid=os.getpid(), epoch=trainer.epoch, step=trainer.step,
+                     message=message, best_val_acc=best["val_acc"] if best["epoch"] else None)  # fmt: skip
+    return outcome
+
+
+def fault_message(exc: BaseException) -> str:
+    """One line a person can act on, for any exception the training raised."""
+    from tlcore.devices import is_out_of_memory
+
+    if is_out_of_memory(exc):
+        return "Out of memory on the GPU: lower the batch size or the image size and resume."
+    if isinstance(exc, TLCoreError):
+        return str(exc)
+    first = (str(exc).strip().splitlines() or [""])[0][:300]
+    return f"Unexpected error {type(exc).__name__}: {first} (details in log.txt)."
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tlcore.worker", description=__doc__)
+    parser.add_argument("run_dir", type=Path, help="the run directory to execute")
+    parser.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, stream=sys.stdout, force=True,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")  # fmt: skip
+    run = Run(args.run_dir.resolve())
+    run.write_status("queued", pid=os.getpid(), message="Worker started.")
+    log.info("worker pid %d for %s (resume=%s)", os.getpid(), run.dir, args.resume)
+    try:
+        from tlcore.devices import device_name, resolve_device
+
+        device = device_name(resolve_device(run.config.device))
+        with device_slot(run, device) as acquired:
+            if not acquired:
+                run.write_status("stopped", pid=os.getpid(), message="Stopped while queued.")
+                return 0
+            train_run(run, args.resume)
+        return 0
+    except BaseException as exc:  # noqa: BLE001 - every fault must end as a state
+        if isinstance(exc, KeyboardInterrupt | SystemExit) and not isinstance(
+            exc, KeyboardInterrupt
+        ):
+            raise
+        traceback.print_exc(file=sys.stdout)
+        message = fault_message(exc)
+        log.error("run failed: %s", message)
+        run.write_status("failed", pid=os.getpid(), message=message)
+        return 1
+    finally:
+        sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
