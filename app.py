@@ -1,7 +1,28 @@
-"""Entry point of the web app: ``streamlit run app.py``."""
+"""Entry point of the web app: ``streamlit run app.py``.
+
+One page per step of the wizard (files in ``pages/``), a sidebar that shows the
+choices so far on every page, and nothing else: the pages call ``tlcore``.
+"""
 
 import streamlit as st
 
-st.set_page_config(page_title="Transfer learning studio", page_icon="🧠", layout="wide")
-st.title("Transfer learning studio")
-st.write("Teach a computer to tell your pictures apart, starting from a model that already knows a lot.")
+from appkit import sidebar
+
+st.set_page_config(
+    page_title="Transfer learning studio", page_icon=":material/psychology:", layout="wide"
+)
+
+PAGES = [
+    st.Page("pages/home.py", title="Start", icon=":material/home:", default=True),
+    st.Page("pages/data.py", title="1 · Data", icon=":material/photo_library:"),
+    st.Page("pages/model.py", title="2 · Model", icon=":material/psychology:"),
+    st.Page("pages/layers.py", title="3 · Layers", icon=":material/layers:"),
+    st.Page("pages/train.py", title="4 · Train", icon=":material/model_training:"),
+    st.Page("pages/evaluate.py", title="5 · Evaluate", icon=":material/fact_check:"),
+    st.Page("pages/predict.py", title="6 · Predict", icon=":material/image_search:"),
+    st.Page("pages/runs.py", title="Runs", icon=":material/monitoring:"),
+]
+
+page = st.navigation(PAGES)
+sidebar.render()  # pages rerun after changing a choice, so this is never out of date
+page.run()

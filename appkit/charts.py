@@ -1,0 +1,175 @@
+"""Plotly figures for the pages, built from plain dicts and lists read from tlcore.
+
+Kept apart from the pages so the Train and Runs pages draw the same curves, and so
+each page reads as what the user sees rather than as figure plumbing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import plotly.graph_objects as go
+
+FROZEN_COLOUR = "#9aa5b1"
+TRAINABLE_COLOUR = "#e8590c"
+SPLIT_COLOURS = {"train": "#1c7ed6", "val": "#f59f00", "test": "#7048e8"}
+
+
+def _layout(fig: go.Figure, title: str, height: int = 300) -> go.Figure:
+    fig.update_layout(
+        title=title,
+        height=height,
+        margin=dict(l=10, r=40, t=40, b=10),
+        legend=dict(orientation="h", yanchor="top", y=-0.3, xanchor="left", x=0.0),
+    )
+    return fig
+
+
+def class_counts(counts: dict[str, dict[str, int]]) -> go.Figure:
+    """Images per class, one bar per split, so an imbalance is visible at a glance."""
+    fig = go.Figure()
+    for split, per_class in counts.items():
+        if not per_class:
+            continue
+        fig.add_bar(
+            name=split,
+            x=list(per_class.keys()),
+            y=list(per_class.values()),
+            marker_color=SPLIT_COLOURS.get(split),
+        )
+    fig.update_layout(barmode="stack", xaxis_title="class", yaxis_title="images")
+    return _layout(fig, "Images per class")
+
+
+def layer_groups(rows: Sequence[dict[str, Any]]) -> go.Figure:
+    """The model from input (top) to output (bottom), bar length = parameters."""
+    names = [str(r["group"]) for r in rows]
+    params = [int(r["params"]) for r in rows]
+    colours = [TRAINABLE_COLOUR if r["trainable"] else FROZEN_COLOUR for r in rows]
+    status = [f"{'trains' if r['trainable'] else 'frozen'} · {int(r['params']):,}" for r in rows]
+    fig = go.Figure(
+        go.Bar(
+            y=names,
+            x=params,
+            orientation="h",
+            marker_color=colours,
+            customdata=list(zip(status, [r.get("layers", "") for r in rows], strict=True)),
+            hovertemplate="%{y}: %{x:,} parameters, %{customdata[1]} layers, %{customdata[0]}"
+            "<extra></extra>",
+            text=status,
+            textposition="outside",
+            cliponaxis=False,
+        )
+    )
+    fig.update_yaxes(autorange="reversed", title="input → output")
+    fig.update_xaxes(title="parameters", range=[0, max(params, default=1) * 1.3])
+    return _layout(fig, "Layer groups (orange = trains, grey = frozen)", 60 + 34 * len(rows))
+
+
+def _epoch_series(epochs: Sequence[dict[str, Any]], key: str) -> tuple[list, list]:
+    xs, ys = [], []
+    for event in epochs:
+        value = event.get(key)
+        if value is not None:
+            xs.append(event["epoch"])
+            ys.append(value)
+    return xs, ys
+
+
+def loss_curves(steps: Sequence[dict[str, Any]], epochs: Sequence[dict[str, Any]]) -> go.Figure:
+    """Loss per step (thin) and per epoch (train and validation)."""
+    fig = go.Figure()
+    if steps:
+        # x in epochs: the j-th step (1-based) of an epoch of n steps sits at epoch - 1 + j / n
+        by_epoch: dict[int, list[dict]] = {}
+        for s in steps:
+            by_epoch.setdefault(int(s["epoch"]), []).append(s)
+        per_epoch = max(len(v) for v in by_epoch.values())
+        xs, ys = [], []
+        for epoch, items in sorted(by_epoch.items()):
+            for j, s in enumerate(items, start=1):
+                xs.append(epoch - 1 + j / per_epoch)
+                ys.append(s["loss"])
+        fig.add_scatter(
+            x=xs, y=ys, mode="lines", name="train (steps)", line=dict(width=1, color="#a5d8ff")
+        )
+    for key, name, colour in (
+        ("train_loss", "train", SPLIT_COLOURS["train"]),
+        ("val_loss", "validation", SPLIT_COLOURS["val"]),
+    ):
+        xs, ys = _epoch_series(epochs, key)
+        fig.add_scatter(x=xs, y=ys, mode="lines+markers", name=name, line=dict(color=colour))
+    fig.update_xaxes(title="epoch")
+    return _layout(fig, "Loss (lower is better)")
+
+
+def accuracy_curves(epochs: Sequence[dict[str, Any]]) -> go.Figure:
+    fig = go.Figure()
+    for key, name, colour in (
+        ("train_acc", "train", SPLIT_COLOURS["train"]),
+        ("val_acc", "validation", SPLIT_COLOURS["val"]),
+    ):
+        xs, ys = _epoch_series(epochs, key)
+        fig.add_scatter(x=xs, y=ys, mode="lines+markers", name=name, line=dict(color=colour))
+    fig.update_xaxes(title="epoch")
+    fig.update_yaxes(title="accuracy", range=[0, 1.02], tickformat=".0%")
+    return _layout(fig, "Accuracy (higher is better)")
+
+
+def lr_curves(steps: Sequence[dict[str, Any]], epochs: Sequence[dict[str, Any]]) -> go.Figure:
+    """The learning rate as the schedule moves it, per step when known."""
+    fig = go.Figure()
+    points = [(s["epoch"], s.get("step", 0), s.get("lr")) for s in steps if s.get("lr")]
+    if points:
+        fig.add_scatter(
+            x=list(range(1, len(points) + 1)),
+            y=[p[2] for p in points],
+            mode="lines",
+            name="learning rate",
+        )
+        fig.update_xaxes(title="step")
+    else:
+        groups: dict[str, tuple[list, list]] = {}
+        for event in epochs:
+            for group, lr in (event.get("lr") or {}).items():
+                xs, ys = groups.setdefault(group, ([], []))
+                xs.append(event["epoch"])
+                ys.append(lr)
+        for group, (xs, ys) in groups.items():
+            fig.add_scatter(x=xs, y=ys, mode="lines+markers", name=group)
+        fig.update_xaxes(title="epoch")
+    fig.update_yaxes(title="learning rate", exponentformat="e")
+    return _layout(fig, "Learning rate")
+
+
+def confusion(classes: Sequence[str], matrix: Sequence[Sequence[int]], title: str) -> go.Figure:
+    """Rows are the true class, columns the guess; the diagonal is what it got right."""
+    fig = go.Figure(
+        go.Heatmap(
+            z=matrix,
+            x=list(classes),
+            y=list(classes),
+            colorscale="Blues",
+            text=matrix,
+            texttemplate="%{text}",
+            hovertemplate="true %{y}, guessed %{x}: %{z}<extra></extra>",
+            showscale=False,
+        )
+    )
+    fig.update_yaxes(autorange="reversed", title="true class")
+    fig.update_xaxes(title="model's guess", side="bottom")
+    return _layout(fig, title, 120 + 50 * len(classes))
+
+
+def lr_range_test(
+    lrs: Sequence[float], losses: Sequence[float], suggestion: float | None
+) -> go.Figure:
+    """The range test: loss as the learning rate grows; pick where it falls fastest."""
+    fig = go.Figure(go.Scatter(x=list(lrs), y=list(losses), mode="lines", name="loss"))
+    if suggestion:
+        fig.add_vline(x=suggestion, line_dash="dash", line_color=TRAINABLE_COLOUR)
+        fig.add_annotation(x=suggestion, y=1, yref="paper", text=f"suggested {suggestion:.1e}")
+    fig.update_xaxes(type="log", title="learning rate")
+    fig.update_yaxes(title="loss")
+    return _layout(fig, "Learning-rate range test")

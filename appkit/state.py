@@ -1,0 +1,107 @@
+"""The user's choices, kept across pages, reruns, browser refreshes and new tabs.
+
+Streamlit forgets ``st.session_state`` when the tab is closed or refreshed, so every
+choice is also written to a small JSON file next to the runs (runs live on disk
+anyway) and the active run id is mirrored in the URL (``?run=...``). A new session
+starts from that file; the URL wins for the run, so a bookmarked link opens its run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import streamlit as st
+
+from tlcore import settings
+
+STATE_FILE_NAME = "app-state.json"
+_SESSION_KEY = "tl_selections"
+_GENERATIONS_KEY = "tl_widget_generations"
+
+DEFAULT_MODEL = "tf_efficientnet_lite0"
+
+DEFAULTS: dict[str, Any] = {
+    # data: {"kind": "sample"|"zip"|"images"|"folder", "source": str, "label": str} or None
+    "data": None,
+    "val_fraction": 0.2,
+    "seed": 0,
+    "model": DEFAULT_MODEL,
+    "weights": "bundled",
+    "freeze": {"preset": "features"},
+    "train": {},
+    "run_id": None,
+}
+
+
+def state_file() -> Path:
+    """Where the choices survive a refresh: beside the runs they belong to."""
+    return settings.runs_dir() / STATE_FILE_NAME
+
+
+def _read_file() -> dict[str, Any]:
+    try:
+        loaded = json.loads(state_file().read_text())
+    except (OSError, ValueError):
+        return {}
+    return loaded if isinstance(loaded, dict) else {}
+
+
+def _write_file(values: dict[str, Any]) -> None:
+    path = state_file()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".app-state-", suffix=".tmp")
+    with os.fdopen(fd, "w") as handle:
+        json.dump(values, handle, indent=2)
+    os.replace(tmp, path)
+
+
+def selections() -> dict[str, Any]:
+    """This session's choices; the first call of a session reads them back from disk."""
+    if _SESSION_KEY not in st.session_state:
+        values = {**DEFAULTS, **{k: v for k, v in _read_file().items() if k in DEFAULTS}}
+        run_in_url = st.query_params.get("run")
+        if run_in_url:
+            values["run_id"] = run_in_url
+        st.session_state[_SESSION_KEY] = values
+    values = st.session_state[_SESSION_KEY]
+    if values.get("run_id") and st.query_params.get("run") != values["run_id"]:
+        st.query_params["run"] = values["run_id"]
+    return values
+
+
+def get(name: str) -> Any:
+    return selections()[name]
+
+
+def update(**changes: Any) -> None:
+    """Record choices in the session and on disk, so a refresh loses nothing."""
+    values = selections()
+    values.update(changes)
+    if "run_id" in changes:
+        if changes["run_id"]:
+            st.query_params["run"] = changes["run_id"]
+        else:
+            st.query_params.pop("run", None)
+    _write_file(values)
+
+
+def widget_key(name: str) -> str:
+    """The key for a widget showing a stored choice; pages pass the choice as ``value=``.
+
+    The stored choice is the widget's own default (never seeded through session
+    state: a browser that re-mounts a widget would fall back to the widget's
+    minimum). When the app itself changes a choice, ``refresh_widgets`` gives the
+    widget a new key so the browser shows the new value instead of its old one.
+    """
+    generation = st.session_state.get(_GENERATIONS_KEY, {}).get(name, 0)
+    return f"w_{name}_{generation}"
+
+
+def refresh_widgets(*names: str) -> None:
+    generations = st.session_state.setdefault(_GENERATIONS_KEY, {})
+    for name in names:
+        generations[name] = generations.get(name, 0) + 1

@@ -1,0 +1,61 @@
+"""Every run on this computer, to compare settings and reopen one's curves."""
+
+import pandas as pd
+import streamlit as st
+
+from appkit import navigation, runview, state
+from tlcore.errors import TLCoreError
+from tlcore.runs import Run, list_runs
+
+navigation.through_app()
+
+st.title("Runs")
+st.markdown("Every training run is kept. Compare them: which model, which layers, which accuracy.")
+
+runs = list_runs()
+if not runs:
+    st.info("No runs yet: start one on the Train page.")
+    st.page_link("pages/train.py", label="Go to Train", icon=":material/model_training:")
+    st.stop()
+
+rows = []
+for run in runs:
+    try:
+        rows.append(runview.summary_row(run))
+    except TLCoreError:
+        continue
+st.dataframe(
+    pd.DataFrame(rows),
+    hide_index=True,
+    width="stretch",
+    column_config={
+        "best val accuracy": st.column_config.ProgressColumn(
+            format="percent", min_value=0.0, max_value=1.0
+        ),
+        "learning rate": st.column_config.NumberColumn(format="%.1e"),
+    },
+)
+
+ids = [r["run"] for r in rows]
+active = state.get("run_id")
+picked = st.selectbox(
+    "Open a run",
+    ids,
+    index=ids.index(active) if active in ids else 0,
+    key="open_run",
+)
+run = Run.open(picked)
+info = runview.progress_summary(run)
+if picked != active and st.button("Follow this run in the sidebar and on Train", key="follow"):
+    state.update(run_id=picked)
+    st.rerun()
+config = runview.run_config(run)
+st.caption(
+    f"Model `{config.get('model')}` ({config.get('weights')} weights) · "
+    f"{runview.preset_label(config.get('freeze'))} · learning rate {config.get('lr')} · "
+    f"batch {config.get('batch_size')} · {config.get('img_size')} px · "
+    f"augmentation {config.get('augment')}"
+)
+runview.headline(info["epochs"])
+runview.curves(info["steps"], info["epochs"], key="runs")
+runview.confusion(info["epochs"], key="runs")

@@ -1,0 +1,195 @@
+"""Step 4: set a few knobs, start training, and watch the model learn, live."""
+
+import streamlit as st
+
+from appkit import charts, navigation, pipeline, runview, state
+from tlcore.config import AUGMENTS
+from tlcore.errors import TLCoreError
+from tlcore.lr_find import lr_find
+from tlcore.runs import ACTIVE_STATES, Run
+
+navigation.through_app()
+
+IMAGE_SIZES = [64, 96, 128, 160, 192, 224, 240, 256, 260, 288, 320, 384]
+BATCH_SIZES = [4, 8, 16, 32, 64, 128]
+MIN_LR, MAX_LR = 1e-5, 1.0
+AUGMENT_HELP = {
+    "none": "none: the photos as they are (fastest: feature extraction then trains in seconds)",
+    "light": "light: random crops and flips (a little more robust)",
+    "strong": "strong: crops, flips, colour and rotation changes (for harder, varied data)",
+}
+
+st.title("4 · Train")
+
+# --- what will be trained -----------------------------------------------------------------
+data = state.get("data")
+try:
+    prepared = pipeline.prepared()
+except TLCoreError as exc:
+    prepared = None
+    st.error(str(exc))
+ready = prepared is not None and prepared.report.trainable
+if not ready:
+    st.warning("Choose a dataset that is ready to train on the Data page first.")
+    st.page_link("pages/data.py", label="Go to Data", icon=":material/photo_library:")
+else:
+    classes = ", ".join(prepared.report.classes)
+    st.markdown(
+        f"**{data['label']}** ({classes}) · model `{state.get('model')}` · "
+        f"{runview.preset_label(state.get('freeze'))}"
+    )
+
+# --- the knobs ----------------------------------------------------------------------------
+settings_now = pipeline.train_settings()
+st.subheader("Settings")
+left, middle, right = st.columns(3)
+with left:
+    epochs = st.number_input(
+        "Epochs",
+        1,
+        200,
+        value=int(settings_now["epochs"]),
+        key=state.widget_key("train_epochs"),
+        help="How many times the model sees every training photo. 5–10 is plenty for "
+        "feature extraction; fine-tuning may need more.",
+    )
+    batch_size = st.selectbox(
+        "Batch size",
+        BATCH_SIZES,
+        index=BATCH_SIZES.index(int(settings_now["batch_size"]))
+        if int(settings_now["batch_size"]) in BATCH_SIZES
+        else 2,
+        key=state.widget_key("train_batch_size"),
+        help="Photos per step. Smaller uses less memory; 16 suits a laptop.",
+    )
+    img_size = st.select_slider(
+        "Image size (pixels)",
+        sorted({*IMAGE_SIZES, int(settings_now["img_size"])}),
+        value=int(settings_now["img_size"]),
+        key=state.widget_key("train_img_size"),
+        help="Photos are resized to this square. The model's own size is the most accurate; "
+        "smaller is faster.",
+    )
+with middle:
+    lr = st.number_input(
+        "Learning rate",
+        min_value=MIN_LR,
+        max_value=MAX_LR,
+        step=1e-4,
+        format="%.5f",
+        value=min(max(float(settings_now["lr"]), MIN_LR), MAX_LR),
+        key=state.widget_key("train_lr"),
+        help="How big each correction step is. Too high: the loss jumps around or explodes; "
+        "too low: nothing happens. 0.001 suits feature extraction; use 10× less for a full "
+        "fine-tune. Or let the range test below suggest one.",
+    )
+    find_lr = st.button("Find learning rate", key="find_lr", disabled=not ready)
+    early_stopping = st.number_input(
+        "Early stopping (epochs without improvement, 0 = off)",
+        0,
+        50,
+        value=int(settings_now["early_stopping"]),
+        key=state.widget_key("train_early_stopping"),
+        help="Stop when validation accuracy has not improved for this many epochs.",
+    )
+with right:
+    augment = st.radio(
+        "Augmentation",
+        list(AUGMENTS),
+        format_func=lambda a: AUGMENT_HELP.get(a, a),
+        index=list(AUGMENTS).index(settings_now["augment"]),
+        key=state.widget_key("train_augment"),
+        help="Random changes to the training photos so the model cannot memorise them.",
+    )
+    label_smoothing = st.slider(
+        "Label smoothing",
+        0.0,
+        0.3,
+        step=0.05,
+        value=float(settings_now["label_smoothing"]),
+        key=state.widget_key("train_label_smoothing"),
+        help="Tells the model not to be 100% sure; 0.1 often helps a little with few photos.",
+    )
+
+chosen = {
+    "epochs": int(epochs),
+    "batch_size": int(batch_size),
+    "img_size": int(img_size),
+    "lr": float(lr),
+    "early_stopping": int(early_stopping),
+    "augment": augment,
+    "label_smoothing": float(label_smoothing),
+}
+if chosen != {k: settings_now[k] for k in chosen}:
+    state.update(train={**state.get("train"), **chosen})
+
+# --- learning-rate range test -------------------------------------------------------------
+if find_lr:
+    try:
+        with st.spinner("Trying learning rates from tiny to huge on a few batches…"):
+            config = pipeline.build_config()
+            st.session_state["tl_lr_find"] = lr_find(config, prepared.manifest)
+    except TLCoreError as exc:
+        st.error(str(exc))
+found = st.session_state.get("tl_lr_find")
+if found is not None:
+    suggestion = min(max(found.suggested_lr, MIN_LR), MAX_LR) if found.suggested_lr else None
+    st.plotly_chart(charts.lr_range_test(found.lrs, found.losses, suggestion), key="lr_find_chart")
+    if suggestion:
+
+        def use_suggestion() -> None:
+            state.refresh_widgets("train_lr")
+            state.update(train={**state.get("train"), "lr": float(suggestion)})
+
+        st.button(f"Use {suggestion:.1e}", key="use_lr", on_click=use_suggestion)
+
+# --- start / stop / resume ----------------------------------------------------------------
+run = pipeline.active_run()
+run_state = run.status().get("state") if run is not None else None
+busy = run_state in ACTIVE_STATES
+start_label = "Start another run (it waits in the queue)" if busy else "Start training"
+if st.button(start_label, key="start", type="primary", disabled=not ready):
+    try:
+        with st.spinner("Preparing the run…"):
+            run = Run.start(pipeline.build_config())
+        state.update(run_id=run.id)
+        st.rerun()
+    except TLCoreError as exc:
+        st.error(str(exc))
+
+if run is None:
+    st.caption("Press Start: curves and the confusion matrix appear here while it learns.")
+    st.stop()
+
+st.divider()
+st.subheader("Training run")
+
+
+@st.fragment(run_every=1.5 if busy else None)
+def live_run() -> None:
+    """Re-read the run directory every 1.5 s while the run is active; the page stays usable."""
+    current = Run.open(run.dir)
+    info = runview.progress_summary(current)
+    now = info["status"].get("state")
+    buttons = st.columns(4)
+    if now in ACTIVE_STATES and buttons[0].button("Stop", key="stop"):
+        current.stop()
+        st.toast("Stopping after the current step…")
+    if now in ("stopped", "failed") and buttons[0].button("Resume", key="resume"):
+        try:
+            current.resume()
+            st.rerun(scope="app")
+        except TLCoreError as exc:
+            st.error(str(exc))
+    runview.headline(info["epochs"])
+    runview.curves(info["steps"], info["epochs"], key="train")
+    runview.confusion(info["epochs"], key="train")
+    if now == "finished":
+        st.page_link(
+            "pages/evaluate.py", label="Next: evaluate the model →", icon=":material/fact_check:"
+        )
+    if busy and now not in ACTIVE_STATES:
+        st.rerun(scope="app")  # the run ended: stop polling and redraw everything once
+
+
+live_run()

@@ -1,0 +1,1 @@
+"""Helpers for the browser test: a live Streamlit server and Chromium via Playwright."""

@@ -1,0 +1,261 @@
+"""The whole wizard in a real browser: sample data → bundled Lite0 → feature extraction → train.
+
+Starts ``streamlit run app.py`` on a free port and drives Debian's Chromium with
+Playwright, like a newcomer clicking through. It checks that what the page shows
+(final validation accuracy, epochs, state) is what the run directory holds, that a
+refresh finds the same run, and saves a screenshot of every page to
+``test-artifacts/screenshots/`` (copied to ``docs/screenshots/`` for the README).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import shutil
+import zipfile
+from pathlib import Path
+
+import pytest
+from e2e.streamlit_server import CHROMIUM, CHROMIUM_ARGS, ROOT, streamlit_app
+
+from tlcore.config import TrainConfig
+from tlcore.errors import RunError
+from tlcore.runs import list_runs
+
+playwright = pytest.importorskip("playwright.sync_api")
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian's chromium"),
+]
+
+SHOTS = ROOT / "test-artifacts" / "screenshots"
+DOCS_SHOTS = ROOT / "docs" / "screenshots"
+RUN_TIMEOUT_MS = 150_000
+
+
+def _shot(page, name: str) -> None:
+    """The whole page: Streamlit scrolls inside its main block, so grow the viewport to fit."""
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    _wait_idle(page)
+    size = page.viewport_size
+    height = page.evaluate(
+        "() => Math.max(...[...document.querySelectorAll('[data-testid=stMain], "
+        "[data-testid=stMainBlockContainer]')].map(e => e.scrollHeight))"
+    )
+    page.set_viewport_size({"width": size["width"], "height": min(max(height, 600), 4000)})
+    page.wait_for_timeout(800)  # let plotly re-layout to the new size
+    page.screenshot(path=str(SHOTS / f"{name}.png"))
+    page.set_viewport_size(size)
+
+
+def _wait_idle(page) -> None:
+    """Streamlit shows its 'running' widget while a script run is in flight."""
+    page.wait_for_timeout(300)
+    page.locator('[data-testid="stStatusWidget"]').wait_for(state="hidden", timeout=60_000)
+
+
+def _go(page, link: str, heading: str) -> None:
+    page.locator('[data-testid="stSidebarNavLink"]', has_text=link).click()
+    page.get_by_role("heading", name=heading).first.wait_for()
+    _wait_idle(page)
+
+
+def _metric(page, label: str) -> str:
+    box = page.locator('[data-testid="stMetric"]', has_text=label).first
+    return box.locator('[data-testid="stMetricValue"]').inner_text().strip()
+
+
+@pytest.fixture()
+def app_url(tmp_path):
+    env = {
+        "TLCORE_RUNS_DIR": os.environ["TLCORE_RUNS_DIR"],
+        "TLCORE_UPLOADS_DIR": os.environ["TLCORE_UPLOADS_DIR"],
+        "HF_HUB_OFFLINE": "1",
+    }
+    log = ROOT / "test-artifacts" / "streamlit-e2e.log"
+    try:
+        with streamlit_app(env, log) as url:
+            yield url
+    finally:  # workers outlive the server by design: ask any still running to stop
+        for run in list_runs():
+            run.stop()
+            with contextlib.suppress(RunError):
+                run.wait(timeout=60)
+
+
+def test_wizard_end_to_end_in_chromium(app_url):
+    from playwright.sync_api import expect, sync_playwright
+
+    runs_dir = Path(os.environ["TLCORE_RUNS_DIR"])
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 900})
+            page.set_default_timeout(60_000)
+
+            # Start: one sentence and the sample button
+            page.goto(app_url)
+            sample = page.get_by_role("button", name=re.compile("Try the sample"))
+            sample.wait_for()
+            _shot(page, "01-start")
+
+            # Data: the sample's report, chart and thumbnails
+            sample.click()
+            expect(page.get_by_text("Ready to train: 2 labels (ants, bees)")).to_be_visible()
+            expect(page.locator(".js-plotly-plot").first).to_be_visible()
+            expect(page.locator('[data-testid="stImage"]').first).to_be_visible()
+            _shot(page, "02-data")
+
+            # Model: the catalog, with the bundled default chosen
+            _go(page, "2 · Model", "2 · A model that already knows how to see")
+            chosen = page.locator('[data-testid="stMarkdownContainer"]', has_text="Chosen:")
+            expect(chosen).to_contain_text("tf_efficientnet_lite0")
+            expect(page.locator('[data-testid="stDataFrame"]')).to_be_visible()
+            _shot(page, "03-model")
+
+            # Layers: feature extraction → only the head trains
+            _go(page, "3 · Layers", "3 · Which layers learn?")
+            page.get_by_role("button", name=re.compile("Feature extraction")).click()
+            _wait_idle(page)
+            expect(page.get_by_text("Plan: Feature extraction (head only)")).to_be_visible()
+            trainable = int(_metric(page, "Trainable parameters").replace(",", ""))
+            total = int(_metric(page, "of all parameters").replace(",", ""))
+            assert 0 < trainable < total / 100, (trainable, total)
+            _shot(page, "04-layers")
+
+            # Train: 2 epochs at 128 px without augmentation (the fast path)
+            _go(page, "4 · Train", "4 · Train")
+            epochs = page.get_by_role("spinbutton", name="Epochs", exact=True)
+            epochs.fill("2")
+            epochs.press("Enter")
+            _wait_idle(page)
+            page.get_by_text("none: the photos as they are").click()
+            _wait_idle(page)
+            size = page.locator('[data-testid="stSlider"]', has_text="Image size").get_by_role(
+                "slider"
+            )
+            size.focus()
+            for _ in range(len(["64", "96", "128", "160", "192", "224", "240"])):
+                if size.get_attribute("aria-valuetext") == "128":
+                    break
+                size.press("ArrowLeft")
+                page.wait_for_timeout(200)
+            _wait_idle(page)
+            page.get_by_role("button", name="Start training").click()
+
+            expect(page.get_by_text("finished", exact=True).first).to_be_visible(
+                timeout=RUN_TIMEOUT_MS
+            )
+            page.wait_for_timeout(2_000)  # the last fragment refresh and the full redraw
+            _wait_idle(page)
+            expect(page.get_by_text("Loss (lower is better)")).to_be_visible()
+            expect(
+                page.get_by_text(re.compile(r"Validation confusion matrix \(epoch 2\)"))
+            ).to_be_visible()
+
+            # The numbers on the page are the run directory's numbers
+            run_id = re.search(r"[?&]run=([^&]+)", page.url).group(1)
+            run_dir = runs_dir / run_id
+            config = json.loads((run_dir / "config.json").read_text())["config"]
+            assert (config["epochs"], config["img_size"], config["augment"]) == (2, 128, "none")
+            assert config["freeze"]["preset"] == "features"
+            assert config["model"] == "tf_efficientnet_lite0" and config["weights"] == "bundled"
+            assert (
+                config["lr"] == TrainConfig().lr
+                and config["batch_size"] == TrainConfig().batch_size
+            )
+            events = [json.loads(line) for line in (run_dir / "metrics.jsonl").open()]
+            epochs_done = [e for e in events if e["type"] == "epoch"]
+            assert [e["epoch"] for e in epochs_done] == [1, 2]
+            assert json.loads((run_dir / "status.json").read_text())["state"] == "finished"
+            final = epochs_done[-1]
+            assert _metric(page, "Final validation accuracy") == f"{final['val_acc']:.1%}"
+            assert _metric(page, "Final validation loss") == f"{final['val_loss']:.3f}"
+            expect(page.get_by_text("epoch 2/2").first).to_be_visible()
+            _shot(page, "05-train")
+
+            # A refresh finds the same run and choices
+            page.reload()
+            expect(page.get_by_text(run_id).first).to_be_visible()
+            expect(page.get_by_text("finished", exact=True).first).to_be_visible()
+
+            # Runs: the run is listed; its curves open
+            _go(page, "Runs", "Runs")
+            expect(page.locator('[data-testid="stDataFrame"]')).to_be_visible()
+            expect(page.get_by_text("Accuracy (higher is better)")).to_be_visible()
+            _shot(page, "06-runs")
+
+            # A new tab starts from the same choices
+            other = browser.new_page(viewport={"width": 1400, "height": 900})
+            other.goto(app_url)
+            expect(other.locator('[data-testid="stSidebar"]')).to_contain_text("ants vs bees")
+            other.close()
+        finally:
+            browser.close()
+
+    DOCS_SHOTS.mkdir(parents=True, exist_ok=True)
+    for png in sorted(SHOTS.glob("0*.png")):
+        shutil.copy2(png, DOCS_SHOTS / png.name)
+
+
+def _zip_folder(folder: Path, target: Path) -> Path:
+    with zipfile.ZipFile(target, "w") as archive:
+        for path in sorted(folder.rglob("*.jpg")):
+            archive.write(path, path.relative_to(folder).as_posix())
+    return target
+
+
+def test_uploads_in_chromium_zip_bad_zip_and_images_per_label(app_url, sample_dir, tmp_path):
+    from playwright.sync_api import expect, sync_playwright
+
+    good = _zip_folder(sample_dir / "train", tmp_path / "my-insects.zip")
+    bad = tmp_path / "holiday.zip"
+    bad.write_text("this is not a zip archive")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 900})
+            page.set_default_timeout(60_000)
+            page.goto(f"{app_url}/data")
+            page.get_by_role("heading", name="1 · Your pictures").wait_for()
+
+            # a zip of class folders (no val/): checked, then split at random
+            page.get_by_role("tab", name="Upload a zip").click()
+            page.locator('[data-testid="stFileUploader"]', has_text="A .zip").locator(
+                "input[type=file]"
+            ).set_input_files(good)
+            page.get_by_role("button", name="Use this zip").click()
+            expect(page.get_by_text("Ready to train: 2 labels (ants, bees), 80")).to_be_visible()
+            expect(page.get_by_text("Share of pictures kept for validation")).to_be_visible()
+            sidebar = page.locator('[data-testid="stSidebar"]')
+            expect(sidebar).to_contain_text("Zip: my-insects.zip")
+
+            # a broken zip: a message in words, and the good dataset stays chosen
+            page.get_by_role("tab", name="Upload a zip").click()
+            page.locator('[data-testid="stFileUploader"]', has_text="A .zip").locator(
+                "input[type=file]"
+            ).set_input_files(bad)
+            page.get_by_role("button", name="Use this zip").click()
+            expect(page.locator('[data-testid="stAlertContentError"]').first).to_contain_text(
+                "holiday.zip"
+            )
+            expect(page.get_by_text("Traceback")).to_have_count(0)
+            expect(sidebar).to_contain_text("Zip: my-insects.zip")
+
+            # images label by label
+            page.get_by_role("tab", name="Upload images per label").click()
+            for label in ("ants", "bees"):
+                photos = sorted((sample_dir / "train" / label).glob("*.jpg"))[:6]
+                page.get_by_label("Label for this batch").fill(label)
+                page.get_by_label("Label for this batch").press("Enter")
+                _wait_idle(page)
+                uploader = page.locator('[data-testid="stFileUploader"]', has_text="Images of")
+                uploader.locator("input[type=file]").set_input_files(photos)
+                page.get_by_role("button", name="Add these images").click()
+                expect(page.get_by_text(f"Added 6 images as '{label}'")).to_be_visible()
+            expect(page.get_by_text("Ready to train: 2 labels (ants, bees), 12")).to_be_visible()
+            expect(sidebar).to_contain_text("Your images: 12 in 2 labels")
+        finally:
+            browser.close()
