@@ -17,7 +17,12 @@ from typing import Any
 from tlcore import __version__
 from tlcore.errors import TLCoreError
 
-COMMAND_MODULES = ("tlcore.cli.data", "tlcore.cli.models", "tlcore.cli.train")
+COMMAND_MODULES = (
+    "tlcore.cli.data",
+    "tlcore.cli.models",
+    "tlcore.cli.train",
+    "tlcore.cli.evaluate",
+)
 
 EXIT_USER_ERROR = 2
 

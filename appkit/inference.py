@@ -1,0 +1,105 @@
+"""Trained models for the Evaluate and Predict pages, loaded once and shared.
+
+A checkpoint is read from disk once per (run, checkpoint, file time) and kept
+with ``st.cache_resource``: a finished checkpoint never changes, and when a
+running run writes a new best the file time changes and the next call loads
+it. No model in training is ever cached here; these are read-only copies.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import streamlit as st
+
+from appkit import state
+from tlcore.checkpoints import checkpoint_paths
+from tlcore.errors import TLCoreError
+from tlcore.evaluation import EvaluationReport, evaluate_run
+from tlcore.explain import embedding_map
+from tlcore.manifest import Manifest
+from tlcore.predict import Predictor
+from tlcore.runs import Run, list_runs
+
+CHECKPOINT_LABELS = {"best": "Best epoch (highest validation accuracy)", "last": "Last epoch"}
+
+
+def has_checkpoint(run: Run, checkpoint: str = "last") -> bool:
+    return checkpoint_paths(run.checkpoints_dir, checkpoint)[0].is_file()
+
+
+def checkpoint_stamp(run: Run, checkpoint: str) -> float:
+    """Changes when the worker replaces the file, so caches reload a newer best model."""
+    try:
+        return checkpoint_paths(run.checkpoints_dir, checkpoint)[0].stat().st_mtime
+    except OSError:
+        return 0.0
+
+
+@st.cache_resource(show_spinner="Loading the trained model…", max_entries=3)
+def _predictor(run_dir: str, checkpoint: str, stamp: float) -> Predictor:
+    return Predictor.from_run(run_dir, checkpoint=checkpoint)
+
+
+def predictor(run: Run, checkpoint: str) -> Predictor:
+    return _predictor(str(run.dir), checkpoint, checkpoint_stamp(run, checkpoint))
+
+
+@st.cache_data(show_spinner="Scoring every validation image…", max_entries=8)
+def _evaluation(run_dir: str, checkpoint: str, stamp: float) -> EvaluationReport:
+    run = Run.open(run_dir)
+    return evaluate_run(run, checkpoint, predictor=_predictor(run_dir, checkpoint, stamp))
+
+
+def evaluation(run: Run, checkpoint: str) -> EvaluationReport:
+    return _evaluation(str(run.dir), checkpoint, checkpoint_stamp(run, checkpoint))
+
+
+@st.cache_data(show_spinner="Embedding the validation images…", max_entries=8)
+def _embedding(run_dir: str, checkpoint: str, stamp: float, pretrained: bool) -> list[dict]:
+    run = Run.open(run_dir)
+    manifest = Manifest.load(run.manifest_path)
+    items = manifest.items_for("val") or manifest.items_for("train")
+    paths = [it.path for it in items]
+    labels = [manifest.classes[it.label] for it in items]
+    model = _predictor(run_dir, checkpoint, stamp)
+    return embedding_map(model, paths, labels, pretrained=pretrained)
+
+
+def embedding(run: Run, checkpoint: str, pretrained: bool) -> list[dict[str, Any]]:
+    return _embedding(str(run.dir), checkpoint, checkpoint_stamp(run, checkpoint), pretrained)
+
+
+def validation_images(run: Run) -> list[tuple[str, str]]:
+    """(path, true class) of the run's validation images, for "try a known photo"."""
+    manifest = Manifest.load(run.manifest_path)
+    return [(it.path, manifest.classes[it.label]) for it in manifest.items_for("val")]
+
+
+def pick_run(key: str) -> tuple[Run, str] | None:
+    """Run and checkpoint selectors; the run followed in the sidebar comes first.
+
+    Shows a hint and returns None when no run has a saved model yet.
+    """
+    runs = [r for r in list_runs() if has_checkpoint(r, "last")]
+    if not runs:
+        st.info("No trained model yet: train one on the **4 · Train** page, then come back here.")
+        return None
+    ids = [r.id for r in runs]
+    active = state.get("run_id")
+    left, right = st.columns([3, 2])
+    picked = left.selectbox(
+        "Trained run", ids, index=ids.index(active) if active in ids else 0, key=f"{key}_run"
+    )
+    run = runs[ids.index(picked)]
+    options = [c for c in ("best", "last") if has_checkpoint(run, c)]
+    checkpoint = right.radio(
+        "Model", options, format_func=CHECKPOINT_LABELS.get, horizontal=True, key=f"{key}_ckpt"
+    )
+    try:
+        status = run.status()
+    except TLCoreError:
+        status = {}
+    if status.get("state") in ("queued", "running"):
+        st.caption("This run is still training: the numbers are for the model saved so far.")
+    return run, checkpoint or options[0]

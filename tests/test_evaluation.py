@@ -1,0 +1,77 @@
+"""Per-class scores, confusion matrices, confused pairs and top losses, by hand and on a real run."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from trained_run_fixture import trained_run_dir
+
+from tlcore.evaluation import confused_pairs, evaluate_probabilities, evaluate_run
+from tlcore.manifest import Manifest
+from tlcore.predict import Predictor
+from tlcore.runs import Run
+
+
+@pytest.fixture(scope="session")
+def run(sample_dir, tmp_path_factory) -> Run:
+    return Run.open(trained_run_dir(sample_dir, tmp_path_factory.getbasetemp()))
+
+
+def test_report_from_hand_made_probabilities():
+    classes = ["cat", "dog", "fox"]
+    probs = torch.tensor(
+        [[0.9, 0.05, 0.05], [0.2, 0.7, 0.1], [0.6, 0.3, 0.1], [0.1, 0.1, 0.8], [0.3, 0.6, 0.1]]
+    )
+    targets = [0, 1, 1, 2, 0]  # wrong: #2 (dog as cat, p=0.3), #4 (cat as dog, p=0.3)
+    report = evaluate_probabilities(probs, targets, classes, [f"f{i}" for i in range(5)], worst_k=3)
+    assert report.confusion == [[1, 1, 0], [1, 1, 0], [0, 0, 1]]
+    assert report.confusion_normalized[0] == [0.5, 0.5, 0.0]
+    assert report.accuracy == pytest.approx(3 / 5)
+    cat = report.per_class[0]
+    assert (cat["precision"], cat["recall"], cat["support"]) == (0.5, 0.5, 2)
+    assert report.per_class[2]["f1"] == 1.0
+    assert report.macro_f1 == pytest.approx((0.5 + 0.5 + 1.0) / 3)
+    assert [p["text"] for p in report.confused_pairs] == [
+        "1 cat predicted as dog",
+        "1 dog predicted as cat",
+    ]
+    assert [m.path for m in report.worst] == ["f2", "f4", "f1"]
+    assert report.worst[0].loss == pytest.approx(-math.log(0.3))
+    assert (report.worst[0].predicted, report.worst[0].confidence) == ("cat", pytest.approx(0.6))
+    assert not report.worst[0].correct and report.worst[2].correct
+    assert "precision" in report.text() and "dog predicted as cat" in report.text()
+    assert report.to_dict()["worst"][0]["path"] == "f2"
+
+
+def test_confused_pairs_are_sorted_and_worded():
+    pairs = confused_pairs([[5, 12, 0], [1, 9, 3], [0, 0, 4]], ["ants", "bees", "wasps"])
+    assert [p["text"] for p in pairs] == [
+        "12 ants predicted as bees",
+        "3 bees predicted as wasps",
+        "1 bees predicted as ants",
+    ]
+
+
+def test_evaluating_a_real_run_matches_its_record_and_a_hand_count(run):
+    report = evaluate_run(run, "last")
+    recorded = run.epochs()[-1]
+    assert report.accuracy == pytest.approx(recorded["val_acc"])
+    assert report.confusion == run.latest_confusion()["matrix"]
+    manifest = Manifest.load(run.manifest_path)
+    items = manifest.items_for("val")
+    preds = Predictor.from_run(run, "last").predict([it.path for it in items]).argmax(1).tolist()
+    hand = [[0, 0], [0, 0]]
+    for item, pred in zip(items, preds, strict=True):
+        hand[item.label][pred] += 1
+    assert report.confusion == hand
+    assert report.n_images == 40 and [r["support"] for r in report.per_class] == [20, 20]
+    tp = hand[0][0]
+    assert report.per_class[0]["precision"] == pytest.approx(tp / (hand[0][0] + hand[1][0]))
+    assert report.per_class[0]["recall"] == pytest.approx(tp / 20)
+    assert report.loss == pytest.approx(recorded["val_loss"], rel=1e-4)
+    losses = [m.loss for m in report.worst]
+    assert losses == sorted(losses, reverse=True) and len(report.worst) == 12
+    wrong = hand[0][1] + hand[1][0]
+    assert sum(not m.correct for m in report.worst) == min(wrong, 12)

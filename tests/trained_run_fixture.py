@@ -1,0 +1,52 @@
+"""One real trained run shared by the evaluate/explain/predict tests (trained once per session).
+
+Feature extraction on the bundled ants/bees photos with the bundled EfficientNet-Lite0
+at 128 px and no augmentation, so the engine takes its fast path and the run
+finishes in seconds. Each test file wraps ``trained_run_dir`` in a session fixture;
+the module-level cache makes sure the worker runs only once per pytest process.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from tlcore.config import TrainConfig
+from tlcore.runs import Run
+
+IMG_SIZE = 128
+_CACHE: dict[str, Path] = {}
+
+
+def trained_run_dir(sample_dir: Path, base: Path | None = None) -> Path:
+    """The run directory of a finished 3-epoch feature-extraction run (trained on first call)."""
+    if "run" in _CACHE:
+        return _CACHE["run"]
+    import os
+
+    root = Path(tempfile.mkdtemp(prefix="tl-eval-run-", dir=base))
+    old = {k: os.environ.get(k) for k in ("TLCORE_RUNS_DIR", "TLCORE_UPLOADS_DIR")}
+    os.environ["TLCORE_RUNS_DIR"] = str(root / "runs")
+    os.environ["TLCORE_UPLOADS_DIR"] = str(root / "uploads")
+    try:
+        config = TrainConfig(
+            data=str(sample_dir),
+            img_size=IMG_SIZE,
+            epochs=3,
+            batch_size=16,
+            lr=3e-3,
+            augment="none",
+            device="cpu",
+            name="evaluate-tests",
+        )
+        run = Run.start(config)
+        status = run.wait(timeout=300)
+    finally:
+        for key, value in old.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+    assert status["state"] == "finished", (status, run.log_path.read_text()[-2000:])
+    _CACHE["run"] = run.dir
+    return run.dir
