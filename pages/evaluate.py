@@ -4,10 +4,12 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
-from appkit import charts, inference
+from appkit import charts, inference, navigation
 from tlcore.errors import TLCoreError
 from tlcore.explain import gradcam
 from tlcore.gallery import thumbnail
+
+navigation.through_app()
 
 st.title("Evaluate")
 st.markdown(

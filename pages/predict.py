@@ -3,7 +3,7 @@
 import pandas as pd
 import streamlit as st
 
-from appkit import inference
+from appkit import inference, navigation
 from tlcore.errors import TLCoreError
 from tlcore.explain import gradcam
 from tlcore.predict import (
@@ -14,6 +14,8 @@ from tlcore.predict import (
     read_upload,
 )
 from tlcore.sources import folder_under_data_root, folders_under_data_root
+
+navigation.through_app()
 
 st.title("Predict")
 st.markdown("Give the model photos it has never seen and check what it says, and why.")

@@ -187,6 +187,28 @@ def test_wizard_end_to_end_in_chromium(app_url):
             expect(page.get_by_text("Accuracy (higher is better)")).to_be_visible()
             _shot(page, "06-runs")
 
+            # Evaluate: the accuracy shown is the run's last validation accuracy
+            # (best == last here: 2 epochs of the head on the fast path can only improve)
+            _go(page, "5 · Evaluate", "Evaluate")
+            expect(page.get_by_text("Per class")).to_be_visible(timeout=90_000)
+            _wait_idle(page)
+            shown = float(_metric(page, "Accuracy").rstrip("%")) / 100
+            best = max(e["val_acc"] for e in epochs_done)
+            assert abs(shown - best) < 0.006, (shown, best)
+            _shot(page, "07-evaluate")
+
+            # Predict: upload a real bee photo the model never trained on
+            _go(page, "6 · Predict", "Predict")
+            bee = sorted((ROOT / "assets" / "ants-bees" / "val" / "bees").glob("*.jpg"))[0]
+            page.locator('[data-testid="stFileUploader"]', has_text="one or more photos").locator(
+                "input[type=file]"
+            ).set_input_files(bee)
+            verdict = page.get_by_text(re.compile(rf"{re.escape(bee.name)} → (ants|bees) \("))
+            expect(verdict).to_be_visible(timeout=90_000)
+            expect(page.get_by_text("where it looked (red = most)")).to_be_visible()
+            expect(page.get_by_text("Traceback")).to_have_count(0)
+            _shot(page, "08-predict")
+
             # A new tab starts from the same choices
             other = browser.new_page(viewport={"width": 1400, "height": 900})
             other.goto(app_url)
