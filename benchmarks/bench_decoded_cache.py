@@ -1,0 +1,100 @@
+"""Fine-tuning on photo-sized JPEGs: images decoded once (decoded cache) vs every epoch.
+
+The sample photos are re-saved at 500x375 (a typical phone photo after a
+resize) so decoding costs what it costs on users' data. Both sides go through
+the Trainer's own loader (``Trainer.loader``), with augmentation on (random
+crops, flips, colour jitter every epoch); only ``decoded_cache`` differs.
+Two rows: the data epoch alone (what the cache changes) and whole training
+epochs with the frozen backbone (what a user waits for on a CPU, where the
+model's forward pass dominates).
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+
+from benchmarks import median, row, sample_manifest, say, timed
+
+PHOTO_SIZE, IMG_SIZE, BATCH, EPOCHS = (500, 375), 160, 16, 3
+
+
+def make_photos(source: Path, dest: Path) -> int:
+    """Copies of the sample at photo size (portraits stay portrait), JPEG quality 90."""
+    count = 0
+    for path in sorted(source.rglob("*.jpg")):
+        out = dest / path.relative_to(source)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with Image.open(path) as im:
+            size = PHOTO_SIZE if im.width >= im.height else PHOTO_SIZE[::-1]
+            im.convert("RGB").resize(size, Image.Resampling.BICUBIC).save(out, quality=90)
+        count += 1
+    return count
+
+
+def data_epochs(trainer: Any) -> list[float]:
+    """Seconds per epoch of iterating the Trainer's train loader (decode + augment + collate)."""
+    from tlcore.train import epoch_order
+
+    seconds = []
+    for epoch in range(1, EPOCHS + 1):
+        order = epoch_order(len(trainer.train_set), trainer.config.seed, epoch).tolist()
+        loader = trainer.loader(trainer.train_set, order)
+        seconds.append(timed(lambda loader=loader: sum(len(y) for _, y in loader))[0])
+    return seconds
+
+
+def train_images_per_s(config: Any, manifest: Any) -> list[float]:
+    from tlcore.train import Callback, Trainer
+
+    class Events(Callback):
+        def __init__(self) -> None:
+            self.ips: list[float] = []
+
+        def on_epoch_end(self, trainer: Any, event: dict) -> None:
+            self.ips.append(event["images_per_s"])
+
+    events = Events()
+    Trainer(config, manifest, callbacks=[events]).fit()
+    return events.ips
+
+
+def run() -> list[dict]:
+    from tlcore import settings
+    from tlcore.config import TrainConfig
+    from tlcore.train import Trainer
+
+    with tempfile.TemporaryDirectory() as tmp:
+        photos = Path(tmp) / "photos"
+        n = make_photos(settings.sample_data_dir(), photos)
+        manifest = sample_manifest(Path(tmp), photos)
+        n_train = len(manifest.items_for("train"))
+        say(f"{n} JPEGs at {PHOTO_SIZE[0]}x{PHOTO_SIZE[1]} ({n_train} train), {IMG_SIZE} px crops, "
+            f"batch {BATCH}, augment light, {EPOCHS} epochs; epoch 1 fills the cache, "
+            f"medians of epochs 2-{EPOCHS}")  # fmt: skip
+        configs = {
+            mode: TrainConfig(data=str(photos), epochs=EPOCHS, img_size=IMG_SIZE, batch_size=BATCH,
+                              augment="light", decoded_cache=mode, num_workers=0)
+            for mode in ("auto", "off")
+        }  # fmt: skip
+        data = {mode: data_epochs(Trainer(cfg, manifest)) for mode, cfg in configs.items()}
+        for mode, seconds in data.items():
+            say(
+                f"data epochs, decoded_cache={mode}: "
+                + ", ".join(f"{s:.2f}" for s in seconds)
+                + " s"
+            )
+        train = {mode: train_images_per_s(cfg, manifest) for mode, cfg in configs.items()}
+        for mode, ips in train.items():
+            say(f"training images/s, decoded_cache={mode}: " + ", ".join(f"{x:.1f}" for x in ips))
+    cached, decoded = median(data["auto"][1:]), median(data["off"][1:])
+    fast_ips, slow_ips = median(train["auto"][1:]), median(train["off"][1:])
+    return [
+        row("decoded cache: data epoch", cached, decoded, decoded / cached, ">= 2x",
+            decoded / cached >= 2, "s/epoch", "ratio = decode every epoch / cached"),
+        row("decoded cache: training epoch (CPU, frozen backbone)", fast_ips, slow_ips,
+            fast_ips / slow_ips, "report", None, "images/s", "ratio = cached / decode every epoch"),
+    ]  # fmt: skip
