@@ -1,0 +1,73 @@
+"""Real files for the reliability suite: noisy photos, class folders, a small fast run config."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tlcore.config import TrainConfig
+
+ROOT = Path(__file__).resolve().parents[2]
+APP = str(ROOT / "app.py")
+
+
+def photo(path: Path, seed: int = 0, size: tuple[int, int] = (48, 40)) -> Path:
+    """A unique noisy RGB JPEG (unique content, so no accidental duplicates)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pixels = np.random.default_rng(seed).integers(0, 255, (size[1], size[0], 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(path, "JPEG", quality=85)
+    return path
+
+
+def class_folders(root: Path, names: dict[str, int], seed: int = 0) -> Path:
+    """``root/<class>/<class>_NN.jpg`` with ``n`` photos per class."""
+    for c, (name, n) in enumerate(names.items()):
+        for i in range(n):
+            photo(root / name / f"{name}_{i:02d}.jpg", seed=seed * 1000 + c * 100 + i)
+    return root
+
+
+def quick_config(sample_dir: Path, **overrides) -> TrainConfig:
+    """Feature extraction at 64 px without augmentation: the fast path, seconds per run."""
+    base = dict(data=str(sample_dir), img_size=64, epochs=2, batch_size=16, augment="none",
+                device="cpu")  # fmt: skip
+    return TrainConfig(**(base | overrides))
+
+
+@pytest.fixture()
+def data_root(tmp_path, monkeypatch) -> Path:
+    """A ``TLCORE_DATA_ROOT`` for the app's folder picker, with a secret folder beside it."""
+    root = tmp_path / "server-data"
+    root.mkdir()
+    (tmp_path / "secret").mkdir()
+    monkeypatch.setenv("TLCORE_DATA_ROOT", str(root))
+    return root
+
+
+def open_app(**query: str):
+    """A fresh browser session (AppTest) on ``app.py``, with ``query`` in its URL."""
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(APP, default_timeout=180)
+    for key, value in query.items():
+        at.query_params[key] = value
+    return at.run()
+
+
+def go(at, page: str):
+    at.switch_page(f"pages/{page}.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def texts(elements) -> str:
+    return "\n".join(str(e.value) for e in elements)
+
+
+@pytest.fixture(scope="session")
+def tiny_data(tmp_path_factory) -> Path:
+    """Two classes of eight small real photos: runs on it spend their time in the worker, not I/O."""
+    return class_folders(tmp_path_factory.mktemp("tiny") / "pets", {"cats": 8, "dogs": 8}, seed=4)
