@@ -1,0 +1,102 @@
+"""``tlcore compare``: the same data and budget trained five ways, from scratch to fine-tuned.
+
+The classroom demo of what pretrained weights are worth, from a shell: it runs
+the experiment in this process (one run after another, each an ordinary run
+directory) and prints a table of validation accuracy, time and trainable
+parameters. Ctrl-C stops the run that is training and starts no more.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from tlcore.cli import print_json
+from tlcore.config import AUGMENTS, DEVICES, MIN_IMG_SIZE, TrainConfig
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "compare",
+        help="train the same data five ways (scratch, feature extraction, fine-tunes)",
+        description="Train one dataset with one budget as (a) from scratch, (b) feature "
+        "extraction, (c) fine-tune the last groups, (d) full fine-tune, (e) progressive "
+        "unfreezing, one run after another, and compare them.",
+    )
+    p.add_argument(
+        "--data", required=True, metavar="DIR|ZIP", help="class folders (or train/ val/), or a .zip"
+    )
+    p.add_argument(
+        "--model", default="tf_efficientnet_lite0", help="timm model name (see `tlcore models`)"
+    )
+    p.add_argument("--weights", default=None, metavar="bundled|hub|FILE",
+                   help="pretrained weights for (b)-(e) (default: bundled if available, else hub)")  # fmt: skip
+    p.add_argument("--epochs", default="5", metavar="N", help="epochs for every run (default 5)")
+    p.add_argument("--img-size", default=None, metavar="N",
+                   help=f"square input size >= {MIN_IMG_SIZE} (default: the model's)")  # fmt: skip
+    p.add_argument("--lr", default="0.001", metavar="X", help="base learning rate (default 0.001)")
+    p.add_argument("--batch-size", default="16", metavar="N", help="images per step (default 16)")
+    p.add_argument("--augment", choices=AUGMENTS, default="none",
+                   help="training augmentation (default none: (b) then uses its fast path)")  # fmt: skip
+    p.add_argument(
+        "--seed", default="0", metavar="N", help="random seed for split and order (default 0)"
+    )
+    p.add_argument("--val-fraction", default="0.2", metavar="F",
+                   help="share held out for validation when there is no val/ folder (default 0.2)")  # fmt: skip
+    p.add_argument("--only", default="abcde", metavar="KEYS",
+                   help="which of a-e to run, e.g. 'ab' (default all five)")  # fmt: skip
+    p.add_argument("--device", choices=DEVICES, default="auto", help="where to train")
+    p.add_argument(
+        "--json", action="store_true", help="print one final JSON object as the last line"
+    )
+    p.set_defaults(func=cmd_compare)
+
+
+def base_config(args: argparse.Namespace) -> TrainConfig:
+    """The shared budget from the flags; a ConfigError naming the flag when one is wrong."""
+    from tlcore.cli.train import _number
+    from tlcore.models import default_weights
+
+    img = None if args.img_size is None else _number(
+        args, "img_size", int, lambda v: v >= MIN_IMG_SIZE, f"a whole number >= {MIN_IMG_SIZE}")  # fmt: skip
+    return TrainConfig(
+        data=args.data, model=args.model, weights=args.weights or default_weights(args.model),
+        img_size=img, augment=args.augment, device=args.device,
+        epochs=_number(args, "epochs", int, lambda v: v >= 1, "a whole number >= 1"),
+        lr=_number(args, "lr", float, lambda v: 0 < v <= 10, "a number > 0 (e.g. 0.001)"),
+        batch_size=_number(args, "batch_size", int, lambda v: v >= 1, "a whole number >= 1"),
+        seed=_number(args, "seed", int, lambda v: True, "a whole number"),
+        val_fraction=_number(args, "val_fraction", float, lambda v: 0 < v < 1, "between 0 and 1"),
+    ).validate()  # fmt: skip
+
+
+def row_line(row: dict[str, Any]) -> str:
+    """``(b) Feature extraction  finished  val 0.900  11.5 s  2,562 trainable``."""
+    acc = "-" if row["val_acc"] is None else f"{row['val_acc']:.3f}"
+    secs = "-" if row["seconds"] is None else f"{row['seconds']:.1f} s"
+    params = "-" if row["trainable_params"] is None else f"{row['trainable_params']:,}"
+    fast = " (fast path)" if row.get("fast_path") else ""
+    return (f"({row['key']}) {row['label']:<30} {row['state']:<9} val {acc:>5}  {secs:>8}  "
+            f"{params:>11} trainable{fast}")  # fmt: skip
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from tlcore.compare import Experiment
+
+    experiment = Experiment.create(base_config(args), keys=str(args.only).strip().lower())
+    print(f"experiment directory: {experiment.dir}", flush=True)
+    try:
+        rows = experiment.run_all(on_finish=lambda row: print(row_line(row), flush=True))
+    except KeyboardInterrupt:
+        experiment.stop()
+        print("stopping: the run now training saves a checkpoint and stops", flush=True)
+        experiment.wait_for_runs()
+        rows = experiment.summary()
+    status = experiment.status()
+    print(f"{status['state']}: {status['done']} of {status['total']} runs done", flush=True)
+    if args.json:
+        fields = ("key", "label", "run_id", "state", "val_acc", "best_val_acc", "seconds",
+                  "trainable_params", "fast_path", "epochs_done", "message")  # fmt: skip
+        print_json({"experiment": experiment.id, "dir": str(experiment.dir),
+                    "state": status["state"], "results": [{k: r[k] for k in fields} for r in rows]})  # fmt: skip
+    return 1 if any(r["state"] in ("failed", "error") for r in rows) else 0
