@@ -12,16 +12,28 @@ st.set_page_config(
     page_title="Transfer learning studio", page_icon=":material/psychology:", layout="wide"
 )
 
-PAGES = [
-    st.Page("pages/home.py", title="Start", icon=":material/home:", default=True),
-    st.Page("pages/data.py", title="1 · Data", icon=":material/photo_library:"),
-    st.Page("pages/model.py", title="2 · Model", icon=":material/psychology:"),
-    st.Page("pages/layers.py", title="3 · Layers", icon=":material/layers:"),
-    st.Page("pages/train.py", title="4 · Train", icon=":material/model_training:"),
-    st.Page("pages/evaluate.py", title="5 · Evaluate", icon=":material/fact_check:"),
-    st.Page("pages/predict.py", title="6 · Predict", icon=":material/image_search:"),
-    st.Page("pages/runs.py", title="Runs", icon=":material/monitoring:"),
-]
+PAGES = {
+    "Wizard": [
+        st.Page("pages/home.py", title="Start", icon=":material/home:", default=True),
+        st.Page("pages/data.py", title="1 · Data", icon=":material/photo_library:"),
+        st.Page("pages/model.py", title="2 · Model", icon=":material/psychology:"),
+        st.Page("pages/layers.py", title="3 · Layers", icon=":material/layers:"),
+        st.Page("pages/train.py", title="4 · Train", icon=":material/model_training:"),
+        st.Page("pages/evaluate.py", title="5 · Evaluate", icon=":material/fact_check:"),
+        st.Page("pages/predict.py", title="6 · Predict", icon=":material/image_search:"),
+        st.Page("pages/export.py", title="7 · Export", icon=":material/download:"),
+        st.Page("pages/runs.py", title="Runs", icon=":material/monitoring:"),
+    ],
+    "Little or shifted data": [
+        st.Page("pages/fewshot.py", title="Few-shot", icon=":material/filter_5:"),
+        st.Page("pages/domain.py", title="Domain adaptation", icon=":material/compare_arrows:"),
+    ],
+    "Learn": [
+        st.Page("pages/compare.py", title="Compare experiment", icon=":material/science:"),
+        st.Page("pages/network.py", title="What the network sees", icon=":material/visibility:"),
+        st.Page("pages/glossary.py", title="Glossary", icon=":material/menu_book:"),
+    ],
+}
 
 page = st.navigation(PAGES)
 sidebar.render()  # pages rerun after changing a choice, so this is never out of date

@@ -51,8 +51,19 @@ def _evaluation(run_dir: str, checkpoint: str, stamp: float) -> EvaluationReport
     return evaluate_run(run, checkpoint, predictor=_predictor(run_dir, checkpoint, stamp))
 
 
-def evaluation(run: Run, checkpoint: str) -> EvaluationReport:
-    return _evaluation(str(run.dir), checkpoint, checkpoint_stamp(run, checkpoint))
+def evaluation(run: Run, checkpoint: str, stamp: float | None = None) -> EvaluationReport:
+    """Scored once per saved model; ``stamp`` pins the model a training run had saved
+    when the user asked, so later epochs do not trigger a new scoring on every visit."""
+    if stamp is None:
+        stamp = checkpoint_stamp(run, checkpoint)
+    return _evaluation(str(run.dir), checkpoint, stamp)
+
+
+def is_training(run: Run) -> bool:
+    try:
+        return run.status().get("state") in ("queued", "running")
+    except TLCoreError:
+        return False
 
 
 @st.cache_data(show_spinner="Embedding the validation images…", max_entries=8)
@@ -81,7 +92,7 @@ def pick_run(key: str) -> tuple[Run, str] | None:
 
     Shows a hint and returns None when no run has a saved model yet.
     """
-    runs = [r for r in list_runs() if has_checkpoint(r, "last")]
+    runs = [r for r in list_runs(state.runs_owner()) if has_checkpoint(r, "last")]
     if not runs:
         st.info("No trained model yet: train one on the **4 · Train** page, then come back here.")
         return None

@@ -100,7 +100,7 @@ def train_settings() -> dict[str, Any]:
 def _train_defaults() -> dict[str, Any]:
     defaults = TrainConfig()
     keys = ("epochs", "lr", "batch_size", "img_size", "augment", "label_smoothing")
-    return {k: getattr(defaults, k) for k in (*keys, "early_stopping")}
+    return {k: getattr(defaults, k) for k in (*keys, "early_stopping", "nproc")}
 
 
 def build_config() -> TrainConfig:
@@ -117,6 +117,7 @@ def build_config() -> TrainConfig:
         model=state.get("model"),
         weights=state.get("weights"),
         freeze=freeze_plan().to_dict(),
+        owner=state.owner_id(),
         **train_settings(),
     )
     return config.validate()
@@ -128,7 +129,11 @@ def active_run() -> Run | None:
     if not run_id:
         return None
     try:
-        return Run.open(run_id)
+        run = Run.from_id(run_id)  # the id may come from the URL: never a path
+        owner = state.runs_owner()
+        if owner is not None and run.record.get("owner", "") != owner:
+            raise RunError(f"run {run_id} belongs to another user.")
+        return run
     except RunError:
         state.update(run_id=None)
         return None

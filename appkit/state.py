@@ -10,17 +10,21 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import secrets
 import tempfile
 from pathlib import Path
 from typing import Any
 
 import streamlit as st
 
-from tlcore import settings
+from tlcore import limits, settings
 
 STATE_FILE_NAME = "app-state.json"
 _SESSION_KEY = "tl_selections"
 _GENERATIONS_KEY = "tl_widget_generations"
+_OWNER_KEY, _ADMIN_KEY = "tl_owner", "tl_admin"
+_OWNER_ID = re.compile(r"[A-Za-z0-9_-]{8,64}")
 
 DEFAULT_MODEL = "tf_efficientnet_lite0"
 
@@ -38,8 +42,40 @@ DEFAULTS: dict[str, Any] = {
 
 
 def state_file() -> Path:
-    """Where the choices survive a refresh: beside the runs they belong to."""
-    return settings.runs_dir() / STATE_FILE_NAME
+    """Where the choices survive a refresh: beside the runs they belong to (one file per user)."""
+    owner = owner_id()
+    return settings.runs_dir() / (f"app-state-{owner}.json" if owner else STATE_FILE_NAME)
+
+
+def owner_id() -> str:
+    """This browser's namespace on a shared server; "" on a one-person install.
+
+    With ``TLCORE_MULTI_USER`` (or an admin token) set, each browser session gets a
+    random id, kept in the URL (``?user=``, like ``?run=``) so a refresh or a
+    bookmark keeps the same runs without cookies. Runs and choices are filed under it.
+    """
+    if not settings.multi_user():
+        return ""
+    owner = st.session_state.get(_OWNER_KEY)
+    if not owner:
+        in_url = str(st.query_params.get("user", ""))
+        owner = in_url if _OWNER_ID.fullmatch(in_url) else secrets.token_urlsafe(9)
+        st.session_state[_OWNER_KEY] = owner
+    if st.query_params.get("user") != owner:
+        st.query_params["user"] = owner
+    return owner
+
+
+def is_admin() -> bool:
+    """The URL carried ``?admin=<TLCORE_ADMIN_TOKEN>`` once in this session."""
+    if not st.session_state.get(_ADMIN_KEY) and limits.is_admin(st.query_params.get("admin")):
+        st.session_state[_ADMIN_KEY] = True
+    return bool(st.session_state.get(_ADMIN_KEY))
+
+
+def runs_owner() -> str | None:
+    """Whose runs this session lists: its own on a shared server, everyone's for the admin."""
+    return None if not settings.multi_user() or is_admin() else owner_id()
 
 
 def _read_file() -> dict[str, Any]:
@@ -61,6 +97,7 @@ def _write_file(values: dict[str, Any]) -> None:
 
 def selections() -> dict[str, Any]:
     """This session's choices; the first call of a session reads them back from disk."""
+    owner_id()  # keeps ?user= in the URL on every page of a shared server
     if _SESSION_KEY not in st.session_state:
         values = {**DEFAULTS, **{k: v for k, v in _read_file().items() if k in DEFAULTS}}
         run_in_url = st.query_params.get("run")

@@ -3,6 +3,7 @@
 import streamlit as st
 
 from appkit import charts, navigation, pipeline, state
+from appkit.learn import learn
 from tlcore import gallery, settings, sources
 from tlcore.errors import TLCoreError
 from tlcore.images import IMAGE_EXTENSIONS
@@ -21,6 +22,7 @@ st.markdown(
     "Give the app your labelled photos: **one folder per label** (for example `cats/` and "
     "`dogs/`), zipped, or upload the images label by label."
 )
+learn("data")
 
 # --- where the pictures come from -----------------------------------------------------------
 tab_names = ["Sample", "Upload a zip", "Upload images per label"]

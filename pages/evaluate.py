@@ -22,8 +22,21 @@ if picked is None:
     st.stop()
 run, checkpoint = picked
 
+if inference.is_training(run):
+    # A run in training saves a new model every epoch; scoring each one on every visit
+    # would keep a shared CPU busy, so a training run is scored when the user asks.
+    scored = st.session_state.get("evaluate_scored", {})
+    if st.button("Score the model saved so far", key="evaluate_score_now"):
+        scored[(run.id, checkpoint)] = inference.checkpoint_stamp(run, checkpoint)
+        st.session_state["evaluate_scored"] = scored
+    stamp = scored.get((run.id, checkpoint))
+    if stamp is None:
+        st.info("This run is still training. Press the button to score the model saved so far.")
+        st.stop()
+else:
+    stamp = None
 try:
-    report = inference.evaluation(run, checkpoint)
+    report = inference.evaluation(run, checkpoint, stamp)
 except TLCoreError as exc:
     st.error(str(exc))
     st.stop()

@@ -45,3 +45,11 @@ with st.expander("Why does this work with only a few photos? (for teachers)"):
         "network, or on the Model page start from random weights, and compare the "
         "runs side by side."
     )
+    st.markdown(
+        "**Learn mode**: every wizard step has a closed *Learn: ...* panel with the idea "
+        "behind it. For a class demo, the **Compare experiment** trains your photos five "
+        "ways (from scratch to fully fine-tuned) with one click, **What the network sees** "
+        "shows the pretrained filters and feature maps, and the **Glossary** ties the "
+        "textbook terms to what the app does."
+    )
+    st.page_link("pages/compare.py", label="Compare experiment", icon=":material/science:")

@@ -3,6 +3,7 @@
 import streamlit as st
 
 from appkit import charts, navigation, pipeline, state
+from appkit.learn import learn
 from appkit.runview import preset_label
 from tlcore.errors import TLCoreError
 
@@ -45,6 +46,7 @@ def choose_preset(preset: str) -> None:
 
 
 st.title("3 · Which layers learn?")
+learn("layers")
 with st.expander("What does freezing do?", expanded=False):
     st.markdown(
         "A network is a stack of layers: the first ones detect edges and colours, the "

@@ -4,6 +4,7 @@ import pandas as pd
 import streamlit as st
 
 from appkit import navigation, pipeline, state
+from appkit.learn import learn
 from tlcore import sources
 from tlcore.catalog import availability, catalog_entry, catalog_rows
 from tlcore.errors import TLCoreError
@@ -50,6 +51,7 @@ st.info(
     "labels. That is why a few dozen photos per label are enough.",
     icon=":material/lightbulb:",
 )
+learn("model")
 
 st.subheader("The catalog")
 st.caption(

@@ -12,7 +12,10 @@ navigation.through_app()
 st.title("Runs")
 st.markdown("Every training run is kept. Compare them: which model, which layers, which accuracy.")
 
-runs = list_runs()
+admin = state.is_admin()
+runs = list_runs(state.runs_owner())
+if admin:
+    st.caption("Admin view: every user's runs (the owner column is the user's session id).")
 if not runs:
     st.info("No runs yet: start one on the Train page.")
     st.page_link("pages/train.py", label="Go to Train", icon=":material/model_training:")
@@ -21,7 +24,8 @@ if not runs:
 rows = []
 for run in runs:
     try:
-        rows.append(runview.summary_row(run))
+        row = runview.summary_row(run)
+        rows.append({"owner": run.record.get("owner") or "-", **row} if admin else row)
     except TLCoreError:
         continue
 st.dataframe(

@@ -3,7 +3,9 @@
 import streamlit as st
 
 from appkit import charts, navigation, pipeline, runview, state
+from appkit.learn import learn
 from tlcore.config import AUGMENTS
+from tlcore.distributed import gpu_count
 from tlcore.errors import TLCoreError
 from tlcore.lr_find import lr_find
 from tlcore.runs import ACTIVE_STATES, Run
@@ -20,6 +22,7 @@ AUGMENT_HELP = {
 }
 
 st.title("4 · Train")
+learn("train")
 
 # --- what will be trained -----------------------------------------------------------------
 data = state.get("data")
@@ -110,6 +113,16 @@ with right:
         key=state.widget_key("train_label_smoothing"),
         help="Tells the model not to be 100% sure; 0.1 often helps a little with few photos.",
     )
+    nproc, gpus = 1, gpu_count()
+    if gpus > 1:  # on a machine with one GPU or none there is nothing to choose
+        nproc = st.selectbox(
+            "GPUs (processes)",
+            list(range(1, gpus + 1)),
+            index=min(max(int(settings_now.get("nproc", 1)), 1), gpus) - 1,
+            key=state.widget_key("train_nproc"),
+            help="Train on several GPUs at once (PyTorch DistributedDataParallel, started with "
+            "torchrun). The batch size is per GPU, so 2 GPUs with batch 16 see 32 photos a step.",
+        )
 
 chosen = {
     "epochs": int(epochs),
@@ -119,6 +132,7 @@ chosen = {
     "early_stopping": int(early_stopping),
     "augment": augment,
     "label_smoothing": float(label_smoothing),
+    "nproc": int(nproc),
 }
 if chosen != {k: settings_now[k] for k in chosen}:
     state.update(train={**state.get("train"), **chosen})

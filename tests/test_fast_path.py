@@ -83,3 +83,25 @@ def test_embedding_cache_is_reused_and_gives_the_same_head(manifest, sample_dir,
     )
     other.embed_datasets()
     assert other.embedding_cache_hits == 0  # different pixels, different key
+
+
+def test_a_photo_replaced_under_the_same_name_is_embedded_again(sample_dir, tmp_path):
+    import shutil
+
+    data = tmp_path / "data"
+    shutil.copytree(sample_dir, data)
+    manifest = prepare_data(data, manifest_path=tmp_path / "m.json").manifest
+    config = TrainConfig(data=str(data), epochs=1, img_size=64, augment="none")
+    first = Trainer(config, manifest, cache_dir=tmp_path / "cache")
+    first.embed_datasets()
+    assert first.embedding_cache_hits == 0
+    again = Trainer(config, manifest, cache_dir=tmp_path / "cache")
+    again.embed_datasets()
+    assert again.embedding_cache_hits == 2
+    # same path, other pixels: an ant photo overwritten by a bee photo
+    ant = sorted((data / "train" / "ants").glob("*.jpg"))[0]
+    bee = sorted((data / "train" / "bees").glob("*.jpg"))[0]
+    shutil.copyfile(bee, ant)
+    changed = Trainer(config, manifest, cache_dir=tmp_path / "cache")
+    changed.embed_datasets()
+    assert changed.embedding_cache_hits == 0

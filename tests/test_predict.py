@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import json
 import shutil
 import zipfile
 from pathlib import Path
@@ -106,14 +105,14 @@ def test_uploads_and_a_zip_of_photos(run, last):
 
 
 def test_a_bundle_folder_predicts_like_its_run(run, last, tmp_path):
+    from tlcore.export import export_run
+
     bundle = tmp_path / "bundle"
-    bundle.mkdir()
-    shutil.copy(run.checkpoints_dir / "last.safetensors", bundle / "model.safetensors")
-    meta = {"model": last.model_name, "classes": last.classes, "img_size": IMG_SIZE}
-    (bundle / "bundle.json").write_text(json.dumps(meta))
+    export_run(run, "bundle", bundle, checkpoint="last")
     paths, _ = _val(run)
     loaded = Predictor.load(bundle)
     assert loaded.source == str(bundle)
+    assert loaded.classes == last.classes
     assert torch.allclose(loaded.predict(paths[:4]), last.predict(paths[:4]), atol=1e-6)
 
 

@@ -9,7 +9,9 @@ a crash between the two renames is caught on load.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import pickle
 from pathlib import Path
 from typing import Any
 
@@ -25,16 +27,20 @@ def checkpoint_paths(directory: Path, name: str) -> tuple[Path, Path]:
 
 
 def save_checkpoint(directory: Path, name: str, model: nn.Module, state: dict[str, Any]) -> None:
-    """Write ``name`` (``last`` or ``best``) atomically."""
+    """Write ``name`` (``last`` or ``best``) atomically; on failure the previous pair stays usable."""
     directory.mkdir(parents=True, exist_ok=True)
     weights_path, state_path = checkpoint_paths(directory, name)
     tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in model.state_dict().items()}
-    tmp = state_path.with_suffix(".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, state_path)
-    tmp = weights_path.with_suffix(".tmp")
-    save_file(tensors, str(tmp), metadata={"step": str(state.get("step", 0))})
-    os.replace(tmp, weights_path)
+    state_tmp, weights_tmp = state_path.with_suffix(".tmp"), weights_path.with_suffix(".tmp")
+    try:  # both files are complete on disk before either replaces the previous checkpoint
+        torch.save(state, state_tmp)
+        save_file(tensors, str(weights_tmp), metadata={"step": str(state.get("step", 0))})
+        os.replace(state_tmp, state_path)
+        os.replace(weights_tmp, weights_path)
+    finally:  # a full disk or read-only folder leaves the previous pair as it was
+        for tmp in (state_tmp, weights_tmp):
+            with contextlib.suppress(OSError):
+                tmp.unlink(missing_ok=True)
 
 
 def has_checkpoint(directory: Path, name: str) -> bool:
@@ -44,7 +50,13 @@ def has_checkpoint(directory: Path, name: str) -> bool:
 def load_checkpoint(directory: Path, name: str, model: nn.Module) -> dict[str, Any]:
     """Load weights into ``model`` (in place) and return the saved progress state."""
     weights_path, state_path = checkpoint_paths(directory, name)
-    state = torch.load(state_path, map_location="cpu", weights_only=True)
+    try:
+        state = torch.load(state_path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        raise RunError(
+            f"{state_path} was refused: it holds pickled Python objects, not plain training "
+            "state, and tlcore never runs code from a file. Start a new run."
+        ) from None
     from safetensors import safe_open
 
     with safe_open(str(weights_path), framework="pt") as f:

@@ -9,6 +9,7 @@ before a worker is spawned.
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,7 +19,9 @@ OPTIMIZERS = ("adamw", "sgd")
 SCHEDULES = ("cosine", "onecycle")
 AUGMENTS = ("none", "light", "strong")  # mirrors tlcore.dataset.AUGMENT_PRESETS
 DEVICES = ("auto", "cpu", "cuda", "mps")
+DECODED_CACHE_MODES = ("auto", "memory", "disk", "off")  # mirrors tlcore.decoded_cache.MODES
 MIN_IMG_SIZE = 32
+DOMAIN_ADAPTATIONS = ("none", "dann")  # tlcore.domain_adaptation
 
 
 @dataclass
@@ -47,8 +50,16 @@ class TrainConfig:
     augment: str = "light"
     drop_rate: float = 0.0
     device: str = "auto"
-    num_workers: int = 0
+    num_workers: int | None = None  # None: fit the machine (tlcore.loading.auto_num_workers)
+    decoded_cache: str = "auto"  # decode each image once: RAM, then disk past a budget
+    compile: bool = False  # torch.compile the model (pays off on GPUs for long runs)
     name: str = ""
+    experiment: str = ""  # the compare experiment this run belongs to (tlcore.compare)
+    nproc: int = 1  # processes (GPUs) under torchrun; batch_size is per process
+    owner: str = ""  # who started the run on a shared server (a browser session id)
+    target_data: str | None = None  # unlabelled photos of the domain to predict on (folder/.zip)
+    domain_adaptation: str = "none"  # "dann": adversarial training on target_data
+    dann_weight: float = 1.0  # weight of the domain loss against the class loss
 
     def validate(self) -> TrainConfig:
         """Raise ConfigError for the first bad field; return self so calls chain."""
@@ -97,13 +108,62 @@ class TrainConfig:
             ),
             ("drop_rate", _is_num(self.drop_rate) and 0 <= self.drop_rate < 1, "in [0, 1)"),
             ("early_stopping", _is_int(self.early_stopping) and self.early_stopping >= 0, ">= 0"),
-            ("num_workers", _is_int(self.num_workers) and self.num_workers >= 0, ">= 0"),
+            (
+                "num_workers",
+                self.num_workers is None or (_is_int(self.num_workers) and self.num_workers >= 0),
+                "empty (fit the machine) or a whole number >= 0",
+            ),
+            (
+                "decoded_cache",
+                self.decoded_cache in DECODED_CACHE_MODES,
+                f"one of {', '.join(DECODED_CACHE_MODES)}",
+            ),
+            ("compile", isinstance(self.compile, bool), "true or false"),
+            ("nproc", _is_int(self.nproc) and 1 <= self.nproc <= 64, "a whole number from 1 to 64"),
+            (
+                "owner",
+                isinstance(self.owner, str) and re.fullmatch(r"[A-Za-z0-9_-]{0,64}", self.owner),
+                "up to 64 letters, digits, '-' or '_'",
+            ),
             ("freeze", isinstance(self.freeze, dict) and "preset" in self.freeze, "a FreezePlan"),
         ]
         for name, ok, want in checks:
             if not ok:
                 raise bad(name, getattr(self, name), want)
+        self._validate_domain_adaptation()
         return self
+
+    def _validate_domain_adaptation(self) -> None:
+        """target_data / domain_adaptation / dann_weight (see tlcore.domain_adaptation)."""
+        from pathlib import Path
+
+        if self.domain_adaptation not in DOMAIN_ADAPTATIONS:
+            raise ConfigError(
+                f"domain_adaptation = {self.domain_adaptation!r} is not valid: it must be one of "
+                f"{', '.join(DOMAIN_ADAPTATIONS)}."
+            )
+        if not (_is_num(self.dann_weight) and 0 <= self.dann_weight <= 100):
+            raise ConfigError(f"dann_weight = {self.dann_weight!r} is not valid: use 0 to 100.")
+        if self.target_data:
+            target = Path(str(self.target_data)).expanduser()
+            if not (target.is_dir() or (target.is_file() and target.suffix.lower() == ".zip")):
+                raise ConfigError(
+                    f"target_data {self.target_data} is not a folder or .zip of photos: give the "
+                    "photos from the place you will predict on."
+                )
+        if self.domain_adaptation == "dann":
+            if not self.target_data:
+                raise ConfigError(
+                    "domain_adaptation 'dann' needs target_data: a folder of photos from the "
+                    "place you will predict on (labels not needed)."
+                )
+            if self.freeze.get("preset") == "features":
+                raise ConfigError(
+                    "domain_adaptation 'dann' must change the backbone's features, but freeze "
+                    "preset 'features' trains only the classifier: choose last-2 or more."
+                )
+            if getattr(self, "nproc", 1) > 1:
+                raise ConfigError("domain_adaptation 'dann' runs in one process: set nproc to 1.")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -9,7 +9,8 @@ only ever change the training transform; evaluation is deterministic.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import timm.data
 import torch
@@ -18,6 +19,9 @@ from torch.utils.data import Dataset
 from tlcore.errors import ConfigError, DataError
 from tlcore.images import load_rgb
 from tlcore.manifest import Manifest
+
+if TYPE_CHECKING:
+    from tlcore.decoded_cache import DecodedImageCache
 
 AUGMENT_PRESETS = ("none", "light", "strong")
 
@@ -76,12 +80,20 @@ class ManifestDataset(Dataset):
     what the validation report described.
     """
 
-    def __init__(self, manifest: Manifest, split: str, transform: Callable):
+    def __init__(
+        self,
+        manifest: Manifest,
+        split: str,
+        transform: Callable,
+        decoded: DecodedImageCache | None = None,
+    ):
         self.manifest = manifest
         self.split = split
         self.items = manifest.items_for(split)
         self.transform = transform
         self.classes = list(manifest.classes)
+        self.decoded = decoded  # images decoded once (see with_decoded_cache)
+        self.batch_transform: Callable | None = None  # applied by the loader to whole batches
 
     @property
     def labels(self) -> list[int]:
@@ -93,6 +105,8 @@ class ManifestDataset(Dataset):
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
         item = self.items[index]
+        if self.decoded is not None:
+            return self.transform(self.decoded.image(index)), item.label
         try:
             image = load_rgb(item.path)
         except DataError as exc:
@@ -100,3 +114,41 @@ class ManifestDataset(Dataset):
                 f"{exc} The file changed since the dataset was checked; inspect it again."
             ) from None
         return self.transform(image), item.label
+
+
+def with_batch_normalize(dataset: ManifestDataset) -> ManifestDataset:
+    """The same samples as uint8 tensors, ToTensor + Normalize left to the loader's batches."""
+    from tlcore.decoded_cache import split_batch_normalize
+
+    per_image, per_batch = split_batch_normalize(dataset.transform)
+    if per_batch is None:
+        return dataset
+    batched = ManifestDataset(dataset.manifest, dataset.split, per_image, dataset.decoded)
+    batched.batch_transform = per_batch
+    return batched
+
+
+def with_decoded_cache(
+    dataset: ManifestDataset,
+    mode: str = "auto",
+    directory: Path | None = None,
+    memory_budget: int | None = None,
+) -> ManifestDataset:
+    """The same samples, with each image decoded once and kept (see ``tlcore.decoded_cache``).
+
+    The transform is split into the part applied once (kept) and the part applied
+    every epoch, so random augmentation still differs per epoch.
+    """
+    from tlcore.decoded_cache import DecodedImageCache, split_batch_normalize, split_transform
+
+    if mode == "off":
+        return dataset
+    presize, per_epoch = split_transform(dataset.transform)
+    per_image, per_batch = split_batch_normalize(per_epoch)
+    paths = [item.path for item in dataset.items]
+    cache = DecodedImageCache(
+        paths, presize, mode=mode, directory=directory, memory_budget=memory_budget
+    )
+    cached = ManifestDataset(dataset.manifest, dataset.split, per_image, decoded=cache)
+    cached.batch_transform = per_batch  # uint8 images in, normalized floats out (a collate)
+    return cached

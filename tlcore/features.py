@@ -58,7 +58,10 @@ def embed(
     was_training = model.training
     model.eval()
     features, labels = [], []
+    batch_transform = getattr(loader.dataset, "batch_transform", None)
     for images, targets in loader:
+        if images.dtype == torch.uint8 and batch_transform is not None:
+            images = batch_transform(images)  # a loader built without the dataset's collate
         with autocast(device):
             pooled = model.forward_head(
                 model.forward_features(to_device(images, device)), pre_logits=True

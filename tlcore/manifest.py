@@ -113,6 +113,18 @@ class Manifest:
             raise DataError(f"The manifest {path} is not a JSON object.")
         return cls.from_dict(data)
 
+    def files_stamp(self) -> str:
+        """sha256 of every file's size and change time: a photo replaced under the same
+        name changes it, so caches keyed on it (embeddings, decoded pixels) are not stale."""
+        digest = hashlib.sha256()
+        for item in self.items:
+            try:
+                stat = Path(item.path).stat()
+                digest.update(f"{item.path}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+            except OSError:
+                digest.update(f"{item.path}\0missing\n".encode())
+        return digest.hexdigest()
+
     def fingerprint(self) -> str:
         """sha256 of the content: equal fingerprints mean the same images, labels and split."""
         canonical = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -27,7 +26,6 @@ from tlcore.errors import DataError, ModelError, RunError, TLCoreError
 from tlcore.images import load_rgb
 
 CHECKPOINTS = ("best", "last")
-BUNDLE_FILE = "bundle.json"  # an exported folder: bundle.json + model.safetensors
 BATCH_SIZE = 32
 MAX_FILE_BYTES = 50_000_000  # far above any photo; refuses a mislabelled video or disk image
 
@@ -124,32 +122,37 @@ class Predictor:
         )
 
     @classmethod
-    def from_bundle(cls, folder: str | Path, device: str = "cpu") -> Predictor:
-        """An exported folder: ``bundle.json`` ({model, classes, img_size}) + model.safetensors."""
-        folder = Path(folder)
-        try:
-            meta = json.loads((folder / BUNDLE_FILE).read_text())
-            name, classes = meta["model"], list(meta["classes"])
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise ModelError(
-                f"{folder} is not a usable model bundle ({BUNDLE_FILE} unreadable: {exc})."
-            ) from None
-        weights_path = folder / meta.get("weights_file", "model.safetensors")
-        model = _model_with_weights(name, len(classes), weights_path)
-        return cls(
+    def from_bundle(cls, bundle: str | Path, device: str = "cpu") -> Predictor:
+        """An exported bundle (folder or .zip, see ``tlcore.bundle``), without its run.
+
+        The preprocessing comes from the bundle's ``tlcore.json``, not from this
+        machine's timm defaults, so predictions match the ones made at export.
+        """
+        from tlcore.bundle import preprocessing_config, read_bundle
+        from tlcore.dataset import build_transform
+
+        meta, state = read_bundle(bundle)
+        name, classes = meta["architecture"], list(meta["classes"])
+        model = _model_from_state(name, len(classes), state, str(bundle))
+        predictor = cls(
             model,
             classes,
             meta.get("img_size"),
             model_name=name,
             weights=meta.get("pretrained_weights", "bundled"),
-            source=str(folder),
+            source=str(bundle),
             device=device,
         )
+        predictor.data_config = preprocessing_config(meta)
+        predictor.transform = build_transform(predictor.data_config, train=False)
+        return predictor
 
     @classmethod
     def load(cls, source: Any, checkpoint: str = "best", device: str = "cpu") -> Predictor:
-        """A run id/folder or an exported bundle folder, whichever ``source`` is."""
-        if (Path(str(source)) / BUNDLE_FILE).is_file():
+        """A run id/folder or an exported bundle (folder or .zip), whichever ``source`` is."""
+        from tlcore.bundle import is_bundle
+
+        if is_bundle(source):
             return cls.from_bundle(source, device=device)
         return cls.from_run(source, checkpoint=checkpoint, device=device)
 
@@ -239,19 +242,26 @@ def _model_with_weights(name: str, num_classes: int, weights_path: Path) -> nn.M
     """The architecture with a head for ``num_classes``, then every tensor from the file."""
     from safetensors.torch import load_file
 
-    from tlcore.models import create_model
-
-    model = create_model(name, num_classes, weights="scratch")
     try:
         state = load_file(str(weights_path))
     except (OSError, RuntimeError, ValueError) as exc:
         raise ModelError(f"cannot read the model weights {weights_path}: {exc}") from None
+    return _model_from_state(name, num_classes, state, str(weights_path))
+
+
+def _model_from_state(
+    name: str, num_classes: int, state: dict[str, torch.Tensor], label: str
+) -> nn.Module:
+    """A fresh ``name`` with ``num_classes`` outputs holding exactly the tensors in ``state``."""
+    from tlcore.models import create_model
+
+    model = create_model(name, num_classes, weights="scratch")
     try:
         model.load_state_dict(state)
     except RuntimeError as exc:
         first = str(exc).strip().splitlines()[0][:200]
         raise ModelError(
-            f"the weights in {weights_path} do not fit {name} with {num_classes} classes: {first}"
+            f"the weights in {label} do not fit {name} with {num_classes} classes: {first}"
         ) from None
     return model
 

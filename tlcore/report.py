@@ -257,6 +257,14 @@ class _Builder:
                 f"Ignored {_plural(len(scan.other_files), 'file')} without an image extension.",
                 scan.other_files,
             )
+        if scan.outside_links:
+            self.add(
+                "warning",
+                "outside_link",
+                f"Skipped {_plural(len(scan.outside_links), 'link')} pointing outside the "
+                "allowed data folder (TLCORE_DATA_ROOT); copy those files in instead.",
+                scan.outside_links,
+            )
         if scan.n_ignored:
             self.add(
                 "info",

@@ -33,6 +33,7 @@ from tlcore.errors import DataError, RunError
 STATES = ("queued", "running", "finished", "failed", "stopped")
 ACTIVE_STATES = ("queued", "running")
 STARTUP_GRACE_S = 60.0
+_RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}")  # what make_run_id writes, no '..'
 _CHILDREN: dict[int, subprocess.Popen] = {}  # workers this process spawned, to reap them
 
 
@@ -156,7 +157,11 @@ class Run:
     def create(cls, config: TrainConfig) -> Run:
         """Validate, prepare the data and write the run directory, without starting it."""
         config.validate()
+        from tlcore import limits
         from tlcore.data import prepare_data
+
+        limits.check_config(config)  # the admin's caps on a shared server
+        limits.check_nproc(config)
         from tlcore.manifest import Manifest
 
         if config.manifest_path:
@@ -170,6 +175,7 @@ class Run:
             config.manifest_path = str(prepared.manifest_path)
         if not manifest.items_for("train"):
             raise DataError(f"cannot train on {config.data}: the training split has no images.")
+        limits.check_dataset(len(manifest.items))
         root = settings.runs_dir()
         root.mkdir(parents=True, exist_ok=True)
         run = cls(root / make_run_id(config))
@@ -180,6 +186,7 @@ class Run:
             {
                 "id": run.id,
                 "created": now_iso(),
+                "owner": config.owner,
                 "config": config.to_dict(),
                 "data": {
                     "source": str(config.data),
@@ -199,6 +206,9 @@ class Run:
     @classmethod
     def start(cls, config: TrainConfig) -> Run:
         """Create the run directory and spawn its worker; returns at once."""
+        from tlcore.limits import check_queue
+
+        check_queue(config.owner, len(active_runs(config.owner)))
         run = cls.create(config)
         run.spawn_worker(resume=False)
         return run
@@ -212,12 +222,31 @@ class Run:
                 return cls(path.resolve())
         raise RunError(f"no training run found at '{path_or_id}': see `tlcore runs` for ids.")
 
+    @classmethod
+    def from_id(cls, run_id: str) -> Run:
+        """A run by id alone (from a URL or a browser): never a path, never outside runs_dir()."""
+        text = str(run_id)
+        if not _RUN_ID.fullmatch(text):
+            raise RunError(f"{text[:80]!r} is not a run id (letters, digits, '-', '_' and '.').")
+        root = settings.runs_dir().resolve()
+        path = (root / text).resolve()
+        if path.parent != root or not (path / "config.json").is_file():
+            raise RunError(f"no training run with the id '{text}' in {root}.")
+        return cls(path)
+
     # -- the worker ----------------------------------------------------------------------
     def spawn_worker(self, *, resume: bool) -> int:
         """A detached process (own session) so closing the app or the terminal cannot kill it."""
+        from tlcore import run_queue
+
+        config = self.config
         cmd = [sys.executable, "-m", "tlcore.worker", str(self.dir)] + (
             ["--resume"] if resume else []
         )
+        if config.nproc > 1:  # torchrun starts nproc workers (DDP); see tlcore.distributed
+            launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
+            cmd = [*launcher, f"--nproc_per_node={config.nproc}", *cmd[1:]]
+        run_queue.enqueue(self.dir, run_queue.device_key(config.device))  # submission order
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(
             p for p in (str(settings.PROJECT_ROOT), env.get("PYTHONPATH", "")) if p
@@ -275,7 +304,7 @@ class Run:
             if spawned:
                 return any(p.poll() is None for p in spawned)
             return time.time() - float(status.get("heartbeat_unix", 0)) < STARTUP_GRACE_S
-        return pid_is_worker(int(pid), self.dir)
+        return pid_is_worker(int(pid), self.dir, status.get("worker_cmd"))
 
     def metrics(self) -> list[dict[str, Any]]:
         return read_events(self.metrics_path)
@@ -304,6 +333,7 @@ class Run:
             "epochs_done": len(epochs),
             "epochs": config.get("epochs"),
             "created": record.get("created"),
+            "owner": record.get("owner", ""),
             "message": status.get("message", ""),
         }
 
@@ -313,16 +343,24 @@ class Run:
         if self.status().get("state") in ACTIVE_STATES:
             self.stop_path.write_text(now_iso())
 
-    def resume(self) -> Run:
-        """Continue a stopped, failed or interrupted run from its last checkpoint."""
+    def resume(self, spawn: bool = True) -> Run:
+        """Continue a stopped, failed or interrupted run from its last checkpoint.
+
+        ``spawn=False`` only marks it queued (``torchrun ... tlcore resume`` trains it in-process).
+        """
         status = self.status()
         if status["state"] in ACTIVE_STATES:
             raise RunError(f"run {self.id} is still {status['state']}: stop it before resuming.")
         if status["state"] == "finished":
             raise RunError(f"run {self.id} has finished: start a new run to train more.")
+        from tlcore.limits import check_queue
+
+        owner = self.record.get("owner", "")
+        check_queue(owner, len(active_runs(owner)))  # a resumed run waits in the queue too
         self.stop_path.unlink(missing_ok=True)
         self.write_status("queued", message="Resuming: waiting for the worker.", pid=None)
-        self.spawn_worker(resume=True)
+        if spawn:
+            self.spawn_worker(resume=True)
         return self
 
     def wait(self, timeout: float | None = None, poll_s: float = 0.2) -> dict[str, Any]:
@@ -337,7 +375,7 @@ class Run:
             time.sleep(poll_s)
 
 
-def pid_is_worker(pid: int, run_dir: Path) -> bool:
+def pid_is_worker(pid: int, run_dir: Path, worker_cmd: str | None = None) -> bool:
     """Alive, not a zombie, and (where /proc tells) still our worker, not a reused pid."""
     child = _CHILDREN.get(pid)
     if child is not None and child.poll() is not None:
@@ -353,6 +391,8 @@ def pid_is_worker(pid: int, run_dir: Path) -> bool:
         if (proc / "stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
             return False
         cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        if worker_cmd:  # trained in-process by `torchrun ... tlcore train`
+            return worker_cmd in cmdline
         return "tlcore.worker" in cmdline and run_dir.name in cmdline
     except (OSError, IndexError):
         return True  # no /proc (macOS): trust the signal check
@@ -368,10 +408,17 @@ def freeze_label(plan: dict[str, Any]) -> str:
     return preset
 
 
-def list_runs() -> list[Run]:
-    """Every run under runs_dir(), newest first (run ids sort by start time)."""
+def list_runs(owner: str | None = None) -> list[Run]:
+    """Every run under runs_dir(), newest first (run ids sort by start time); ``owner``'s only."""
     root = settings.runs_dir()
     if not root.is_dir():
         return []
     runs = [Run(p) for p in root.iterdir() if (p / "config.json").is_file()]
+    if owner is not None:
+        runs = [r for r in runs if (read_json(r.config_path) or {}).get("owner", "") == owner]
     return sorted(runs, key=lambda r: r.id, reverse=True)
+
+
+def active_runs(owner: str | None = None) -> list[Run]:
+    """Runs waiting or training (the queue a user's cap counts)."""
+    return [r for r in list_runs(owner) if r.status().get("state") in ACTIVE_STATES]

@@ -12,6 +12,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tlcore import settings
 from tlcore.errors import DataError
 from tlcore.images import is_ignored, is_image_file
 
@@ -56,16 +57,41 @@ class DatasetScan:
     other_files: list[Path] = field(default_factory=list)  # not images by extension
     extra_folders: list[Path] = field(default_factory=list)  # beside train/val, unused
     n_ignored: int = 0  # hidden files, __MACOSX, .DS_Store, Thumbs.db
+    outside_links: list[Path] = field(default_factory=list)  # links leaving TLCORE_DATA_ROOT
 
     def relative(self, path: Path) -> str:
         """A path as the user knows it: relative to the folder they gave, with '/'."""
         try:
-            return path.relative_to(self.source).as_posix()
+            return display_name(path.relative_to(self.source).as_posix())
         except ValueError:
-            return str(path)
+            return display_name(str(path))
 
 
-def _children(folder: Path) -> tuple[list[Path], list[Path], int]:
+def display_name(name: str) -> str:
+    """A name that can be printed and shown: bytes that are not UTF-8 become U+FFFD.
+
+    Linux hands Python undecodable names as lone surrogates, which crash any UTF-8
+    encoding (terminal, JSON for the browser, a seeded RNG); the file itself is
+    still opened by its real path.
+    """
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
+def _leaves_data_root(path: Path) -> bool:
+    """True for a link inside ``TLCORE_DATA_ROOT`` that points outside it (never followed).
+
+    The app may read only under the data root; a symlinked class folder or image
+    there must not become a way around that.
+    """
+    root = settings.data_root()
+    if root is None or not path.is_symlink() or not path.parent.resolve().is_relative_to(root):
+        return False
+    return not path.resolve().is_relative_to(root)
+
+
+def _children(
+    folder: Path, outside: list[Path] | None = None
+) -> tuple[list[Path], list[Path], int]:
     """Visible sub-folders and files of one folder (sorted), and how many were ignored."""
     dirs, files, ignored = [], [], 0
     try:
@@ -75,6 +101,9 @@ def _children(folder: Path) -> tuple[list[Path], list[Path], int]:
     for entry in entries:
         if is_ignored(entry.name):
             ignored += 1
+        elif entry.is_symlink() and _leaves_data_root(Path(entry.path)):
+            if outside is not None:
+                outside.append(Path(entry.path))
         elif entry.is_dir():
             dirs.append(Path(entry.path))
         elif entry.is_file():
@@ -96,7 +125,7 @@ def _is_wrapper(folder: Path) -> Path | None:
     return inner
 
 
-def _walk_files(folder: Path) -> tuple[list[Path], int]:
+def _walk_files(folder: Path, outside: list[Path]) -> tuple[list[Path], int]:
     """Every visible file under ``folder`` (depth-first, sorted), and how many were ignored."""
     found, ignored = [], 0
     for current, dirnames, filenames in os.walk(folder):
@@ -106,6 +135,8 @@ def _walk_files(folder: Path) -> tuple[list[Path], int]:
         for name in sorted(filenames):
             if is_ignored(name):
                 ignored += 1
+            elif _leaves_data_root(Path(current) / name):
+                outside.append(Path(current) / name)
             else:
                 found.append(Path(current) / name)
     return found, ignored
@@ -123,21 +154,22 @@ def _split_folders(dirs: list[Path]) -> dict[str, Path]:
 
 def _scan_classes(scan: DatasetScan, parent: Path, split: str | None) -> list[str]:
     """Class folders under ``parent``: their images go to ``scan``; loose files are noted."""
-    dirs, files, ignored = _children(parent)
+    dirs, files, ignored = _children(parent, scan.outside_links)
     scan.n_ignored += ignored
     for f in files:
         (scan.loose_images if is_image_file(f) else scan.other_files).append(f)
     names = []
     for class_dir in dirs:
-        names.append(class_dir.name)
-        files_in_class, ignored = _walk_files(class_dir)
+        class_name = display_name(class_dir.name)  # a label, never turned back into a path
+        names.append(class_name)
+        files_in_class, ignored = _walk_files(class_dir, scan.outside_links)
         scan.n_ignored += ignored
         for f in files_in_class:
             if not is_image_file(f):
                 scan.other_files.append(f)
                 continue
             nested = f.parent != class_dir
-            scan.images.append(ScannedImage(f, class_dir.name, split, nested))
+            scan.images.append(ScannedImage(f, class_name, split, nested))
     return names
 
 
@@ -154,9 +186,10 @@ def scan_folder(source: str | Path) -> DatasetScan:
         raise DataError(f"{source} is not a folder; give a folder of class folders or a .zip.")
     root, unwrapped = source, []
     while (inner := _is_wrapper(root)) is not None:
-        unwrapped.append(inner.name)
+        unwrapped.append(display_name(inner.name))
         root = inner
-    dirs, _, _ = _children(root)
+    outside: list[Path] = []
+    dirs, _, _ = _children(root, outside)
     splits = _split_folders(dirs)
     scan = DatasetScan(
         source=source,
@@ -165,6 +198,8 @@ def scan_folder(source: str | Path) -> DatasetScan:
         classes=[],
         unwrapped=unwrapped,
     )
+    if splits:  # otherwise _scan_classes lists the root again and notes its links
+        scan.outside_links.extend(outside)
     if not splits:
         scan.class_dirs["all"] = _scan_classes(scan, root, None)
     else:

@@ -32,3 +32,34 @@ def data_root() -> Path | None:
 def sample_data_dir() -> Path:
     """The bundled ants/bees photos (``TLCORE_SAMPLE_DIR`` to point elsewhere)."""
     return _env_path("TLCORE_SAMPLE_DIR", PROJECT_ROOT / "assets" / "ants-bees")
+
+
+# -- a shared server (see docs/deployment.md) ------------------------------------------------
+LIMIT_VARIABLES = {
+    "epochs": "TLCORE_MAX_EPOCHS",
+    "img_size": "TLCORE_MAX_IMG_SIZE",
+    "dataset_images": "TLCORE_MAX_DATASET_IMAGES",
+    "queued_per_user": "TLCORE_MAX_QUEUED_PER_USER",
+}
+
+
+def env_int(name: str) -> int | None:
+    """A positive whole number from the environment; None when unset, empty or not one."""
+    value = os.environ.get(name, "").strip()
+    return int(value) if value.isdigit() and int(value) > 0 else None
+
+
+def max_concurrent_runs() -> int:
+    """Runs that train at once on one device (``TLCORE_MAX_CONCURRENT_RUNS``, default 1)."""
+    return env_int("TLCORE_MAX_CONCURRENT_RUNS") or 1
+
+
+def admin_token() -> str:
+    """``TLCORE_ADMIN_TOKEN``: who knows it sees every user's runs (``?admin=<token>``)."""
+    return os.environ.get("TLCORE_ADMIN_TOKEN", "").strip()
+
+
+def multi_user() -> bool:
+    """Each browser session gets its own runs (``TLCORE_MULTI_USER=1``, or an admin token set)."""
+    flag = os.environ.get("TLCORE_MULTI_USER", "").strip().lower() in ("1", "true", "yes", "on")
+    return flag or bool(admin_token())

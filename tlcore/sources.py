@@ -98,13 +98,18 @@ def folders_under_data_root() -> list[str]:
     root = settings.data_root()
     if root is None or not root.is_dir():
         return []
+
+    def inside(folder: Path) -> list[Path]:  # links leading out of the root are not offered
+        return sorted(
+            p
+            for p in folder.iterdir()
+            if p.is_dir() and not p.name.startswith(".") and p.resolve().is_relative_to(root)
+        )
+
     found = []
-    for first in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+    for first in inside(root):
         found.append(first.relative_to(root).as_posix())
-        for second in sorted(
-            p for p in first.iterdir() if p.is_dir() and not p.name.startswith(".")
-        ):
-            found.append(second.relative_to(root).as_posix())
+        found.extend(second.relative_to(root).as_posix() for second in inside(first))
     return found
 
 

@@ -19,10 +19,11 @@ from typing import Any
 import torch
 from torch import nn
 
-from tlcore import __version__, features
+from tlcore import __version__, distributed, features
 from tlcore.config import TrainConfig
 from tlcore.devices import autocast, grad_scaler, resolve_device, to_device, uses_channels_last
 from tlcore.errors import RunError
+from tlcore.loading import EpochLoaders
 from tlcore.metrics import accuracy, confusion_matrix
 
 log = logging.getLogger("tlcore.train")
@@ -107,7 +108,7 @@ class Trainer:
 
         cfg = self.config = config.validate()
         self.classes = list(manifest.classes)
-        self.device = resolve_device(cfg.device)
+        self.device = distributed.local_device(resolve_device(cfg.device))  # cuda:LOCAL_RANK
         seed_everything(cfg.seed)
         # embeddings are cached on disk only for models built here from the config (a model
         # passed in may have been changed in ways the cache key cannot see)
@@ -117,15 +118,22 @@ class Trainer:
         self.model = model.to(self.device)
         if uses_channels_last(self.device):
             self.model = self.model.to(memory_format=torch.channels_last)
+        if cfg.compile:  # in place: parameter names, checkpoints and freezing stay the same
+            self.model.compile()
+        self.loaders = EpochLoaders(cfg.batch_size, self.device, cfg.num_workers,
+                                    cfg.decoded_cache, cache_dir and cache_dir.parent / "decoded")  # fmt: skip
         self.groups = layer_groups(self.model)
         self.plan = FreezePlan.from_dict(cfg.freeze)
-        self.callbacks = [FreezeSchedule(), EarlyStopping(cfg.early_stopping), *callbacks]
+        self.callbacks = [FreezeSchedule(), EarlyStopping(cfg.early_stopping), *callbacks,
+                          *distributed.callbacks()]  # fmt: skip
+        self.ddp: nn.Module | None = None  # DistributedDataParallel, set under torchrun
 
         data_config = self.data_config = resolve_data_config(self.model, cfg.img_size)
         train_tf = build_transform(data_config, train=True, augment=cfg.augment)
         self.train_set = ManifestDataset(manifest, "train", train_tf)
         self.val_set = ManifestDataset(manifest, "val", build_transform(data_config, train=False))
         self.manifest_fingerprint = manifest.fingerprint()
+        self.files_stamp = manifest.files_stamp()
         self.train_labels = torch.tensor([it.label for it in manifest.items_for("train")])
 
         self.fast_path_reason = self._fast_path_reason()
@@ -139,7 +147,9 @@ class Trainer:
             weight=self._class_weights() if cfg.class_balanced else None,
             label_smoothing=cfg.label_smoothing,
         ).to(self.device)
-        self.steps_per_epoch = math.ceil(len(self.train_set) / cfg.batch_size)
+        self.steps_per_epoch = math.ceil(
+            distributed.shard_size(len(self.train_set)) / cfg.batch_size
+        )
         self.total_steps = cfg.epochs * self.steps_per_epoch
         self.warmup_steps = round(cfg.warmup_epochs * self.steps_per_epoch)
 
@@ -193,7 +203,7 @@ class Trainer:
     def train_step(self, inputs: torch.Tensor, targets: torch.Tensor) -> tuple[float, int]:
         """One optimizer step with the learning rates already set; (loss, correct)."""
         with autocast(self.device):
-            logits = self.forward(inputs)
+            logits = self.ddp(inputs) if self.ddp is not None else self.forward(inputs)
             loss = self.criterion(logits.float(), targets)
         if not torch.isfinite(loss):
             raise TrainingDiverged(
@@ -209,6 +219,7 @@ class Trainer:
     def finish_epoch(self, epoch: int, train_seconds: float, seconds: float, val_loss: float,
                      val_acc: float, matrix: list[list[int]]) -> dict[str, Any]:  # fmt: skip
         """Close the epoch's books: the event the UI plots, the best model, the ETA."""
+        self.partial = distributed.reduce_partial(self.partial)  # totals over all ranks
         seen = max(1, self.partial["seen"])
         is_best = val_acc > self.best["val_acc"] or (
             val_acc == self.best["val_acc"] and val_loss < self.best["val_loss"]
@@ -234,7 +245,7 @@ class Trainer:
     def train_batches(self, epoch: int):
         """Batches of the epoch in its fixed order, skipping those done before a stop."""
         bs = self.config.batch_size
-        order = epoch_order(len(self.train_set), self.config.seed, epoch)[
+        order = distributed.shard(epoch_order(len(self.train_set), self.config.seed, epoch))[
             self.batch_in_epoch * bs :
         ]
         if self.fast_path:
@@ -247,13 +258,8 @@ class Trainer:
             yield to_device(images, self.device), targets.to(self.device)
 
     def loader(self, dataset: Any, sampler: list[int] | None = None) -> torch.utils.data.DataLoader:
-        return torch.utils.data.DataLoader(
-            dataset,
-            batch_size=self.config.batch_size,
-            sampler=sampler,
-            num_workers=self.config.num_workers,
-            pin_memory=self.device.type == "cuda",
-        )
+        """The dataset's one loader, in ``sampler`` order; images decoded once unless embedding."""
+        return self.loaders.get(dataset, sampler, decoded=not self.fast_path)
 
     def embed_datasets(self) -> None:
         """Fast path: run the frozen backbone once over train and val (or read the cache)."""
@@ -263,7 +269,7 @@ class Trainer:
             if self.cache_dir is not None:
                 key = features.cache_key(self.embedding_identity() | {"split": split})
                 cache_file = self.cache_dir / f"{key}.safetensors"
-            x, y, hit = features.embed_cached(
+            x, y, hit = distributed.embed_cached(
                 self.model, self.loader(dataset), self.device, cache_file
             )
             self.embeddings[split] = (x, y)
@@ -280,7 +286,8 @@ class Trainer:
             weights = f"{Path(weights).resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
         return {
             "model": self.config.model, "weights": weights, "data": self.data_config,
-            "manifest": self.manifest_fingerprint, "device": self.device.type,
+            "manifest": self.manifest_fingerprint, "files": self.files_stamp,
+            "device": self.device.type,
             "torch": torch.__version__, "tlcore": __version__,
         }  # fmt: skip
 
@@ -298,7 +305,10 @@ class Trainer:
             batches = [self.embeddings["val"]]
         else:
             batches = (
-                (to_device(x, self.device), y.to(self.device)) for x, y in self.loader(self.val_set)
+                (to_device(x, self.device), y.to(self.device))
+                for x, y in self.loader(
+                    self.val_set, sampler=distributed.eval_indices(len(self.val_set))
+                )
             )
         logits, targets = [], []
         for inputs, labels in batches:
@@ -307,6 +317,8 @@ class Trainer:
             targets.append(labels)
         self.model.train(was_training)
         all_logits, all_targets = torch.cat(logits), torch.cat(targets)
+        if not self.fast_path:  # each rank saw its shard of the validation images
+            all_logits, all_targets = distributed.gather_rows(all_logits, all_targets)
         loss = float(nn.functional.cross_entropy(all_logits, all_targets).item())
         preds = all_logits.argmax(1)
         return (

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import logging
 import os
 import sys
@@ -19,12 +20,19 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
+from tlcore import distributed, run_queue, settings
 from tlcore.errors import TLCoreError
 from tlcore.runs import Run, append_event, keep_history_until, write_json_atomic
 
 log = logging.getLogger("tlcore.worker")
 STATUS_EVERY_S = 0.5
 QUEUE_POLL_S = 1.0
+_DISK_ERRNOS = {
+    errno.ENOSPC: "the disk is full",
+    errno.EDQUOT: "the disk quota is used up",
+    errno.EROFS: "the folder is on a read-only file system",
+    errno.EACCES: "permission denied",
+}
 
 
 @contextlib.contextmanager
@@ -39,11 +47,12 @@ def device_slot(run: Run, device: str) -> Iterator[bool]:
     except ImportError:  # Windows: no queue, runs share the device
         yield True
         return
-    slots = max(1, int(os.environ.get("TLCORE_MAX_CONCURRENT_RUNS", "1") or 1))
+    slots = settings.max_concurrent_runs()
     paths = [run.dir.parent / f".device-{device}-{i}.lock" for i in range(slots)]
     held: IO[str] | None = None
     while held is None:
-        for path in paths:
+        ahead = run_queue.ahead_of(run.dir, device)  # first come, first served
+        for path in [] if ahead else paths:
             f = open(path, "a+")  # noqa: SIM115 - kept open while the slot is held
             try:
                 fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -57,15 +66,19 @@ def device_slot(run: Run, device: str) -> Iterator[bool]:
             break
         if held is None:
             if run.stop_path.exists():
+                run_queue.leave(run.dir)
                 yield False
                 return
             holders = ", ".join(sorted({p.read_text().strip() for p in paths if p.exists()} - {""}))
+            if ahead:
+                holders = f"{len(ahead)} earlier run(s) ({', '.join(ahead[:3])})"
             run.write_status(
                 "queued",
                 pid=os.getpid(),
                 message=f"Queued: waiting for {holders or 'another run'} to finish on {device}.",
             )
             time.sleep(QUEUE_POLL_S)
+    run_queue.leave(run.dir)
     try:
         yield True
     finally:
@@ -123,19 +136,28 @@ class RunRecorder:
 def train_run(run: Run, resume: bool) -> str:
     """Build the trainer, continue from the last checkpoint if asked, train; the final state."""
     from tlcore.checkpoints import has_checkpoint, load_checkpoint, save_checkpoint
+    from tlcore.domain_adaptation import build_trainer
     from tlcore.manifest import Manifest
-    from tlcore.train import Trainer
 
     config = run.config
-    run.write_status("running", pid=os.getpid(), message="Loading the model and data.")
+    main = distributed.is_main()  # under torchrun only rank 0 writes the run directory
+    if main:
+        run.write_status("running", pid=os.getpid(), message="Loading the model and data.")
     cache_dir = run.dir.parent / ".cache" / "embeddings"
     manifest = Manifest.load(run.manifest_path)
-    trainer = Trainer(config, manifest, callbacks=[RunRecorder(run)], cache_dir=cache_dir)
+    recorders = [RunRecorder(run)] if main else []
+    # plain, or with a target domain scored / adapted to (DANN): tlcore.domain_adaptation
+    trainer = build_trainer(config, manifest, callbacks=recorders, cache_dir=cache_dir)
     if resume and has_checkpoint(run.checkpoints_dir, "last"):
         trainer.load_state_dict(load_checkpoint(run.checkpoints_dir, "last", trainer.model))
+        if not main:  # the checkpoint holds the epoch's totals over all ranks: count them once
+            trainer.partial.update(loss_sum=0.0, correct=0, seen=0)
         log.info("resumed from epoch %d, step %d", trainer.epoch, trainer.step)
-    keep_history_until(run.metrics_path, trainer.epoch, trainer.step)
+    if main:
+        keep_history_until(run.metrics_path, trainer.epoch, trainer.step)
     outcome = trainer.fit()
+    if not main:
+        return outcome
     if outcome == "stopped":
         save_checkpoint(run.checkpoints_dir, "last", trainer.model, trainer.state_dict())
     best = trainer.best
@@ -156,9 +178,17 @@ def fault_message(exc: BaseException) -> str:
     from tlcore.devices import is_out_of_memory
 
     if is_out_of_memory(exc):
-        return "Out of memory on the GPU: lower the batch size or the image size and resume."
+        return (  # a resumed run keeps its settings, so a smaller batch means a new run
+            "Out of memory on the GPU: start a new run with a smaller batch size or image size."
+        )
     if isinstance(exc, TLCoreError):
         return str(exc)
+    if isinstance(exc, OSError) and exc.errno in _DISK_ERRNOS:
+        where = f" ({exc.filename})" if exc.filename else ""
+        return (
+            f"Could not write to the runs folder{where}: {_DISK_ERRNOS[exc.errno]}. The previous "
+            "checkpoint is kept: free some space (or make the folder writable) and resume."
+        )
     first = (str(exc).strip().splitlines() or [""])[0][:300]
     return f"Unexpected error {type(exc).__name__}: {first} (details in log.txt)."
 
@@ -171,17 +201,36 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, stream=sys.stdout, force=True,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")  # fmt: skip
     run = Run(args.run_dir.resolve())
-    run.write_status("queued", pid=os.getpid(), message="Worker started.")
-    log.info("worker pid %d for %s (resume=%s)", os.getpid(), run.dir, args.resume)
+    try:  # under torchrun: join the other ranks first (they all start together)
+        distributed.init(run.config.device)
+        return execute(run, args.resume)
+    finally:
+        distributed.shutdown()
+
+
+def execute(run: Run, resume: bool, worker_cmd: str | None = None) -> int:
+    """Wait for a device, train, record the outcome; the exit code (also under torchrun).
+
+    ``worker_cmd`` is what this process's command line holds when it is not
+    ``python -m tlcore.worker RUN_DIR`` (``torchrun ... tlcore train``), so that
+    ``Run.status`` can tell a live worker from a dead one.
+    """
+    main = distributed.is_main()
+    if main:
+        run.write_status("queued", pid=os.getpid(), message="Worker started.",
+                         worker_cmd=worker_cmd)  # fmt: skip
+    log.info("worker pid %d for %s (resume=%s, rank %d of %d)", os.getpid(), run.dir, resume,
+             distributed.rank(), distributed.world_size())  # fmt: skip
     try:
         from tlcore.devices import device_name, resolve_device
 
         device = device_name(resolve_device(run.config.device))
-        with device_slot(run, device) as acquired:
-            if not acquired:
-                run.write_status("stopped", pid=os.getpid(), message="Stopped while queued.")
+        with device_slot(run, device) if main else contextlib.nullcontext(True) as acquired:
+            if not distributed.from_main(acquired):  # the other ranks wait for rank 0's turn
+                if main:
+                    run.write_status("stopped", pid=os.getpid(), message="Stopped while queued.")
                 return 0
-            train_run(run, args.resume)
+            train_run(run, resume)
         return 0
     except BaseException as exc:  # noqa: BLE001 - every fault must end as a state
         if isinstance(exc, KeyboardInterrupt | SystemExit) and not isinstance(
@@ -191,7 +240,12 @@ def main(argv: list[str] | None = None) -> int:
         traceback.print_exc(file=sys.stdout)
         message = fault_message(exc)
         log.error("run failed: %s", message)
-        run.write_status("failed", pid=os.getpid(), message=message)
+        if not main:  # torchrun ends rank 0 next; this is the only message that explains why
+            message = f"Rank {distributed.rank()}: {message}"
+        try:
+            run.write_status("failed", pid=os.getpid(), message=message)
+        except OSError:  # a full disk: once this process is gone, status() says interrupted
+            log.error("could not record the failure in %s", run.status_path)
         return 1
     finally:
         sys.stdout.flush()

@@ -22,6 +22,10 @@ COMMAND_MODULES = (
     "tlcore.cli.models",
     "tlcore.cli.train",
     "tlcore.cli.evaluate",
+    "tlcore.cli.fewshot",
+    "tlcore.cli.domain",
+    "tlcore.cli.export",
+    "tlcore.cli.compare",
 )
 
 EXIT_USER_ERROR = 2

@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 from tlcore.cli import fail, print_json
 from tlcore.config import AUGMENTS, MIN_IMG_SIZE, OPTIMIZERS, SCHEDULES, TrainConfig
-from tlcore.errors import ConfigError
+from tlcore.errors import ConfigError, RunError, TLCoreError
 from tlcore.runs import ACTIVE_STATES, Run, list_runs
 
 
@@ -54,17 +56,33 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default="auto",
                    help="where to train (default auto: cuda, else mps, else cpu)")  # fmt: skip
     p.add_argument(
-        "--num-workers", default="0", metavar="N", help="data loading processes (default 0)"
+        "--num-workers",
+        default=None,
+        metavar="N",
+        help="data loading processes (default: fit the machine)",
     )
     p.add_argument("--name", default="", help="a label for the runs table")
+    p.add_argument("--nproc", default="1", metavar="N",
+                   help="train with N processes (one per GPU) launched by torchrun; batch size is "
+                   "per process (default 1). Or run this command under torchrun yourself.")  # fmt: skip
     p.add_argument("--detach", action="store_true", help="start the run and return at once")
     p.add_argument(
         "--json", action="store_true", help="print one final JSON object as the last line"
     )
     p.set_defaults(func=cmd_train)
 
-    p = subparsers.add_parser("runs", help="list training runs, newest first")
+    p = subparsers.add_parser("runs", help="list training runs, newest first (or prune old ones)")
     p.add_argument("--json", action="store_true", help="print {'runs': [...]} as the last line")
+    p.add_argument("--owner", default=None, help="only the runs of this owner (a session id)")
+    p.add_argument("--prune", action="store_true",
+                   help="delete ended runs (default: failed and stopped ones); see --state")  # fmt: skip
+    p.add_argument("--older-than", default=None, metavar="DAYS",
+                   help="with --prune: only runs idle for more than DAYS days")  # fmt: skip
+    p.add_argument("--state", default="failed,stopped", metavar="LIST",
+                   help="with --prune: states to delete, e.g. failed,stopped,finished")  # fmt: skip
+    p.add_argument(
+        "--dry-run", action="store_true", help="with --prune: list what would be deleted"
+    )
     p.set_defaults(func=cmd_runs)
     for name, func, text in (("status", cmd_status, "show a run's state and metrics"),
                              ("stop", cmd_stop, "ask a run to stop after its current step"),
@@ -158,10 +176,17 @@ def cmd_train(args: argparse.Namespace) -> int:
         label_smoothing=_number(args, "label_smoothing", float, lambda v: 0 <= v < 1, "in [0, 1)"),
         early_stopping=_number(args, "early_stopping", int, lambda v: v >= 0, "a whole number >= 0"),
         drop_rate=_number(args, "drop_rate", float, lambda v: 0 <= v < 1, "in [0, 1)"),
-        num_workers=_number(args, "num_workers", int, lambda v: v >= 0, "a whole number >= 0"),
+        num_workers=None
+        if args.num_workers is None
+        else _number(args, "num_workers", int, lambda v: v >= 0, "a whole number >= 0"),
         optimizer=args.optimizer, schedule=args.schedule, class_balanced=args.class_balanced,
         device=args.device, name=args.name,
+        nproc=_number(args, "nproc", int, lambda v: 1 <= v <= 64, "a whole number from 1 to 64"),
     )  # fmt: skip
+    if under_torchrun():
+        if config.nproc > 1:
+            raise ConfigError("--nproc launches torchrun itself: leave it out under torchrun.")
+        return _train_in_process(args, lambda: Run.create(config), resume=False)
     started = time.monotonic()
     run = Run.start(config)
     print(f"run directory: {run.dir}", flush=True)
@@ -192,7 +217,7 @@ def follow(run: Run, poll_s: float = 0.25) -> dict[str, Any]:
     record = run.record
     n_train = sum((record["data"].get("counts") or {}).get("train", {}).values())
     config = run.config
-    total = config.epochs * max(1, math.ceil(n_train / config.batch_size))
+    total = config.epochs * max(1, math.ceil(n_train / (config.batch_size * config.nproc)))
     seen_steps, seen_epochs = 0, 0
     bar = tqdm(total=total, unit="step", file=sys.stderr, dynamic_ncols=True, desc=run.id)
     stop_asked = False
@@ -245,7 +270,9 @@ def run_result(run: Run, status: dict[str, Any], seconds: float | None = None) -
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
-    rows = [r.summary() for r in list_runs()]
+    if args.prune:
+        return cmd_prune(args)
+    rows = [r.summary() for r in list_runs(args.owner)]
     if not args.json:
         print(f"{'id':<44} {'state':<9} {'model':<24} {'freeze':<12} {'best acc':>8} {'epochs':>7}")
         for r in rows:
@@ -256,6 +283,23 @@ def cmd_runs(args: argparse.Namespace) -> int:
             print("no runs yet: start one with `tlcore train --data DIR`")
     else:
         print_json({"runs": rows})
+    return 0
+
+
+def cmd_prune(args: argparse.Namespace) -> int:
+    from tlcore.prune import parse_states, prune_runs
+
+    days = None if args.older_than is None else _number(
+        args, "older_than", float, lambda v: v >= 0, "a number of days >= 0")  # fmt: skip
+    rows = prune_runs(parse_states(args.state), days, owner=args.owner, dry_run=args.dry_run)
+    verb = "would delete" if args.dry_run else "deleted"
+    for r in rows:
+        print(f"{verb} {r['id']} ({r['state']}, idle {r['idle_days']:.1f} days, "
+              f"{r['bytes'] / 1e6:.1f} MB)")  # fmt: skip
+    total = sum(r["bytes"] for r in rows) / 1e6
+    print(f"{verb} {len(rows)} run(s), {total:.1f} MB" if rows else "nothing to prune")
+    if args.json:
+        print_json({"pruned": rows, "dry_run": args.dry_run})
     return 0
 
 
@@ -286,7 +330,52 @@ def cmd_stop(args: argparse.Namespace) -> int:
     return 0
 
 
+def under_torchrun() -> bool:
+    """This command was started by torchrun as one of several ranks (env only: no torch import)."""
+    return int(os.environ.get("WORLD_SIZE", "1") or 1) > 1 and "RANK" in os.environ
+
+
+def _train_in_process(args: argparse.Namespace, prepare: Any, resume: bool) -> int:
+    """Under torchrun every rank trains here (DDP); rank 0 prepares the run and reports."""
+    import logging
+
+    from tlcore import distributed, worker
+
+    distributed.init(getattr(args, "device", "auto"))
+    main = distributed.is_main()
+    try:
+        run, error = None, None
+        if main:
+            try:
+                run = prepare()
+            except TLCoreError as exc:
+                error = exc
+        run_dir, message = distributed.from_main((run and str(run.dir), error and str(error)))
+        if message:
+            raise error or RunError(message)
+        run = Run(Path(run_dir))
+        if main:  # the same log.txt a spawned worker writes, and the epochs on the terminal
+            handlers = [logging.FileHandler(run.log_path), logging.StreamHandler(sys.stderr)]
+            logging.basicConfig(level=logging.INFO, handlers=handlers, force=True,
+                                format="%(asctime)s %(levelname)s %(name)s: %(message)s")  # fmt: skip
+            print(f"run directory: {run.dir}", flush=True)
+        started = time.monotonic()
+        code = worker.execute(run, resume, worker_cmd=" ".join(sys.argv[1:]))
+    finally:
+        distributed.shutdown()
+    if not main or code:
+        return code
+    status = run.status()
+    result = run_result(run, status, seconds=time.monotonic() - started)
+    print(f"{result['state']}: {status.get('message', '')}", flush=True)
+    if args.json:
+        print_json(result)
+    return 1 if result["state"] == "failed" else 0
+
+
 def cmd_resume(args: argparse.Namespace) -> int:
+    if under_torchrun():
+        return _train_in_process(args, lambda: Run.open(args.run).resume(spawn=False), resume=True)
     started = time.monotonic()
     run = Run.open(args.run).resume()
     print(f"resuming {run.dir}", flush=True)
