@@ -61,6 +61,21 @@ def prepared() -> PreparedData | None:
     return result
 
 
+def prepared_or_none() -> PreparedData | None:
+    """The chosen dataset, or None with the reason shown when it cannot be read."""
+    try:
+        return prepared()
+    except TLCoreError as exc:
+        st.error(str(exc))
+        return None
+
+
+def point_to_data_page(message: str) -> None:
+    """Pages that need data say what is missing and link to the Data step."""
+    st.warning(message)
+    st.page_link("pages/data.py", label="Go to Data", icon=":material/photo_library:")
+
+
 def num_classes() -> int:
     """Classes of the chosen data, or 2 when none is chosen yet (enough to draw a model)."""
     try:

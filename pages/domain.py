@@ -27,14 +27,11 @@ st.markdown(
 
 # --- source data ----------------------------------------------------------------------------
 data = state.get("data")
-try:
-    prepared = pipeline.prepared()
-except TLCoreError as exc:
-    prepared = None
-    st.error(str(exc))
+prepared = pipeline.prepared_or_none()
 if prepared is None or prepared.manifest is None:
-    st.warning("Choose your labelled dataset (the source domain) on the Data page first.")
-    st.page_link("pages/data.py", label="Go to Data", icon=":material/photo_library:")
+    pipeline.point_to_data_page(
+        "Choose your labelled dataset (the source domain) on the Data page first."
+    )
     st.stop()
 manifest = prepared.manifest
 st.markdown(f"**Source (labelled):** {data['label']} · {', '.join(manifest.classes)}")

@@ -57,14 +57,9 @@ def curve_chart(curve: dict) -> go.Figure:
 
 # --- the data -------------------------------------------------------------------------------
 data = state.get("data")
-try:
-    prepared = pipeline.prepared()
-except TLCoreError as exc:
-    prepared = None
-    st.error(str(exc))
+prepared = pipeline.prepared_or_none()
 if prepared is None or prepared.manifest is None:
-    st.warning("Choose a dataset on the Data page first (the sample works well).")
-    st.page_link("pages/data.py", label="Go to Data", icon=":material/photo_library:")
+    pipeline.point_to_data_page("Choose a dataset on the Data page first (the sample works well).")
     st.stop()
 manifest = prepared.manifest
 counts = manifest.counts()

@@ -26,15 +26,10 @@ learn("train")
 
 # --- what will be trained -----------------------------------------------------------------
 data = state.get("data")
-try:
-    prepared = pipeline.prepared()
-except TLCoreError as exc:
-    prepared = None
-    st.error(str(exc))
+prepared = pipeline.prepared_or_none()
 ready = prepared is not None and prepared.report.trainable
 if not ready:
-    st.warning("Choose a dataset that is ready to train on the Data page first.")
-    st.page_link("pages/data.py", label="Go to Data", icon=":material/photo_library:")
+    pipeline.point_to_data_page("Choose a dataset that is ready to train on the Data page first.")
 else:
     classes = ", ".join(prepared.report.classes)
     st.markdown(
