@@ -23,7 +23,7 @@ $(STAMP_DEV): pyproject.toml | $(BIN)/python
 
 ## Start the app on the bundled sample data and weights (offline).
 run: $(STAMP_RUN)
-	HF_HUB_OFFLINE=1 $(BIN)/streamlit run app.py --server.port $(PORT) \
+	HF_HUB_OFFLINE=1 TLCORE_START_WITH_SAMPLE=1 $(BIN)/streamlit run app.py --server.port $(PORT) \
 		--server.headless true --browser.gatherUsageStats false
 
 ## Debian's Chromium for the browser test (Playwright drives it; no browser download).

@@ -35,6 +35,6 @@ PAGES = {
     ],
 }
 
-page = st.navigation(PAGES)
+page = st.navigation(PAGES, expanded=True)
 sidebar.render()  # pages rerun after changing a choice, so this is never out of date
 page.run()

@@ -40,7 +40,7 @@ def choose_data(kind: str, source: str | Path, label: str) -> PreparedData:
 
 
 def choose_sample() -> None:
-    choose_data("sample", settings.sample_data_dir(), "Sample: ants vs bees")
+    choose_data("sample", settings.sample_data_dir(), state.SAMPLE_LABEL)
 
 
 def prepared() -> PreparedData | None:

@@ -27,6 +27,7 @@ _OWNER_KEY, _ADMIN_KEY = "tl_owner", "tl_admin"
 _OWNER_ID = re.compile(r"[A-Za-z0-9_-]{8,64}")
 
 DEFAULT_MODEL = "tf_efficientnet_lite0"
+SAMPLE_LABEL = "Sample: ants vs bees"
 
 DEFAULTS: dict[str, Any] = {
     # data: {"kind": "sample"|"zip"|"images"|"folder", "source": str, "label": str} or None
@@ -95,11 +96,18 @@ def _write_file(values: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
+def sample_choice() -> dict[str, str]:
+    return {"kind": "sample", "source": str(settings.sample_data_dir()), "label": SAMPLE_LABEL}
+
+
 def selections() -> dict[str, Any]:
     """This session's choices; the first call of a session reads them back from disk."""
     owner_id()  # keeps ?user= in the URL on every page of a shared server
     if _SESSION_KEY not in st.session_state:
-        values = {**DEFAULTS, **{k: v for k, v in _read_file().items() if k in DEFAULTS}}
+        stored = _read_file()
+        values = {**DEFAULTS, **{k: v for k, v in stored.items() if k in DEFAULTS}}
+        if not stored and settings.start_with_sample():  # `make run`: the tour starts ready
+            values["data"] = sample_choice()
         run_in_url = st.query_params.get("run")
         if run_in_url:
             values["run_id"] = run_in_url

@@ -79,6 +79,21 @@ def test_data_page_without_a_choice_offers_the_sources():
     assert "Ready to train" in texts(at.success)
 
 
+def test_make_run_starts_with_the_sample_chosen_but_keeps_a_later_choice(monkeypatch):
+    monkeypatch.setenv("TLCORE_START_WITH_SAMPLE", "1")  # what `make run` sets
+    at = go(open_app(), "train")
+    assert "Sample: ants vs bees" in texts(at.sidebar.markdown)
+    assert "(ants, bees)" in texts(at.markdown) and not at.button(key="start").disabled
+    # a user who chose otherwise keeps their choice on the next visit
+    go(at, "data").button(key="use_sample").click().run()
+    saved = json.loads((settings.runs_dir() / "app-state.json").read_text())
+    saved["data"] = None
+    saved["model"] = "resnet18"
+    (settings.runs_dir() / "app-state.json").write_text(json.dumps(saved))
+    again = open_app()
+    assert "not chosen yet" in texts(again.sidebar.markdown)
+
+
 def test_data_page_lists_problems_by_file_and_refuses_paths_outside_the_root(tmp_path, monkeypatch):
     root = tmp_path / "server-data"
     make_images(root / "pets" / "cats", 12, (200, 40, 40))

@@ -63,3 +63,10 @@ def multi_user() -> bool:
     """Each browser session gets its own runs (``TLCORE_MULTI_USER=1``, or an admin token set)."""
     flag = os.environ.get("TLCORE_MULTI_USER", "").strip().lower() in ("1", "true", "yes", "on")
     return flag or bool(admin_token())
+
+
+def start_with_sample() -> bool:
+    """``TLCORE_START_WITH_SAMPLE=1`` (set by ``make run``): a first visit finds the bundled
+    sample already chosen, so the whole tour works without a single click on Data."""
+    flag = os.environ.get("TLCORE_START_WITH_SAMPLE", "").strip().lower()
+    return flag in ("1", "true", "yes", "on")
