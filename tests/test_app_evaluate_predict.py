@@ -92,3 +92,32 @@ def test_predict_page_shows_top_classes_and_gradcam_for_one_photo(runs_here):
     assert f"**{ant}** → **" in texts(at.markdown)
     assert len(at.get("vega_lite_chart")) == 1  # the top-k bar chart
     assert len(at.get("image")) == 2 and not at.error  # the photo and its Grad-CAM overlay
+
+
+def test_evaluate_scores_a_run_in_training_only_when_asked(run, tmp_path, monkeypatch):
+    """A run still training writes a new model every epoch; the page must not rescore it on
+    every visit (that kept a shared CPU busy), but on request, and then keep the result."""
+    import subprocess
+    import sys
+
+    runs = tmp_path / "runs"
+    copy = Path(shutil.copytree(run.dir, runs / run.dir.name))
+    # a live process that looks like this run's worker (the status check reads /proc)
+    stand_in = subprocess.Popen(
+        [sys.executable, "-c", "import time; time.sleep(300)", "tlcore.worker", copy.name]
+    )
+    try:
+        Run.open(copy).write_status("running", pid=stand_in.pid)
+        monkeypatch.setenv("TLCORE_RUNS_DIR", str(runs))
+        at = page("evaluate").run()
+        assert not at.exception, [e.value for e in at.exception]
+        assert "still training" in texts(at.info) and not at.metric
+        at.button(key="evaluate_score_now").click().run()
+        assert not at.exception, [e.value for e in at.exception]
+        best = max(e["val_acc"] for e in run.epochs())
+        assert [m.value for m in at.metric][0] == f"{best:.1%}"
+        at.radio(key="confusion_view").set_value("share of each true class").run()
+        assert [m.value for m in at.metric][0] == f"{best:.1%}"  # kept, not asked again
+    finally:
+        stand_in.kill()
+        stand_in.wait()
