@@ -93,11 +93,13 @@ def run() -> list[dict[str, Any]]:
     from tlcore.config import TrainConfig
     from tlcore.runs import Run
 
-    with tempfile.TemporaryDirectory() as tmp:
-        old = {k: os.environ.get(k) for k in ("TLCORE_RUNS_DIR", "TLCORE_UPLOADS_DIR")}
-        os.environ["TLCORE_RUNS_DIR"] = str(Path(tmp) / "runs")
-        os.environ["TLCORE_UPLOADS_DIR"] = str(Path(tmp) / "uploads")
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        settings.environment(
+            TLCORE_RUNS_DIR=str(Path(tmp) / "runs"), TLCORE_UPLOADS_DIR=str(Path(tmp) / "uploads")
+        ),
+    ):
         run = None
         try:
             sample = settings.sample_data_dir()
@@ -139,11 +141,6 @@ def run() -> list[dict[str, Any]]:
             if run is not None:
                 run.stop()
                 run.wait(timeout=120)
-            for key, value in old.items():
-                if value is None:
-                    os.environ.pop(key, None)
-                else:
-                    os.environ[key] = value
 
     errors = idle_errors + busy_errors
     if errors:

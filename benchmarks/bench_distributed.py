@@ -48,24 +48,18 @@ def run() -> list[dict]:
     data = settings.sample_data_dir()
     gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
     device, nproc = ("cuda", gpus) if gpus >= 2 else ("cpu", 2)
-    old = {k: os.environ.get(k) for k in ("TLCORE_RUNS_DIR", "OMP_NUM_THREADS")}
-    try:
-        with tempfile.TemporaryDirectory() as tmp:
-            say(f"sample at {IMG_SIZE} px, full fine-tune, global batch {GLOBAL_BATCH}, "
-                f"{EPOCHS} epoch(s), augment light; {nproc} {device} processes vs 1")  # fmt: skip
-            results: dict[int, list[tuple[float, float]]] = {1: [], nproc: []}
-            for attempt in range(REPEATS):  # interleaved, best of each: the machine may be shared
-                for n in (1, nproc):
-                    speed, wall = train_throughput(data, n, device, Path(tmp) / f"{n}-{attempt}")
-                    say(f"{n} process(es): {speed:.1f} train images/s ({wall:.1f} s wall)")
-                    results[n].append((speed, wall))
-            (one, one_wall), (many, many_wall) = max(results[1]), max(results[nproc])
-    finally:
-        for key, value in old.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+    # train_throughput points these at each run's folder; put them back afterwards
+    keep = {k: os.environ.get(k) for k in ("TLCORE_RUNS_DIR", "OMP_NUM_THREADS")}
+    with settings.environment(**keep), tempfile.TemporaryDirectory() as tmp:
+        say(f"sample at {IMG_SIZE} px, full fine-tune, global batch {GLOBAL_BATCH}, "
+            f"{EPOCHS} epoch(s), augment light; {nproc} {device} processes vs 1")  # fmt: skip
+        results: dict[int, list[tuple[float, float]]] = {1: [], nproc: []}
+        for attempt in range(REPEATS):  # interleaved, best of each: the machine may be shared
+            for n in (1, nproc):
+                speed, wall = train_throughput(data, n, device, Path(tmp) / f"{n}-{attempt}")
+                say(f"{n} process(es): {speed:.1f} train images/s ({wall:.1f} s wall)")
+                results[n].append((speed, wall))
+        (one, one_wall), (many, many_wall) = max(results[1]), max(results[nproc])
     ratio = many / one
     if device == "cuda":
         return [row(f"{nproc} GPUs (nccl) vs 1, train throughput", many, one, ratio,

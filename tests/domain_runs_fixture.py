@@ -9,10 +9,10 @@ Shared by the engine and the page tests; the module cache trains once per proces
 
 from __future__ import annotations
 
-import os
 import tempfile
 from pathlib import Path
 
+from tlcore import settings
 from tlcore.adaptation_runs import start_pair
 from tlcore.config import TrainConfig
 from tlcore.domain_shift import make_shifted_copy
@@ -27,22 +27,15 @@ def pair_runs(sample_dir: Path, base: Path | None = None) -> tuple[Run, Run, Pat
         return _CACHE["pair"]  # type: ignore[return-value]
     root = Path(tempfile.mkdtemp(prefix="tl-domain-", dir=base))
     target = make_shifted_copy(sample_dir, root / "shifted-val", split="val").folder
-    old = {k: os.environ.get(k) for k in ("TLCORE_RUNS_DIR", "TLCORE_UPLOADS_DIR")}
-    os.environ["TLCORE_RUNS_DIR"] = str(root / "runs")
-    os.environ["TLCORE_UPLOADS_DIR"] = str(root / "uploads")
-    try:
+    with settings.environment(
+        TLCORE_RUNS_DIR=str(root / "runs"), TLCORE_UPLOADS_DIR=str(root / "uploads")
+    ):
         config = TrainConfig(
             data=str(sample_dir), img_size=96, epochs=1, batch_size=16, lr=1e-3,
             augment="none", device="cpu", freeze={"preset": "last-k", "k": 2},
         )  # fmt: skip
         baseline, dann = start_pair(config, str(target), dann_weight=1.0)
         states = baseline.wait(timeout=400), dann.wait(timeout=400)
-    finally:
-        for key, value in old.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
     for run, status in zip((baseline, dann), states, strict=True):
         assert status["state"] == "finished", (status, run.log_path.read_text()[-3000:])
     _CACHE["pair"] = (baseline, dann, target)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
+from tlcore import settings
 from tlcore.config import TrainConfig
 from tlcore.runs import Run
 
@@ -22,13 +23,10 @@ def trained_run_dir(sample_dir: Path, base: Path | None = None) -> Path:
     """The run directory of a finished 3-epoch feature-extraction run (trained on first call)."""
     if "run" in _CACHE:
         return _CACHE["run"]
-    import os
-
     root = Path(tempfile.mkdtemp(prefix="tl-eval-run-", dir=base))
-    old = {k: os.environ.get(k) for k in ("TLCORE_RUNS_DIR", "TLCORE_UPLOADS_DIR")}
-    os.environ["TLCORE_RUNS_DIR"] = str(root / "runs")
-    os.environ["TLCORE_UPLOADS_DIR"] = str(root / "uploads")
-    try:
+    with settings.environment(
+        TLCORE_RUNS_DIR=str(root / "runs"), TLCORE_UPLOADS_DIR=str(root / "uploads")
+    ):
         config = TrainConfig(
             data=str(sample_dir),
             img_size=IMG_SIZE,
@@ -41,12 +39,6 @@ def trained_run_dir(sample_dir: Path, base: Path | None = None) -> Path:
         )
         run = Run.start(config)
         status = run.wait(timeout=300)
-    finally:
-        for key, value in old.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
     assert status["state"] == "finished", (status, run.log_path.read_text()[-2000:])
     _CACHE["run"] = run.dir
     return run.dir

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -70,3 +72,26 @@ def start_with_sample() -> bool:
     sample already chosen, so the whole tour works without a single click on Data."""
     flag = os.environ.get("TLCORE_START_WITH_SAMPLE", "").strip().lower()
     return flag in ("1", "true", "yes", "on")
+
+
+@contextlib.contextmanager
+def environment(**values: str | None) -> Iterator[None]:
+    """Set (or with None, unset) environment variables for a block, then put them back.
+
+    Settings are read from the environment on every call, so this is how a benchmark or
+    a session-wide test fixture points runs and uploads at a scratch folder for a while.
+    """
+    old = {key: os.environ.get(key) for key in values}
+    try:
+        for key, value in values.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        yield
+    finally:
+        for key, value in old.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
