@@ -59,6 +59,14 @@ def member(result: ExportResult, name: str) -> bytes | None:
     return _member(result.path, stamp, name)
 
 
+def is_older_than_checkpoint(result: ExportResult, checkpoint_stamp: float) -> bool:
+    """A run still training replaces its checkpoint each epoch; its earlier exports lag."""
+    try:
+        return Path(result.path).stat().st_mtime < checkpoint_stamp
+    except OSError:
+        return False
+
+
 def show_check(result: ExportResult) -> None:
     """The ONNX/TorchScript comparison with PyTorch, green or red."""
     if result.check is None:

@@ -71,6 +71,12 @@ for fmt in FORMATS:
                 f"This file holds the **{result.checkpoint}** checkpoint; press "
                 "*Export again* for the one selected above."
             )
+        elif exports.is_older_than_checkpoint(result, inference.checkpoint_stamp(run, checkpoint)):
+            st.warning(
+                "The run saved a newer model after this file was written; press "
+                "*Export again* to take the newer one.",
+                icon=":material/update:",
+            )
         exports.show_check(result)
         exports.download_button(result, f"{run.id}-{FILE_NAMES[fmt]}", key=f"download_{fmt}")
         if fmt == "bundle":

@@ -50,6 +50,20 @@ def test_export_page_writes_a_bundle_and_a_script_and_offers_downloads(own_run):
     assert "Validation metrics" in texts(at.markdown) and "ants-bees" in texts(at.markdown)
     assert "def main():" in texts(at.code)
     assert at.button(key="export_bundle").label == "Export again"
+    assert not at.warning
+
+    # a run still training saves a newer best model: the page says the export lags
+    import os
+    import time
+
+    from tlcore.checkpoints import checkpoint_paths
+
+    later = time.time() + 60
+    for path in checkpoint_paths(own_run.checkpoints_dir, "best"):
+        if path.is_file():
+            os.utime(path, (later, later))
+    at.run()
+    assert "saved a newer model after this file was written" in texts(at.warning)
 
 
 def test_the_wizard_has_an_export_step_that_points_to_train_without_a_run():
