@@ -8,11 +8,25 @@ laptop CPU.
 from __future__ import annotations
 
 import contextlib
+import os
 from typing import Any
 
 import torch
 
 from tlcore.errors import ConfigError
+
+
+def cpu_threads_per_run(concurrent_runs: int) -> int | None:
+    """CPU threads for one run when several train at once, so they share the cores
+    instead of each taking all of them (which makes every run many times slower).
+
+    None leaves torch's default: one run at a time, or the user set OMP_NUM_THREADS
+    (torchrun sets it to 1 for each of its processes).
+    """
+    if concurrent_runs <= 1 or os.environ.get("OMP_NUM_THREADS"):
+        return None
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, (cores or 1) // concurrent_runs)
 
 
 def resolve_device(name: str = "auto") -> torch.device:

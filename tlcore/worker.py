@@ -133,6 +133,18 @@ class RunRecorder:
                               device=str(trainer.device), message=message)  # fmt: skip
 
 
+def share_cpu_threads() -> None:
+    """Runs that train at once on a shared server split the CPU cores between them."""
+    import torch
+
+    from tlcore.devices import cpu_threads_per_run
+
+    threads = cpu_threads_per_run(settings.max_concurrent_runs())
+    if threads is not None:
+        torch.set_num_threads(threads)
+    log.info("CPU threads: %d", torch.get_num_threads())
+
+
 def train_run(run: Run, resume: bool) -> str:
     """Build the trainer, continue from the last checkpoint if asked, train; the final state."""
     from tlcore.checkpoints import has_checkpoint, load_checkpoint, save_checkpoint
@@ -144,6 +156,7 @@ def train_run(run: Run, resume: bool) -> str:
     if main:
         run.write_status("running", pid=os.getpid(), message="Loading the model and data.")
     cache_dir = run.dir.parent / ".cache" / "embeddings"
+    share_cpu_threads()
     manifest = Manifest.load(run.manifest_path)
     recorders = [RunRecorder(run)] if main else []
     # plain, or with a target domain scored / adapted to (DANN): tlcore.domain_adaptation
