@@ -11,7 +11,8 @@ import pytest
 
 from tlcore.config import TrainConfig
 from tlcore.errors import RunError
-from tlcore.runs import Run, keep_history_until, list_runs, read_events
+from tlcore.run_files import keep_history_until, read_events
+from tlcore.runs import Run, list_runs
 
 
 def _config(sample_dir, **kw) -> TrainConfig:

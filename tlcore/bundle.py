@@ -45,7 +45,8 @@ def preprocessing(data_config: dict[str, Any]) -> dict[str, Any]:
 
 def model_metadata(run: Any, checkpoint: str, predictor: Any) -> dict[str, Any]:
     """What any exported file needs to be used: architecture, classes, preprocessing."""
-    from tlcore.runs import now_iso, package_versions
+    from tlcore.run_files import now_iso
+    from tlcore.runs import package_versions
 
     return {
         "format": BUNDLE_FORMAT,

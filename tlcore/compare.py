@@ -34,7 +34,8 @@ from typing import Any
 from tlcore import settings
 from tlcore.config import TrainConfig
 from tlcore.errors import DataError, RunError, TLCoreError
-from tlcore.runs import ACTIVE_STATES, Run, now_iso, read_json, write_json_atomic
+from tlcore.run_files import now_iso, read_json, write_json_atomic
+from tlcore.runs import ACTIVE_STATES, Run
 
 log = logging.getLogger("tlcore.compare")
 

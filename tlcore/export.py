@@ -205,7 +205,7 @@ def run_export_path(run: Any, fmt: str) -> Path:
 
 def recorded_exports(run: Any) -> dict[str, ExportResult]:
     """The exports already made for ``run`` whose files are still there, by format."""
-    from tlcore.runs import read_json
+    from tlcore.run_files import read_json
 
     recorded = read_json(run.dir / EXPORTS_DIR / RESULTS_FILE) or {}
     results = {}
@@ -221,7 +221,7 @@ def recorded_exports(run: Any) -> dict[str, ExportResult]:
 
 def export_into_run(run: Any, fmt: str, checkpoint: str = "best") -> ExportResult:
     """Export into ``<run>/exports/`` (replacing an older export) and remember the result."""
-    from tlcore.runs import write_json_atomic
+    from tlcore.run_files import write_json_atomic
 
     result = export_run(run, fmt, run_export_path(run, fmt), checkpoint=checkpoint, overwrite=True)
     recorded = {k: v.to_dict() for k, v in recorded_exports(run).items()}

@@ -120,7 +120,8 @@ def render_script(run: Any, table: list[tuple], initial_weights: bool) -> str:
     from tlcore.dataset import _PRESET_ARGS
     from tlcore.manifest import Manifest
     from tlcore.reproduce_template import TEMPLATE
-    from tlcore.runs import freeze_label, now_iso
+    from tlcore.run_files import now_iso
+    from tlcore.runs import freeze_label
 
     cfg = run.config
     manifest = Manifest.load(run.manifest_path)

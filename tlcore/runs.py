@@ -14,14 +14,13 @@ a run. Layout of ``runs_dir()/<run_id>/``:
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import secrets
 import subprocess
 import sys
 import time
-from datetime import UTC, datetime
+from datetime import datetime
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -29,65 +28,13 @@ from typing import Any
 from tlcore import __version__, settings
 from tlcore.config import TrainConfig
 from tlcore.errors import DataError, RunError
+from tlcore.run_files import now_iso, read_events, read_json, write_json_atomic
 
 STATES = ("queued", "running", "finished", "failed", "stopped")
 ACTIVE_STATES = ("queued", "running")
 STARTUP_GRACE_S = 60.0
 _RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}")  # what make_run_id writes, no '..'
 _CHILDREN: dict[int, subprocess.Popen] = {}  # workers this process spawned, to reap them
-
-
-def now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
-
-
-def write_json_atomic(path: Path, obj: Any) -> None:
-    """Readers see the old file or the new one, never half of it."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(obj, indent=1, default=str))
-    os.replace(tmp, path)
-
-
-def read_json(path: Path) -> dict[str, Any] | None:
-    try:
-        return json.loads(path.read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
-        return None
-
-
-def read_events(path: Path) -> list[dict[str, Any]]:
-    """Every complete line of a JSON-lines file; the line a writer is still appending is skipped."""
-    try:
-        text = path.read_text()
-    except FileNotFoundError:
-        return []
-    events = []
-    for line in text.split("\n")[:-1]:  # the part after the last newline is incomplete
-        try:
-            events.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue
-    return events
-
-
-def append_event(path: Path, event: dict[str, Any]) -> None:
-    """One line per event, flushed at once so live readers see it."""
-    with open(path, "a", encoding="utf-8") as f:
-        f.write(json.dumps(event, default=str) + "\n")
-        f.flush()
-
-
-def keep_history_until(path: Path, epoch: int, step: int) -> None:
-    """On resume, drop events newer than the checkpoint so the file holds one history."""
-    kept = [
-        e
-        for e in read_events(path)
-        if not (e.get("type") == "epoch" and e.get("epoch", 0) > epoch)
-        and not (e.get("type") == "step" and e.get("step", 0) > step)
-    ]
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text("".join(json.dumps(e, default=str) + "\n" for e in kept))
-    os.replace(tmp, path)
 
 
 def make_run_id(config: TrainConfig) -> str:

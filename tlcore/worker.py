@@ -22,7 +22,8 @@ from typing import IO, Any
 
 from tlcore import distributed, run_queue, settings
 from tlcore.errors import TLCoreError
-from tlcore.runs import Run, append_event, keep_history_until, write_json_atomic
+from tlcore.run_files import append_event, keep_history_until, write_json_atomic
+from tlcore.runs import Run
 
 log = logging.getLogger("tlcore.worker")
 STATUS_EVERY_S = 0.5
