@@ -96,7 +96,10 @@ columns = st.columns(4)
 for i, mistake in enumerate(worst):
     with columns[i % 4]:
         image = thumbnail(mistake.path)
-        verdict = "✅" if mistake.correct else "❌"
+        # Streamlit's own icon font: emoji need a colour-emoji font many Linux browsers lack
+        verdict = (
+            ":green[:material/check_circle:]" if mistake.correct else ":red[:material/cancel:]"
+        )
         caption = (
             f"{verdict} true **{mistake.true}**, guessed **{mistake.predicted}** "
             f"({mistake.confidence:.0%}) · loss {mistake.loss:.2f}"
