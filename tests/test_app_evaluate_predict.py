@@ -6,6 +6,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from apptest_helpers import texts
 from streamlit.testing.v1 import AppTest
 from trained_run_fixture import trained_run_dir
 
@@ -29,10 +30,6 @@ def runs_here(run, monkeypatch) -> Run:
 
 def page(name: str) -> AppTest:
     return AppTest.from_file(str(ROOT / "pages" / f"{name}.py"), default_timeout=240)
-
-
-def texts(elements) -> str:
-    return "\n".join(str(e.value) for e in elements)
 
 
 def test_pages_without_a_trained_run_point_to_train():

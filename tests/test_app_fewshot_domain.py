@@ -4,27 +4,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from apptest_helpers import APP, go, texts
 from domain_runs_fixture import pair_runs
 from streamlit.testing.v1 import AppTest
 
 from tlcore.runs import Run, list_runs
 
-APP = str(Path(__file__).resolve().parents[1] / "app.py")
-
-
-def texts(elements) -> str:
-    return "\n".join(str(e.value) for e in elements)
-
 
 def app_with_sample() -> AppTest:
     at = AppTest.from_file(APP, default_timeout=240).run()
     at.button(key="try_sample").click().run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
-
-
-def go(at: AppTest, page: str) -> AppTest:
-    at.switch_page(f"pages/{page}.py").run()
     assert not at.exception, [e.value for e in at.exception]
     return at
 

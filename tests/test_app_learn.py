@@ -6,6 +6,7 @@ import time
 from pathlib import Path
 
 import pytest
+from apptest_helpers import go, texts
 from streamlit.testing.v1 import AppTest
 
 from appkit.learn import EXPLANATIONS, GLOSSARY, LEARN_PREFIX
@@ -26,21 +27,11 @@ def open_app() -> AppTest:
     return at
 
 
-def go(at: AppTest, page: str) -> AppTest:
-    at.switch_page(f"pages/{page}.py").run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
-
-
 def with_sample() -> AppTest:
     at = open_app()
     at.button(key="try_sample").click().run()
     assert not at.exception, [e.value for e in at.exception]
     return at
-
-
-def texts(elements) -> str:
-    return "\n".join(str(e.value) for e in elements)
 
 
 def learn_panels(at: AppTest) -> list:

@@ -11,30 +11,12 @@ import json
 from pathlib import Path
 
 import pytest
+from apptest_helpers import go, open_app, texts
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 from tlcore import settings
 from tlcore.runs import list_runs
-
-APP = str(Path(__file__).resolve().parents[1] / "app.py")
-
-
-def open_app(**query: str) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=180)
-    for key, value in query.items():
-        at.query_params[key] = value
-    return at.run()
-
-
-def go(at: AppTest, page: str) -> AppTest:
-    at.switch_page(f"pages/{page}.py").run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
-
-
-def texts(elements) -> str:
-    return "\n".join(str(e.value) for e in elements)
 
 
 def choose_sample(at: AppTest) -> AppTest:

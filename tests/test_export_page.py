@@ -6,6 +6,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from apptest_helpers import texts
 from streamlit.testing.v1 import AppTest
 from trained_run_fixture import trained_run_dir
 
@@ -26,10 +27,6 @@ def own_run(run, tmp_path, monkeypatch) -> Run:
     copy = Run(shutil.copytree(run.dir, tmp_path / "runs" / run.id))
     monkeypatch.setenv("TLCORE_RUNS_DIR", str(copy.dir.parent))
     return copy
-
-
-def texts(elements) -> str:
-    return "\n".join(str(e.value) for e in elements)
 
 
 def test_export_page_writes_a_bundle_and_a_script_and_offers_downloads(own_run):

@@ -11,7 +11,6 @@ from PIL import Image
 from tlcore.config import TrainConfig
 
 ROOT = Path(__file__).resolve().parents[2]
-APP = str(ROOT / "app.py")
 
 
 def photo(path: Path, seed: int = 0, size: tuple[int, int] = (48, 40)) -> Path:
@@ -45,26 +44,6 @@ def data_root(tmp_path, monkeypatch) -> Path:
     (tmp_path / "secret").mkdir()
     monkeypatch.setenv("TLCORE_DATA_ROOT", str(root))
     return root
-
-
-def open_app(**query: str):
-    """A fresh browser session (AppTest) on ``app.py``, with ``query`` in its URL."""
-    from streamlit.testing.v1 import AppTest
-
-    at = AppTest.from_file(APP, default_timeout=180)
-    for key, value in query.items():
-        at.query_params[key] = value
-    return at.run()
-
-
-def go(at, page: str):
-    at.switch_page(f"pages/{page}.py").run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
-
-
-def texts(elements) -> str:
-    return "\n".join(str(e.value) for e in elements)
 
 
 @pytest.fixture(scope="session")

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from apptest_helpers import go, open_app, texts
 from torch import nn
 
 from tlcore import checkpoints, settings, worker
@@ -25,7 +26,7 @@ from tlcore.models import create_model
 from tlcore.runs import ACTIVE_STATES, Run, list_runs
 from tlcore.train import Trainer
 
-from .conftest import go, open_app, quick_config, texts
+from .conftest import quick_config
 
 
 def steps_of(run: Run) -> list[int]:

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from apptest_helpers import go, open_app, texts
 from PIL import Image
 from safetensors.torch import save_file
 from torch import nn
@@ -29,7 +30,7 @@ from tlcore.data import prepare_data
 from tlcore.errors import ArchiveError, DataError, RunError
 from tlcore.runs import Run
 
-from .conftest import ROOT, class_folders, go, open_app, photo, quick_config, texts
+from .conftest import ROOT, class_folders, photo, quick_config
 
 
 def jpeg_bytes(colour=(200, 30, 30)) -> bytes:
