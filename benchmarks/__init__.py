@@ -66,3 +66,20 @@ def sample_manifest(workdir: Path, data: Path | None = None) -> Any:
 
     source = data or settings.sample_data_dir()
     return prepare_data(source, manifest_path=workdir / "manifest.json").manifest
+
+
+def fit_images_per_s(trainer: Any) -> list[float]:
+    """Train ``trainer`` to the end; each epoch's images/s as the Trainer itself reports it."""
+    from tlcore.train import Callback
+
+    class EpochSpeed(Callback):
+        def __init__(self) -> None:
+            self.ips: list[float] = []
+
+        def on_epoch_end(self, trainer: Any, event: dict) -> None:
+            self.ips.append(event["images_per_s"])
+
+    speed = EpochSpeed()
+    trainer.callbacks.append(speed)
+    trainer.fit()
+    return speed.ips

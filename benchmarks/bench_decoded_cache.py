@@ -17,7 +17,7 @@ from typing import Any
 
 from PIL import Image
 
-from benchmarks import median, row, sample_manifest, say, timed
+from benchmarks import fit_images_per_s, median, row, sample_manifest, say, timed
 
 PHOTO_SIZE, IMG_SIZE, BATCH, EPOCHS = (500, 375), 160, 16, 3
 
@@ -48,18 +48,9 @@ def data_epochs(trainer: Any) -> list[float]:
 
 
 def train_images_per_s(config: Any, manifest: Any) -> list[float]:
-    from tlcore.train import Callback, Trainer
+    from tlcore.train import Trainer
 
-    class Events(Callback):
-        def __init__(self) -> None:
-            self.ips: list[float] = []
-
-        def on_epoch_end(self, trainer: Any, event: dict) -> None:
-            self.ips.append(event["images_per_s"])
-
-    events = Events()
-    Trainer(config, manifest, callbacks=[events]).fit()
-    return events.ips
+    return fit_images_per_s(Trainer(config, manifest))
 
 
 def run() -> list[dict]:

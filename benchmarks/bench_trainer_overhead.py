@@ -17,26 +17,17 @@ from typing import Any
 import torch
 from torch.nn import functional as F
 
-from benchmarks import row, sample_manifest, say
+from benchmarks import fit_images_per_s, row, sample_manifest, say
 
 IMG_SIZE, BATCH, EPOCHS, ROUNDS = 96, 16, 2, 2
 
 
 def trainer_epochs(config: Any, manifest: Any) -> tuple[list[float], Any]:
-    from tlcore.train import Callback, Trainer
+    from tlcore.train import Trainer
 
-    class Events(Callback):
-        def __init__(self) -> None:
-            self.ips: list[float] = []
-
-        def on_epoch_end(self, trainer: Any, event: dict) -> None:
-            self.ips.append(event["images_per_s"])
-
-    events = Events()
-    trainer = Trainer(config, manifest, callbacks=[events])
+    trainer = Trainer(config, manifest)
     assert not trainer.fast_path
-    trainer.fit()
-    return events.ips, trainer
+    return fit_images_per_s(trainer), trainer
 
 
 def plain_epochs(config: Any, n_classes: int, data: torch.utils.data.DataLoader) -> list[float]:
