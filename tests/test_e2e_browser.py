@@ -248,6 +248,7 @@ def test_uploads_in_chromium_zip_bad_zip_and_images_per_label(app_url, sample_di
             page.locator('[data-testid="stFileUploader"]', has_text="A .zip").locator(
                 "input[type=file]"
             ).set_input_files(good)
+            _wait_idle(page)
             page.get_by_role("button", name="Use this zip").click()
             expect(page.get_by_text("Ready to train: 2 labels (ants, bees), 80")).to_be_visible()
             expect(page.get_by_text("Share of pictures kept for validation")).to_be_visible()
@@ -259,9 +260,10 @@ def test_uploads_in_chromium_zip_bad_zip_and_images_per_label(app_url, sample_di
             page.locator('[data-testid="stFileUploader"]', has_text="A .zip").locator(
                 "input[type=file]"
             ).set_input_files(bad)
+            _wait_idle(page)  # the upload's own rerun must end before the click is sent
             page.get_by_role("button", name="Use this zip").click()
             expect(page.locator('[data-testid="stAlertContentError"]').first).to_contain_text(
-                "holiday.zip"
+                "holiday.zip", timeout=30_000
             )
             expect(page.get_by_text("Traceback")).to_have_count(0)
             expect(sidebar).to_contain_text("Zip: my-insects.zip")
@@ -275,6 +277,7 @@ def test_uploads_in_chromium_zip_bad_zip_and_images_per_label(app_url, sample_di
                 _wait_idle(page)
                 uploader = page.locator('[data-testid="stFileUploader"]', has_text="Images of")
                 uploader.locator("input[type=file]").set_input_files(photos)
+                _wait_idle(page)
                 page.get_by_role("button", name="Add these images").click()
                 expect(page.get_by_text(f"Added 6 images as '{label}'")).to_be_visible()
             expect(page.get_by_text("Ready to train: 2 labels (ants, bees), 12")).to_be_visible()
