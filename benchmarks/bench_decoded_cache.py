@@ -20,6 +20,7 @@ from PIL import Image
 from benchmarks import fit_images_per_s, median, row, sample_manifest, say, timed
 
 PHOTO_SIZE, IMG_SIZE, BATCH, EPOCHS = (500, 375), 160, 16, 3
+DATA_EPOCHS = 7  # data-only epochs are cheap: more of them steady the medians
 
 
 def make_photos(source: Path, dest: Path) -> int:
@@ -35,15 +36,23 @@ def make_photos(source: Path, dest: Path) -> int:
     return count
 
 
-def data_epochs(trainer: Any) -> list[float]:
-    """Seconds per epoch of iterating the Trainer's train loader (decode + augment + collate)."""
+def data_epochs(trainers: dict[str, Any]) -> dict[str, list[float]]:
+    """Seconds per epoch of iterating each Trainer's train loader (decode + augment + collate).
+
+    The trainers take turns epoch by epoch (the order flips every epoch), so a
+    burst of load from elsewhere on the machine hits both sides alike instead of
+    deciding the ratio.
+    """
     from tlcore.train import epoch_order
 
-    seconds = []
-    for epoch in range(1, EPOCHS + 1):
-        order = epoch_order(len(trainer.train_set), trainer.config.seed, epoch).tolist()
-        loader = trainer.loader(trainer.train_set, order)
-        seconds.append(timed(lambda loader=loader: sum(len(y) for _, y in loader))[0])
+    seconds: dict[str, list[float]] = {mode: [] for mode in trainers}
+    modes = list(trainers)
+    for epoch in range(1, DATA_EPOCHS + 1):
+        for mode in modes if epoch % 2 else modes[::-1]:
+            trainer = trainers[mode]
+            order = epoch_order(len(trainer.train_set), trainer.config.seed, epoch).tolist()
+            loader = trainer.loader(trainer.train_set, order)
+            seconds[mode].append(timed(lambda loader=loader: sum(len(y) for _, y in loader))[0])
     return seconds
 
 
@@ -64,14 +73,14 @@ def run() -> list[dict]:
         manifest = sample_manifest(Path(tmp), photos)
         n_train = len(manifest.items_for("train"))
         say(f"{n} JPEGs at {PHOTO_SIZE[0]}x{PHOTO_SIZE[1]} ({n_train} train), {IMG_SIZE} px crops, "
-            f"batch {BATCH}, augment light, {EPOCHS} epochs; epoch 1 fills the cache, "
-            f"medians of epochs 2-{EPOCHS}")  # fmt: skip
+            f"batch {BATCH}, augment light; {DATA_EPOCHS} data epochs taking turns, "
+            f"{EPOCHS} training epochs; epoch 1 fills the cache, medians of the rest")  # fmt: skip
         configs = {
             mode: TrainConfig(data=str(photos), epochs=EPOCHS, img_size=IMG_SIZE, batch_size=BATCH,
                               augment="light", decoded_cache=mode, num_workers=0)
             for mode in ("auto", "off")
         }  # fmt: skip
-        data = {mode: data_epochs(Trainer(cfg, manifest)) for mode, cfg in configs.items()}
+        data = data_epochs({mode: Trainer(cfg, manifest) for mode, cfg in configs.items()})
         for mode, seconds in data.items():
             say(
                 f"data epochs, decoded_cache={mode}: "

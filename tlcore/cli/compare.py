@@ -11,8 +11,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from tlcore.cli import print_json
-from tlcore.config import AUGMENTS, DEVICES, MIN_IMG_SIZE, TrainConfig
+from tlcore.cli import flags, print_json
+from tlcore.config import AUGMENTS, TrainConfig
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -23,50 +23,35 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "extraction, (c) fine-tune the last groups, (d) full fine-tune, (e) progressive "
         "unfreezing, one run after another, and compare them.",
     )
-    p.add_argument(
-        "--data", required=True, metavar="DIR|ZIP", help="class folders (or train/ val/), or a .zip"
-    )
-    p.add_argument(
-        "--model", default="tf_efficientnet_lite0", help="timm model name (see `tlcore models`)"
-    )
-    p.add_argument("--weights", default=None, metavar="bundled|hub|FILE",
-                   help="pretrained weights for (b)-(e) (default: bundled if available, else hub)")  # fmt: skip
+    flags.add_data(p)
+    flags.add_model(p, what=" for (b)-(e)")
     p.add_argument("--epochs", default="5", metavar="N", help="epochs for every run (default 5)")
-    p.add_argument("--img-size", default=None, metavar="N",
-                   help=f"square input size >= {MIN_IMG_SIZE} (default: the model's)")  # fmt: skip
+    flags.add_img_size(p)
     p.add_argument("--lr", default="0.001", metavar="X", help="base learning rate (default 0.001)")
-    p.add_argument("--batch-size", default="16", metavar="N", help="images per step (default 16)")
+    flags.add_batch_size(p)
     p.add_argument("--augment", choices=AUGMENTS, default="none",
                    help="training augmentation (default none: (b) then uses its fast path)")  # fmt: skip
-    p.add_argument(
-        "--seed", default="0", metavar="N", help="random seed for split and order (default 0)"
-    )
+    flags.add_seed(p)
     p.add_argument("--val-fraction", default="0.2", metavar="F",
                    help="share held out for validation when there is no val/ folder (default 0.2)")  # fmt: skip
     p.add_argument("--only", default="abcde", metavar="KEYS",
                    help="which of a-e to run, e.g. 'ab' (default all five)")  # fmt: skip
-    p.add_argument("--device", choices=DEVICES, default="auto", help="where to train")
-    p.add_argument(
-        "--json", action="store_true", help="print one final JSON object as the last line"
-    )
+    flags.add_device(p)
+    flags.add_json(p)
     p.set_defaults(func=cmd_compare)
 
 
 def base_config(args: argparse.Namespace) -> TrainConfig:
     """The shared budget from the flags; a ConfigError naming the flag when one is wrong."""
-    from tlcore.cli.train import _number
-    from tlcore.models import default_weights
-
-    img = None if args.img_size is None else _number(
-        args, "img_size", int, lambda v: v >= MIN_IMG_SIZE, f"a whole number >= {MIN_IMG_SIZE}")  # fmt: skip
+    number = flags.number
     return TrainConfig(
-        data=args.data, model=args.model, weights=args.weights or default_weights(args.model),
-        img_size=img, augment=args.augment, device=args.device,
-        epochs=_number(args, "epochs", int, lambda v: v >= 1, "a whole number >= 1"),
-        lr=_number(args, "lr", float, lambda v: 0 < v <= 10, "a number > 0 (e.g. 0.001)"),
-        batch_size=_number(args, "batch_size", int, lambda v: v >= 1, "a whole number >= 1"),
-        seed=_number(args, "seed", int, lambda v: True, "a whole number"),
-        val_fraction=_number(args, "val_fraction", float, lambda v: 0 < v < 1, "between 0 and 1"),
+        data=args.data, model=args.model, weights=flags.weights(args),
+        img_size=flags.img_size(args), augment=args.augment, device=args.device,
+        epochs=number(args, "epochs", int, lambda v: v >= 1, "a whole number >= 1"),
+        lr=number(args, "lr", float, lambda v: 0 < v <= 10, "a number > 0 (e.g. 0.001)"),
+        batch_size=number(args, "batch_size", int, lambda v: v >= 1, "a whole number >= 1"),
+        seed=number(args, "seed", int, lambda v: True, "a whole number"),
+        val_fraction=number(args, "val_fraction", float, lambda v: 0 < v < 1, "between 0 and 1"),
     ).validate()  # fmt: skip
 
 

@@ -11,9 +11,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from tlcore.cli import print_json
+from tlcore.cli import flags, print_json
 from tlcore.config import AUGMENTS
-from tlcore.errors import ConfigError, RunError
+from tlcore.errors import RunError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -25,22 +25,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "unlabelled TARGET photos and one without, and report both accuracies. Target photos "
         "in folders named like a class are used only to score the models.",
     )
-    p.add_argument("--data", required=True, metavar="DIR|ZIP", help="labelled source dataset")
+    flags.add_data(p, "labelled source dataset: class folders (or train/ val/), or a .zip")
     p.add_argument("--target", required=True, metavar="DIR|ZIP", help="target-domain photos")
-    p.add_argument("--model", default="tf_efficientnet_lite0", help="timm model name")
-    p.add_argument("--weights", default="bundled", help="bundled, hub, or a weights file")
+    flags.add_model(p)
     p.add_argument("--freeze", default="last-2", metavar="PRESET",
                    help="layers to train: last-K | full | progressive (default last-2)")  # fmt: skip
     p.add_argument("--epochs", default="3", metavar="N", help="epochs per run (default 3)")
     p.add_argument("--lr", default="0.001", metavar="X", help="learning rate (default 0.001)")
-    p.add_argument("--batch-size", default="16", metavar="N", help="photos per step (default 16)")
-    p.add_argument("--img-size", default="", metavar="PX", help="input size (default: model's)")
-    p.add_argument("--augment", choices=AUGMENTS, default="light")
-    p.add_argument("--dann-weight", default="1.0", metavar="X", help="domain loss weight")
-    p.add_argument("--seed", default="0", metavar="N", help="seed of split and order")
-    p.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default="auto")
+    flags.add_batch_size(p)
+    flags.add_img_size(p)
+    p.add_argument("--augment", choices=AUGMENTS, default="light",
+                   help="training augmentation (default light)")  # fmt: skip
+    p.add_argument("--dann-weight", default="1.0", metavar="X",
+                   help="weight of the domain loss, 0 to 100 (default 1.0)")  # fmt: skip
+    flags.add_seed(p)
+    flags.add_device(p)
     p.add_argument("--detach", action="store_true", help="start both runs and return at once")
-    p.add_argument("--json", action="store_true", help="print the comparison as one JSON object")
+    flags.add_json(p, "print the comparison as one JSON object")
     p.set_defaults(func=cmd_adapt)
 
     p = subparsers.add_parser(
@@ -56,33 +57,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_domain_shift)
 
 
-def _parse(text: str, kind: type, flag: str, ok, want: str):
-    try:
-        value = kind(text)
-        if ok(value):
-            return value
-    except ValueError:
-        pass
-    raise ConfigError(f"{flag} {text!r} is not valid: give {want}.")
-
-
 def cmd_adapt(args: argparse.Namespace) -> int:
     from tlcore.adaptation_runs import comparison_rows, start_pair
     from tlcore.config import TrainConfig
     from tlcore.freezing import FreezePlan
 
+    number = flags.number
     config = TrainConfig(
-        data=args.data, model=args.model, weights=args.weights,
+        data=args.data, model=args.model, weights=flags.weights(args),
         freeze=FreezePlan.parse(args.freeze).to_dict(),
-        epochs=_parse(args.epochs, int, "--epochs", lambda v: v >= 1, "a whole number >= 1"),
-        lr=_parse(args.lr, float, "--lr", lambda v: 0 < v <= 10, "a number > 0"),
-        batch_size=_parse(args.batch_size, int, "--batch-size", lambda v: v >= 1, "an integer >= 1"),
-        img_size=_parse(args.img_size, int, "--img-size", lambda v: v >= 32, "pixels >= 32")
-        if args.img_size.strip() else None,
-        augment=args.augment, device=args.device,
-        seed=_parse(args.seed, int, "--seed", lambda v: v >= 0, "a whole number >= 0"),
+        epochs=number(args, "epochs", int, lambda v: v >= 1, "a whole number >= 1"),
+        lr=number(args, "lr", float, lambda v: 0 < v <= 10, "a number > 0 (e.g. 0.001)"),
+        batch_size=number(args, "batch_size", int, lambda v: v >= 1, "a whole number >= 1"),
+        img_size=flags.img_size(args), augment=args.augment, device=args.device,
+        seed=flags.whole(args, "seed", 0),
     )  # fmt: skip
-    weight = _parse(args.dann_weight, float, "--dann-weight", lambda v: 0 <= v <= 100, "0 to 100")
+    weight = number(args, "dann_weight", float, lambda v: 0 <= v <= 100, "from 0 to 100")
     runs = start_pair(config, args.target, weight)
     if not args.json:
         print(f"Started baseline {runs[0].id} and DANN {runs[1].id}.", file=sys.stderr)
@@ -114,7 +104,7 @@ def cmd_adapt(args: argparse.Namespace) -> int:
 def cmd_domain_shift(args: argparse.Namespace) -> int:
     from tlcore.domain_shift import make_shifted_copy
 
-    seed = _parse(args.seed, int, "--seed", lambda v: v >= 0, "a whole number >= 0")
+    seed = flags.whole(args, "seed", 0)
     split = None if args.split == "all" else args.split
     shifted = make_shifted_copy(args.source, args.dest, split=split, seed=seed)
     counts = ", ".join(f"{name} {n}" for name, n in shifted.counts.items())

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import argparse
 
-from tlcore.cli import print_json
-from tlcore.errors import ConfigError, DataError
+from tlcore.cli import flags, print_json
+from tlcore.errors import DataError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -22,31 +22,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Measure nearest-class-mean accuracy on the validation split with 1, 2, 5, "
         "10 random training photos per class, using a pretrained backbone's embeddings.",
     )
-    p.add_argument("--data", required=True, metavar="DIR", help="dataset folder or .zip")
+    flags.add_data(p)
     p.add_argument("--shots", default="1,2,5,10", metavar="LIST",
                    help="photos per class to try, comma-separated (default 1,2,5,10)")  # fmt: skip
     p.add_argument("--repeats", default="20", metavar="N",
                    help="random draws averaged per point (default 20)")  # fmt: skip
-    p.add_argument("--seed", default="0", metavar="N", help="seed of the draws and split")
-    p.add_argument("--model", default="tf_efficientnet_lite0", help="backbone (default lite0)")
-    p.add_argument("--weights", default="bundled", help="bundled, hub, or a weights file")
-    p.add_argument("--img-size", default="", metavar="PX",
-                   help="input size in pixels (default: the model's own)")  # fmt: skip
-    p.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default="auto")
+    flags.add_seed(p, "seed of the draws and split")
+    flags.add_model(p)
+    flags.add_img_size(p)
+    flags.add_device(p)
     p.add_argument("--predict", nargs="*", default=[], metavar="PATH",
                    help="image files or folders to classify with all training photos")  # fmt: skip
-    p.add_argument("--json", action="store_true", help="print the result as one JSON object")
+    flags.add_json(p, "print the result as one JSON object")
     p.set_defaults(func=cmd_fewshot)
-
-
-def _whole(text: str, flag: str, minimum: int) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = minimum - 1
-    if value < minimum:
-        raise ConfigError(f"{flag} {text!r} is not valid: give a whole number >= {minimum}.")
-    return value
 
 
 def cmd_fewshot(args: argparse.Namespace) -> int:
@@ -54,14 +42,14 @@ def cmd_fewshot(args: argparse.Namespace) -> int:
     from tlcore.predict import images_in, read_for_prediction
 
     shots = parse_shots(args.shots)
-    repeats = _whole(args.repeats, "--repeats", 1)
-    seed = _whole(args.seed, "--seed", 0)
-    img_size = _whole(args.img_size, "--img-size", 32) if args.img_size.strip() else None
+    repeats = flags.whole(args, "repeats", 1)
+    seed = flags.whole(args, "seed", 0)
+    img_size = flags.img_size(args)
     files = images_in(args.predict) if args.predict else []
     if args.predict and not files:
         raise DataError(f"no images found in {', '.join(args.predict)}.")
     manifest = load_manifest(args.data, seed=seed)
-    embedder = Embedder(args.model, args.weights, img_size, args.device)
+    embedder = Embedder(args.model, flags.weights(args), img_size, args.device)
     curve = shots_curve(manifest, shots, repeats, seed, embedder=embedder)
     predictions = []
     if files:

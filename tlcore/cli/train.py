@@ -16,8 +16,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tlcore.cli import fail, print_json
-from tlcore.config import AUGMENTS, MIN_IMG_SIZE, OPTIMIZERS, SCHEDULES, TrainConfig
+from tlcore.cli import fail, flags, print_json
+from tlcore.cli.flags import number
+from tlcore.config import AUGMENTS, OPTIMIZERS, SCHEDULES, TrainConfig
 from tlcore.errors import ConfigError, RunError, TLCoreError
 from tlcore.runs import ACTIVE_STATES, Run, list_runs
 
@@ -53,8 +54,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--drop-rate", default="0", metavar="X", help="dropout before the classifier (default 0)"
     )
-    p.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default="auto",
-                   help="where to train (default auto: cuda, else mps, else cpu)")  # fmt: skip
     p.add_argument(
         "--num-workers",
         default=None,
@@ -66,9 +65,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="train with N processes (one per GPU) launched by torchrun; batch size is "
                    "per process (default 1). Or run this command under torchrun yourself.")  # fmt: skip
     p.add_argument("--detach", action="store_true", help="start the run and return at once")
-    p.add_argument(
-        "--json", action="store_true", help="print one final JSON object as the last line"
-    )
+    flags.add_json(p)
     p.set_defaults(func=cmd_train)
 
     p = subparsers.add_parser("runs", help="list training runs, newest first (or prune old ones)")
@@ -112,55 +109,31 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _add_data_model_flags(p: argparse.ArgumentParser, augment_default: str = "light") -> None:
-    p.add_argument(
-        "--data", required=True, metavar="DIR|ZIP", help="class folders (or train/ val/), or a .zip"
-    )
-    p.add_argument(
-        "--model", default="tf_efficientnet_lite0", help="timm model name (see `tlcore models`)"
-    )
-    p.add_argument("--weights", default=None, metavar="bundled|hub|FILE|scratch",
-                   help="pretrained weights (default: bundled if available, else hub)")  # fmt: skip
+    flags.add_data(p)
+    flags.add_model(p, scratch=True)
     p.add_argument("--freeze", default="features", metavar="PRESET",
                    help="features | last-K | full | progressive[-E] (default features)")  # fmt: skip
-    p.add_argument("--img-size", default=None, metavar="N",
-                   help=f"square input size >= {MIN_IMG_SIZE} (default: the model's)")  # fmt: skip
-    p.add_argument("--batch-size", default="16", metavar="N", help="images per step (default 16)")
+    flags.add_img_size(p)
+    flags.add_batch_size(p)
     p.add_argument("--augment", choices=AUGMENTS, default=augment_default,
                    help=f"training augmentation (default {augment_default}; none enables the fast path)")  # fmt: skip
-    p.add_argument(
-        "--seed", default="0", metavar="N", help="random seed for split and order (default 0)"
-    )
+    flags.add_seed(p)
+    flags.add_device(p)
     p.add_argument("--val-fraction", default="0.2", metavar="F",
                    help="share held out for validation when there is no val/ folder (default 0.2)")  # fmt: skip
-
-
-def _number(args: argparse.Namespace, attr: str, kind: type, ok: Any, want: str) -> Any:
-    """Parse one flag; a ConfigError naming the flag (-> one line, exit 2) when it is wrong."""
-    text = getattr(args, attr)
-    flag = "--" + attr.replace("_", "-")
-    try:
-        value = kind(text)
-        valid = math.isfinite(value) and ok(value)
-    except (TypeError, ValueError):
-        valid = False
-    if not valid:
-        raise ConfigError(f"{flag} {text!r} is not valid: it must be {want}.")
-    return value
 
 
 def config_from_args(args: argparse.Namespace, **extra: Any) -> TrainConfig:
     """A validated TrainConfig from the shared flags (train and lr-find)."""
     from tlcore.freezing import FreezePlan
-    from tlcore.models import default_weights
 
-    img = None if args.img_size is None else _number(
-        args, "img_size", int, lambda v: v >= MIN_IMG_SIZE, f"a whole number >= {MIN_IMG_SIZE}")  # fmt: skip
     config = TrainConfig(
-        data=args.data, model=args.model, weights=args.weights or default_weights(args.model),
-        freeze=FreezePlan.parse(args.freeze).to_dict(), img_size=img, augment=args.augment,
-        batch_size=_number(args, "batch_size", int, lambda v: v >= 1, "a whole number >= 1"),
-        seed=_number(args, "seed", int, lambda v: True, "a whole number"),
-        val_fraction=_number(args, "val_fraction", float, lambda v: 0 < v < 1, "between 0 and 1"),
+        data=args.data, model=args.model, weights=flags.weights(args),
+        freeze=FreezePlan.parse(args.freeze).to_dict(), img_size=flags.img_size(args),
+        augment=args.augment, device=args.device,
+        batch_size=number(args, "batch_size", int, lambda v: v >= 1, "a whole number >= 1"),
+        seed=number(args, "seed", int, lambda v: True, "a whole number"),
+        val_fraction=number(args, "val_fraction", float, lambda v: 0 < v < 1, "between 0 and 1"),
         **extra,
     )  # fmt: skip
     return config.validate()
@@ -169,19 +142,19 @@ def config_from_args(args: argparse.Namespace, **extra: Any) -> TrainConfig:
 def cmd_train(args: argparse.Namespace) -> int:
     config = config_from_args(
         args,
-        epochs=_number(args, "epochs", int, lambda v: v >= 1, "a whole number >= 1"),
-        lr=_number(args, "lr", float, lambda v: 0 < v <= 10, "a number > 0 (e.g. 0.001)"),
-        warmup_epochs=_number(args, "warmup_epochs", float, lambda v: v >= 0, "a number >= 0"),
-        weight_decay=_number(args, "weight_decay", float, lambda v: v >= 0, "a number >= 0"),
-        label_smoothing=_number(args, "label_smoothing", float, lambda v: 0 <= v < 1, "in [0, 1)"),
-        early_stopping=_number(args, "early_stopping", int, lambda v: v >= 0, "a whole number >= 0"),
-        drop_rate=_number(args, "drop_rate", float, lambda v: 0 <= v < 1, "in [0, 1)"),
+        epochs=number(args, "epochs", int, lambda v: v >= 1, "a whole number >= 1"),
+        lr=number(args, "lr", float, lambda v: 0 < v <= 10, "a number > 0 (e.g. 0.001)"),
+        warmup_epochs=number(args, "warmup_epochs", float, lambda v: v >= 0, "a number >= 0"),
+        weight_decay=number(args, "weight_decay", float, lambda v: v >= 0, "a number >= 0"),
+        label_smoothing=number(args, "label_smoothing", float, lambda v: 0 <= v < 1, "in [0, 1)"),
+        early_stopping=number(args, "early_stopping", int, lambda v: v >= 0, "a whole number >= 0"),
+        drop_rate=number(args, "drop_rate", float, lambda v: 0 <= v < 1, "in [0, 1)"),
         num_workers=None
         if args.num_workers is None
-        else _number(args, "num_workers", int, lambda v: v >= 0, "a whole number >= 0"),
+        else number(args, "num_workers", int, lambda v: v >= 0, "a whole number >= 0"),
         optimizer=args.optimizer, schedule=args.schedule, class_balanced=args.class_balanced,
-        device=args.device, name=args.name,
-        nproc=_number(args, "nproc", int, lambda v: 1 <= v <= 64, "a whole number from 1 to 64"),
+        name=args.name,
+        nproc=number(args, "nproc", int, lambda v: 1 <= v <= 64, "a whole number from 1 to 64"),
     )  # fmt: skip
     if under_torchrun():
         if config.nproc > 1:
@@ -289,7 +262,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
 def cmd_prune(args: argparse.Namespace) -> int:
     from tlcore.prune import parse_states, prune_runs
 
-    days = None if args.older_than is None else _number(
+    days = None if args.older_than is None else number(
         args, "older_than", float, lambda v: v >= 0, "a number of days >= 0")  # fmt: skip
     rows = prune_runs(parse_states(args.state), days, owner=args.owner, dry_run=args.dry_run)
     verb = "would delete" if args.dry_run else "deleted"
@@ -386,9 +359,9 @@ def cmd_lr_find(args: argparse.Namespace) -> int:
     from tlcore.data import prepare_data
     from tlcore.lr_find import lr_find
 
-    steps = _number(args, "steps", int, lambda v: v >= 5, "a whole number >= 5")
-    start_lr = _number(args, "start_lr", float, lambda v: v > 0, "a number > 0")
-    end_lr = _number(args, "end_lr", float, lambda v: v > start_lr, "larger than --start-lr")
+    steps = number(args, "steps", int, lambda v: v >= 5, "a whole number >= 5")
+    start_lr = number(args, "start_lr", float, lambda v: v > 0, "a number > 0")
+    end_lr = number(args, "end_lr", float, lambda v: v > start_lr, "larger than --start-lr")
     config = config_from_args(args, epochs=1)
     prepared = prepare_data(config.data, val_fraction=config.val_fraction, seed=config.seed)
     if prepared.manifest is None:

@@ -1,0 +1,47 @@
+"""The flags that several sub-commands share are spelt, defaulted and checked one way."""
+
+from __future__ import annotations
+
+import pytest
+
+from tlcore.cli import build_parser, main
+
+COMMANDS = {
+    "train": [],
+    "lr-find": [],
+    "compare": [],
+    "fewshot": [],
+    "adapt": ["--target", "elsewhere"],
+}
+
+
+BAD = [
+    ("--img-size", "8", "--img-size '8' is not valid: it must be a whole number >= 32."),
+    ("--img-size", "big", "--img-size 'big' is not valid"),
+    ("--batch-size", "0", "--batch-size '0' is not valid"),
+    ("--seed", "1.5", "--seed '1.5' is not valid"),
+]
+CASES = [
+    (command, *bad)
+    for command in COMMANDS
+    for bad in BAD
+    if not (command == "fewshot" and bad[0] == "--batch-size")  # no batches: no training
+]
+
+
+@pytest.mark.parametrize(("command", "flag", "value", "message"), CASES)
+def test_a_bad_shared_flag_gets_the_same_one_line_error(
+    command, flag, value, message, sample_dir, capsys
+):
+    argv = [command, "--data", str(sample_dir), *COMMANDS[command], flag, value]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"error: {err[0].removeprefix('error: ')}"] and message in err[0]
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_shared_flags_have_the_same_defaults(command, sample_dir):
+    args = build_parser().parse_args([command, "--data", str(sample_dir), *COMMANDS[command]])
+    assert args.model == "tf_efficientnet_lite0"
+    assert args.weights is None  # resolved per model: bundled when installed, else hub
+    assert args.img_size is None and args.seed == "0" and args.device == "auto"
