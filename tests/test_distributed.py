@@ -54,7 +54,12 @@ def test_two_gloo_processes_train_like_one_with_the_same_global_batch(
     assert e1.keys() == e2.keys()
     # 80 training photos: 5 steps of 16, or 5 steps of 8 on each of 2 ranks, same images
     assert e1["step"] == e2["step"] == 5
-    assert len([e for e in two.metrics() if e.get("type") == "step"]) == 5
+    steps = {
+        run: [e["loss"] for e in run.metrics() if e.get("type") == "step"] for run in (one, two)
+    }
+    assert len(steps[two]) == 5
+    # each step's logged loss is the whole global batch's, not rank 0's half of it
+    assert steps[two] == pytest.approx(steps[one], rel=1e-3), steps
     assert abs(e1["val_acc"] - e2["val_acc"]) <= 0.05, (e1["val_acc"], e2["val_acc"])
     assert e2["train_loss"] == pytest.approx(e1["train_loss"], rel=0.02)
     assert sum(map(sum, e2["confusion"]["matrix"])) == 40  # every val photo counted once
@@ -81,6 +86,7 @@ def test_tlcore_train_and_resume_work_unchanged_under_torchrun(sample_dir):
     assert proc.returncode == 0, output[-3000:]
     status = run.status()
     assert status["state"] == "stopped", (status, output[-3000:])
+    assert run.config.nproc == 2  # what trained it: resuming from the app starts two again
     assert status["step"] == 1 and not epoch_events(run)
 
     resumed = run_cli(["resume", run.id, "--json"])

@@ -143,6 +143,28 @@ def reduce_partial(partial: dict[str, float]) -> dict[str, float]:
             "seconds": float(seconds.item())}  # fmt: skip
 
 
+def mean_over_ranks(value: float) -> float:
+    """A step's loss averaged over ranks: the loss of the whole global batch, as one process logs it."""
+    if not active():
+        return value
+    total = torch.tensor([float(value)], dtype=torch.float64)
+    dist.all_reduce(total, group=_CONTROL["group"])
+    return float(total.item()) / world_size()
+
+
+def launched_world_size() -> int:
+    """How many processes torchrun started for this run on this machine (1 outside torchrun).
+
+    Recorded as the run's ``nproc`` so its settings say what trained it (batch size is per
+    process) and resuming it from the app starts as many. Multi-node worlds record this
+    node's share: the app only ever launches on one machine.
+    """
+    if not launched_by_torchrun():
+        return 1
+    world = int(os.environ.get("WORLD_SIZE", "1") or 1)
+    return int(os.environ.get("LOCAL_WORLD_SIZE", world) or world)
+
+
 def any_rank(flag: bool) -> bool:
     """True on every rank when it is true on one (stop requests, early stopping)."""
     if not active():

@@ -188,7 +188,8 @@ class Trainer:
                 self.partial["seen"] += len(targets)
                 self.partial["seconds"] = time.perf_counter() - started
                 self.emit("on_step_end", {"type": "step", "epoch": epoch, "step": self.step,
-                                          "loss": loss, "lr": lr, "time": time.time()})  # fmt: skip
+                                          "loss": distributed.mean_over_ranks(loss), "lr": lr,
+                                          "time": time.time()})  # fmt: skip
                 if self.stop_state:
                     return self.stop_state
             train_seconds = time.perf_counter() - started

@@ -159,7 +159,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     if under_torchrun():
         if config.nproc > 1:
             raise ConfigError("--nproc launches torchrun itself: leave it out under torchrun.")
-        return _train_in_process(args, lambda: Run.create(config), resume=False)
+        from tlcore.distributed import launched_world_size
+
+        config.nproc = launched_world_size()  # what trains it: resuming from the app starts as many
+        return _train_in_process(args, lambda: Run.create(config.validate()), resume=False)
     started = time.monotonic()
     run = Run.start(config)
     print(f"run directory: {run.dir}", flush=True)
