@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 KEYS = {"name", "fast", "baseline", "ratio", "target", "passed", "unit", "notes"}
 
@@ -38,3 +40,19 @@ def test_runner_discovers_every_benchmark_and_rejects_unknown_names():
     assert names == files and {"feature_extraction", "decoded_cache", "gpu"} <= set(names)
     result = bench("no_such_benchmark")
     assert result.returncode == 2 and "unknown benchmark" in result.stdout
+
+
+@pytest.mark.parametrize("fast", [False, True])
+def test_the_gpu_benchmark_body_runs_on_the_cpu(fast, monkeypatch):
+    """Its timing loop, with the CUDA decisions (bf16, channels_last) made for the CPU, on a
+    tiny model: a lent GPU then measures instead of finding a typo."""
+    import torch
+
+    from benchmarks import bench_gpu
+    from tlcore import devices
+
+    monkeypatch.setattr(devices, "autocast_dtype", lambda device: torch.bfloat16)
+    monkeypatch.setattr(devices, "uses_channels_last", lambda device: True)
+    speed, peak = bench_gpu.images_per_s("test_efficientnet", fast=fast, compile_model=False,
+                                         device=torch.device("cpu"), batch=4, steps=2, warmup=1)  # fmt: skip
+    assert speed > 0 and peak is None

@@ -50,11 +50,13 @@ def test_train_end_to_end_then_runs_status_stop_resume(sample_dir):
 
 def test_detach_returns_at_once_and_the_run_finishes(sample_dir):
     started = tlcore("train", "--data", str(sample_dir), "--epochs", "1", "--img-size", "64",
-                     "--augment", "none", "--detach", "--json")  # fmt: skip
+                     "--augment", "light", "--decoded-cache", "disk", "--detach", "--json")  # fmt: skip
     assert started.returncode == 0, started.stderr
     result = last_json(started.stdout)
     assert result["state"] in ("queued", "running")
-    assert Run.open(result["id"]).wait(timeout=300)["state"] == "finished"
+    run = Run.open(result["id"])
+    assert run.wait(timeout=300)["state"] == "finished", run.log_path.read_text()[-2000:]
+    assert run.config.decoded_cache == "disk" and run.config.compile is False
 
 
 @pytest.mark.parametrize(

@@ -46,3 +46,14 @@ def test_bad_field_is_named(field, value):
 def test_missing_data_is_rejected():
     with pytest.raises(ConfigError, match="data"):
         TrainConfig().validate()
+
+
+def test_freeze_takes_the_cli_spelling_or_a_plan_and_refuses_a_typo():
+    from tlcore.freezing import FreezePlan
+
+    assert TrainConfig(freeze="last-2").freeze == {**FreezePlan.parse("last-2").to_dict()}
+    assert TrainConfig(freeze="last-2").freeze["k"] == 2
+    assert TrainConfig(freeze=FreezePlan.parse("progressive-2")).freeze["every"] == 2
+    assert TrainConfig.from_dict(TrainConfig(freeze="full").to_dict()).freeze["preset"] == "full"
+    with pytest.raises(ConfigError, match="Unknown freeze preset 'last_two'"):
+        TrainConfig(freeze="last_two")

@@ -31,6 +31,7 @@ class TrainConfig:
     data: str = ""
     model: str = "tf_efficientnet_lite0"
     weights: str = "bundled"
+    # a FreezePlan's dict; "full", "last-3", "progressive-2" ... or a FreezePlan are accepted too
     freeze: dict[str, Any] = field(default_factory=lambda: {"preset": "features"})
     manifest_path: str | None = None
     val_fraction: float = 0.2
@@ -60,6 +61,16 @@ class TrainConfig:
     target_data: str | None = None  # unlabelled photos of the domain to predict on (folder/.zip)
     domain_adaptation: str = "none"  # "dann": adversarial training on target_data
     dann_weight: float = 1.0  # weight of the domain loss against the class loss
+
+    def __post_init__(self) -> None:
+        if isinstance(self.freeze, dict):
+            return
+        from tlcore.freezing import FreezePlan
+
+        if isinstance(self.freeze, str):  # the CLI's spelling; a bad one is a ConfigError now
+            self.freeze = FreezePlan.parse(self.freeze).to_dict()
+        elif isinstance(self.freeze, FreezePlan):
+            self.freeze = self.freeze.to_dict()
 
     def validate(self) -> TrainConfig:
         """Raise ConfigError for the first bad field; return self so calls chain."""

@@ -119,7 +119,13 @@ class Trainer:
         if uses_channels_last(self.device):
             self.model = self.model.to(memory_format=torch.channels_last)
         if cfg.compile:  # in place: parameter names, checkpoints and freezing stay the same
+            from torch import _dynamo
+
+            # a compiler that fails (no C++ compiler, an unsupported layer) costs speed, not
+            # the run: torch falls back to eager and logs a warning to the run's log
+            _dynamo.config.suppress_errors = True
             self.model.compile()
+            log.info("torch.compile on: the first steps of each mode include compiling")
         self.loaders = EpochLoaders(cfg.batch_size, self.device, cfg.num_workers,
                                     cfg.decoded_cache, cache_dir and cache_dir.parent / "decoded")  # fmt: skip
         self.groups = layer_groups(self.model)

@@ -18,7 +18,7 @@ from typing import Any
 
 from tlcore.cli import fail, flags, print_json
 from tlcore.cli.flags import number
-from tlcore.config import AUGMENTS, OPTIMIZERS, SCHEDULES, TrainConfig
+from tlcore.config import AUGMENTS, DECODED_CACHE_MODES, OPTIMIZERS, SCHEDULES, TrainConfig
 from tlcore.errors import ConfigError, RunError, TLCoreError
 from tlcore.runs import ACTIVE_STATES, Run, list_runs
 
@@ -60,6 +60,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="N",
         help="data loading processes (default: fit the machine)",
     )
+    p.add_argument("--decoded-cache", choices=DECODED_CACHE_MODES, default="auto",
+                   help="keep decoded photos between epochs: auto (memory, then a disk file), "
+                   "memory, disk or off (default auto)")  # fmt: skip
+    p.add_argument("--compile", action="store_true",
+                   help="torch.compile the model: slower start, faster steps (GPUs, long runs)")  # fmt: skip
     p.add_argument("--name", default="", help="a label for the runs table")
     p.add_argument("--nproc", default="1", metavar="N",
                    help="train with N processes (one per GPU) launched by torchrun; batch size is "
@@ -153,7 +158,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         if args.num_workers is None
         else number(args, "num_workers", int, lambda v: v >= 0, "a whole number >= 0"),
         optimizer=args.optimizer, schedule=args.schedule, class_balanced=args.class_balanced,
-        name=args.name,
+        name=args.name, decoded_cache=args.decoded_cache, compile=args.compile,
         nproc=number(args, "nproc", int, lambda v: 1 <= v <= 64, "a whole number from 1 to 64"),
     )  # fmt: skip
     if under_torchrun():
