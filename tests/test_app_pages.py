@@ -233,6 +233,28 @@ def test_train_page_starts_a_run_that_the_page_and_the_runs_list_show():
     assert table.loc[0, "best val accuracy"] == pytest.approx(final["val_acc"])
 
 
+def test_on_a_multi_gpu_machine_the_train_page_trains_with_several_processes(monkeypatch):
+    """The GPU count is patched (this machine has none): the page's choice reaches torchrun,
+    which then trains two gloo processes on the CPU."""
+    import tlcore.distributed
+
+    at = go(choose_sample(open_app()), "train")
+    assert not [s for s in at.selectbox if s.label == "GPUs (processes)"]  # none here: no choice
+    monkeypatch.setattr(tlcore.distributed, "gpu_count", lambda: 2)
+    at.run()
+    at.number_input(key="w_train_epochs_0").set_value(1)
+    at.select_slider(key="w_train_img_size_0").set_value(64)
+    at.radio(key="w_train_augment_0").set_value("none")
+    at.selectbox(key="w_train_nproc_0").set_value(2)
+    at.run()
+    at.button(key="start").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    [run] = list_runs()
+    assert run.config.nproc == 2
+    assert run.wait(timeout=240)["state"] == "finished", run.log_path.read_text()[-3000:]
+    assert "rank 1 of 2 (gloo)" in run.log_path.read_text()
+
+
 def test_runs_page_without_runs_says_so():
     at = go(open_app(), "runs")
     assert "No runs yet" in texts(at.info)
