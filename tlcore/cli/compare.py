@@ -12,6 +12,7 @@ import argparse
 from typing import Any
 
 from tlcore.cli import flags, print_json
+from tlcore.cli.flags import number
 from tlcore.config import AUGMENTS, TrainConfig
 
 
@@ -43,7 +44,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def base_config(args: argparse.Namespace) -> TrainConfig:
     """The shared budget from the flags; a ConfigError naming the flag when one is wrong."""
-    number = flags.number
     return TrainConfig(
         data=args.data, model=args.model, weights=flags.weights(args),
         img_size=flags.img_size(args), augment=args.augment, device=args.device,

@@ -12,6 +12,7 @@ import argparse
 import sys
 
 from tlcore.cli import flags, print_json
+from tlcore.cli.flags import number
 from tlcore.config import AUGMENTS
 from tlcore.errors import RunError
 
@@ -62,7 +63,6 @@ def cmd_adapt(args: argparse.Namespace) -> int:
     from tlcore.config import TrainConfig
     from tlcore.freezing import FreezePlan
 
-    number = flags.number
     config = TrainConfig(
         data=args.data, model=args.model, weights=flags.weights(args),
         freeze=FreezePlan.parse(args.freeze).to_dict(),
