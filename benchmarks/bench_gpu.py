@@ -6,7 +6,8 @@ device helpers (``autocast``, ``to_device`` with channels_last) and
 ``nn.Module.compile`` as ``TrainConfig(compile=True)`` does. Reference: timm's
 published train throughput (results/benchmark-train-amp-nhwc-pt112-cu113-rtx3090.csv,
 AMP + NHWC, batch 512, RTX 3090); a different GPU makes that a sanity check,
-not a pass/fail. A GPU too small for batch 512 in fp32 halves it (and says so). Without CUDA every row says so and nothing is measured.
+not a pass/fail. A GPU too small for batch 512 in fp32 halves it (and says so).
+Without CUDA every row says so and nothing is measured.
 """
 
 from __future__ import annotations
