@@ -24,6 +24,7 @@ from tlcore.manifest import Manifest
 from tlcore.models import create_model
 from tlcore.reproduce import INITIAL_WEIGHTS_FILE, SCRIPT_FILE, SPLIT_FILE, write_reproduction
 from tlcore.runs import Run
+from tlcore.train import lr_factor
 
 ALLOWED_IMPORTS = {"argparse", "json", "math", "random", "pathlib", "timm", "torch", "PIL"}
 
@@ -77,15 +78,33 @@ def test_the_script_retrains_one_epoch_on_the_same_split_offline(run, tmp_path):
     assert summary["accuracy"] > 0.6  # the pretrained backbone was really used
 
 
+def load_script(folder: Path):
+    spec = importlib.util.spec_from_file_location("generated_train", folder / SCRIPT_FILE)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    return script
+
+
+@pytest.mark.parametrize("schedule", ["cosine", "onecycle"])
+def test_the_scripts_learning_rate_follows_tlcores_schedule(schedule, sample_dir, tmp_path):
+    """The script keeps its own copy of ``tlcore.train.lr_factor`` (it must run without
+    tlcore): the two must not drift apart."""
+    config = TrainConfig(data=str(sample_dir), epochs=4, schedule=schedule, warmup_epochs=1,
+                         weights="scratch")  # fmt: skip
+    script = load_script(write_reproduction(Run.create(config), tmp_path / "script"))
+    assert schedule == script.SCHEDULE
+    for total, warmup in ((20, 5), (20, 0), (7, 3)):
+        theirs = [script.lr_factor(s, total, warmup) for s in range(total + 2)]
+        assert theirs == [lr_factor(s, total, warmup, schedule) for s in range(total + 2)]
+
+
 def test_the_scripts_layer_groups_follow_a_progressive_plan_like_tlcore(sample_dir, tmp_path):
     freeze = {"preset": "progressive", "every": 1, "lr_decay": 0.5}
     config = TrainConfig(data=str(sample_dir), epochs=4, freeze=freeze, weights="scratch")
     run = Run.create(config)
     folder = write_reproduction(run, tmp_path / "script")
     assert not (folder / INITIAL_WEIGHTS_FILE).exists()  # from scratch: nothing to load
-    spec = importlib.util.spec_from_file_location("generated_train", folder / SCRIPT_FILE)
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    script = load_script(folder)
     assert script.INITIAL_WEIGHTS is None and script.EPOCHS == 4
     ours = create_model(config.model, 2, "scratch")
     theirs = create_model(config.model, 2, "scratch")
