@@ -34,7 +34,7 @@ from tlcore.config import TrainConfig
 from tlcore.devices import autocast, to_device
 from tlcore.errors import ConfigError, DataError
 from tlcore.images import load_rgb
-from tlcore.train import Callback, Trainer, TrainingDiverged, epoch_order
+from tlcore.train import Callback, Trainer, epoch_order
 
 log = logging.getLogger("tlcore.domain_adaptation")
 DOMAIN_HIDDEN = 256
@@ -281,15 +281,7 @@ class DANNTrainer(Trainer):
         domain_labels = torch.cat([torch.zeros(n), torch.ones(len(target_images))]).to(self.device)
         domain_loss = F.binary_cross_entropy_with_logits(domain_logits, domain_labels)
         loss = class_loss + self.config.dann_weight * domain_loss
-        if not torch.isfinite(loss):
-            raise TrainingDiverged(
-                f"The loss became {loss.item()} at step {self.step + 1} (epoch {self.epoch + 1}): "
-                "lower the learning rate or the DANN weight."
-            )
-        self.optimizer.zero_grad(set_to_none=True)
-        self.scaler.scale(loss).backward()
-        self.scaler.step(self.optimizer)
-        self.scaler.update()
+        self.optimize(loss, "lower the learning rate or the DANN weight")
         self.domain_partial["loss_sum"] += float(domain_loss.item()) * len(domain_labels)
         self.domain_partial["correct"] += int(((domain_logits > 0).float() == domain_labels).sum())
         self.domain_partial["seen"] += len(domain_labels)

@@ -212,16 +212,21 @@ class Trainer:
         with autocast(self.device):
             logits = self.ddp(inputs) if self.ddp is not None else self.forward(inputs)
             loss = self.criterion(logits.float(), targets)
+        self.optimize(loss, "lower the learning rate (try 10x smaller) or turn on warm-up")
+        return float(loss.item()), int((logits.argmax(1) == targets).sum().item())
+
+    def optimize(self, loss: torch.Tensor, advice: str) -> None:
+        """Backward and optimizer step (loss-scaled for fp16); a clear error, not NaN weights,
+        when the loss is no longer finite. ``advice`` says what to change then."""
         if not torch.isfinite(loss):
             raise TrainingDiverged(
                 f"The loss became {loss.item()} at step {self.step + 1} (epoch {self.epoch + 1}): "
-                "lower the learning rate (try 10x smaller) or turn on warm-up."
+                f"{advice}."
             )
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         self.scaler.step(self.optimizer)
         self.scaler.update()
-        return float(loss.item()), int((logits.argmax(1) == targets).sum().item())
 
     def finish_epoch(self, epoch: int, train_seconds: float, seconds: float, val_loss: float,
                      val_acc: float, matrix: list[list[int]]) -> dict[str, Any]:  # fmt: skip
