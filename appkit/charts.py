@@ -94,25 +94,22 @@ def loss_curves(steps: Sequence[dict[str, Any]], epochs: Sequence[dict[str, Any]
         fig.add_scatter(
             x=xs, y=ys, mode="lines", name="train (steps)", line=dict(width=1, color="#a5d8ff")
         )
-    for key, name, colour in (
-        ("train_loss", "train", SPLIT_COLOURS["train"]),
-        ("val_loss", "validation", SPLIT_COLOURS["val"]),
-    ):
-        xs, ys = _epoch_series(epochs, key)
-        fig.add_scatter(x=xs, y=ys, mode="lines+markers", name=name, line=dict(color=colour))
-    fig.update_xaxes(title="epoch")
+    _train_and_val_lines(fig, epochs, "loss")
     return _layout(fig, "Loss (lower is better)")
+
+
+def _train_and_val_lines(fig: go.Figure, epochs: Sequence[dict[str, Any]], metric: str) -> None:
+    """``train_<metric>`` and ``val_<metric>`` per epoch, in the splits' colours."""
+    for split, name in (("train", "train"), ("val", "validation")):
+        xs, ys = _epoch_series(epochs, f"{split}_{metric}")
+        fig.add_scatter(x=xs, y=ys, mode="lines+markers", name=name,
+                        line=dict(color=SPLIT_COLOURS[split]))  # fmt: skip
+    fig.update_xaxes(title="epoch")
 
 
 def accuracy_curves(epochs: Sequence[dict[str, Any]]) -> go.Figure:
     fig = go.Figure()
-    for key, name, colour in (
-        ("train_acc", "train", SPLIT_COLOURS["train"]),
-        ("val_acc", "validation", SPLIT_COLOURS["val"]),
-    ):
-        xs, ys = _epoch_series(epochs, key)
-        fig.add_scatter(x=xs, y=ys, mode="lines+markers", name=name, line=dict(color=colour))
-    fig.update_xaxes(title="epoch")
+    _train_and_val_lines(fig, epochs, "acc")
     fig.update_yaxes(title="accuracy", range=[0, 1.02], tickformat=".0%")
     return _layout(fig, "Accuracy (higher is better)")
 
