@@ -14,7 +14,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from tlcore.export import ExportResult
+from tlcore.export.exporter import ExportResult
 
 MIMES = {
     ".zip": "application/zip",
@@ -71,7 +71,7 @@ def show_check(result: ExportResult) -> None:
     """The ONNX/TorchScript comparison with PyTorch, green or red."""
     if result.check is None:
         return
-    from tlcore.graph_export import FormatCheck
+    from tlcore.export.graph_export import FormatCheck
 
     check = FormatCheck(**result.check)
     if check.passed:

@@ -13,13 +13,14 @@ from typing import Any
 import streamlit as st
 
 from appkit import state
-from tlcore.checkpoints import checkpoint_paths
+from tlcore.data.manifest import Manifest
 from tlcore.errors import TLCoreError
-from tlcore.evaluation import EvaluationReport, evaluate_run
-from tlcore.explain import embedding_map
-from tlcore.manifest import Manifest
-from tlcore.predict import Predictor
-from tlcore.runs import Run, list_runs
+from tlcore.results.evaluation import EvaluationReport
+from tlcore.results.explain import embedding_map
+from tlcore.results.predict import Predictor
+from tlcore.runs.run import Run, list_runs
+from tlcore.runs.scoring import evaluate_run, load_predictor
+from tlcore.training.checkpoints import checkpoint_paths
 
 CHECKPOINT_LABELS = {"best": "Best epoch (highest validation accuracy)", "last": "Last epoch"}
 
@@ -38,7 +39,7 @@ def checkpoint_stamp(run: Run, checkpoint: str) -> float:
 
 @st.cache_resource(show_spinner="Loading the trained model…", max_entries=3)
 def _predictor(run_dir: str, checkpoint: str, stamp: float) -> Predictor:
-    return Predictor.from_run(run_dir, checkpoint=checkpoint)
+    return load_predictor(run_dir, checkpoint=checkpoint)
 
 
 def predictor(run: Run, checkpoint: str) -> Predictor:

@@ -14,12 +14,12 @@ import streamlit as st
 
 from appkit import state
 from tlcore import settings
-from tlcore.config import TrainConfig
-from tlcore.data import PreparedData, prepare_data
+from tlcore.data.prepare import PreparedData, prepare_data
 from tlcore.errors import RunError, TLCoreError
-from tlcore.freezing import FreezePlan, layer_groups, summary_rows
-from tlcore.models import create_model
-from tlcore.runs import Run
+from tlcore.models.factory import create_model
+from tlcore.models.freezing import FreezePlan, layer_groups, summary_rows
+from tlcore.runs.run import Run
+from tlcore.training.config import TrainConfig
 
 _PREPARED_KEY = "tl_prepared"
 

@@ -12,7 +12,7 @@ import streamlit as st
 
 from appkit import charts
 from tlcore.errors import TLCoreError
-from tlcore.runs import Run
+from tlcore.runs.run import Run
 
 STATE_ICONS = {
     "queued": ":material/hourglass_top:",

@@ -9,7 +9,7 @@ from __future__ import annotations
 import streamlit as st
 
 from appkit import pipeline, runview, state
-from tlcore.runs import ACTIVE_STATES, Run
+from tlcore.runs.run import ACTIVE_STATES, Run
 
 
 def render() -> None:

@@ -18,7 +18,8 @@ from typing import Any
 
 import streamlit as st
 
-from tlcore import limits, settings
+from tlcore import settings
+from tlcore.runs import limits
 
 STATE_FILE_NAME = "app-state.json"
 _SESSION_KEY = "tl_selections"

@@ -62,7 +62,7 @@ def median(values: list[float]) -> float:
 def sample_manifest(workdir: Path, data: Path | None = None) -> Any:
     """The bundled ants/bees sample (or ``data``), validated and split like the app does."""
     from tlcore import settings
-    from tlcore.data import prepare_data
+    from tlcore.data.prepare import prepare_data
 
     source = data or settings.sample_data_dir()
     return prepare_data(source, manifest_path=workdir / "manifest.json").manifest
@@ -70,7 +70,7 @@ def sample_manifest(workdir: Path, data: Path | None = None) -> Any:
 
 def fit_images_per_s(trainer: Any) -> list[float]:
     """Train ``trainer`` to the end; each epoch's images/s as the Trainer itself reports it."""
-    from tlcore.train import Callback
+    from tlcore.training.trainer import Callback
 
     class EpochSpeed(Callback):
         def __init__(self) -> None:

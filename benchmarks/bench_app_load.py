@@ -90,8 +90,8 @@ def _per_page(results: list[tuple[str, float]]) -> str:
 
 def run() -> list[dict[str, Any]]:
     from tlcore import settings
-    from tlcore.config import TrainConfig
-    from tlcore.runs import Run
+    from tlcore.runs.run import Run
+    from tlcore.training.config import TrainConfig
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     with (

@@ -43,7 +43,7 @@ def data_epochs(trainers: dict[str, Any]) -> dict[str, list[float]]:
     burst of load from elsewhere on the machine hits both sides alike instead of
     deciding the ratio.
     """
-    from tlcore.train import epoch_order
+    from tlcore.training.trainer import epoch_order
 
     seconds: dict[str, list[float]] = {mode: [] for mode in trainers}
     modes = list(trainers)
@@ -57,15 +57,15 @@ def data_epochs(trainers: dict[str, Any]) -> dict[str, list[float]]:
 
 
 def train_images_per_s(config: Any, manifest: Any) -> list[float]:
-    from tlcore.train import Trainer
+    from tlcore.training.trainer import Trainer
 
     return fit_images_per_s(Trainer(config, manifest))
 
 
 def run() -> list[dict]:
     from tlcore import settings
-    from tlcore.config import TrainConfig
-    from tlcore.train import Trainer
+    from tlcore.training.config import TrainConfig
+    from tlcore.training.trainer import Trainer
 
     with tempfile.TemporaryDirectory() as tmp:
         photos = Path(tmp) / "photos"

@@ -23,8 +23,8 @@ def train_throughput(data: Path, nproc: int, device: str, runs_dir: Path) -> tup
     """(train images/s of the last epoch, wall seconds from submit to finish) of one run."""
     import time
 
-    from tlcore.config import TrainConfig
-    from tlcore.runs import Run
+    from tlcore.runs.run import Run
+    from tlcore.training.config import TrainConfig
 
     os.environ["TLCORE_RUNS_DIR"] = str(runs_dir)
     if device == "cpu":  # torchrun gives each rank 1 thread; the single process gets the same

@@ -23,9 +23,9 @@ EPOCHS, IMG_SIZE, BATCH = 10, 128, 16  # 128 px keeps `make bench` short on 2 co
 
 def inference_pass(manifest: Any, config: Any) -> float:
     """Seconds for one eval pass over train + val with a plain DataLoader (the floor)."""
-    from tlcore.dataset import ManifestDataset, build_transform, resolve_data_config
-    from tlcore.loading import EpochLoaders
-    from tlcore.models import create_model
+    from tlcore.data.dataset import ManifestDataset, build_transform, resolve_data_config
+    from tlcore.data.loading import EpochLoaders
+    from tlcore.models.factory import create_model
 
     model = create_model(config.model, len(manifest.classes), config.weights).eval()
     transform = build_transform(resolve_data_config(model, IMG_SIZE), train=False)
@@ -44,8 +44,8 @@ def inference_pass(manifest: Any, config: Any) -> float:
 
 
 def run() -> list[dict]:
-    from tlcore.config import TrainConfig
-    from tlcore.train import Trainer
+    from tlcore.training.config import TrainConfig
+    from tlcore.training.trainer import Trainer
 
     with tempfile.TemporaryDirectory() as tmp:
         manifest = sample_manifest(Path(tmp))

@@ -39,7 +39,7 @@ def images_per_s(
     """
     import timm
 
-    from tlcore.devices import autocast, to_device, uses_channels_last
+    from tlcore.training.devices import autocast, to_device, uses_channels_last
 
     device = device or torch.device("cuda")
     cuda = device.type == "cuda"

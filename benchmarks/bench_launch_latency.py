@@ -17,8 +17,8 @@ TRIES, TARGET_S, TIMEOUT_S = 2, 5.0, 180.0
 
 def first_event_seconds() -> float:
     from tlcore import settings
-    from tlcore.config import TrainConfig
-    from tlcore.runs import Run
+    from tlcore.runs.run import Run
+    from tlcore.training.config import TrainConfig
 
     config = TrainConfig(data=str(settings.sample_data_dir()), epochs=1, num_workers=0)
     started = time.perf_counter()

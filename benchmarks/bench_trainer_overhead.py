@@ -23,7 +23,7 @@ IMG_SIZE, BATCH, EPOCHS, ROUNDS = 96, 16, 2, 2
 
 
 def trainer_epochs(config: Any, manifest: Any) -> tuple[list[float], Any]:
-    from tlcore.train import Trainer
+    from tlcore.training.trainer import Trainer
 
     trainer = Trainer(config, manifest)
     assert not trainer.fast_path
@@ -32,7 +32,7 @@ def trainer_epochs(config: Any, manifest: Any) -> tuple[list[float], Any]:
 
 def plain_epochs(config: Any, n_classes: int, data: torch.utils.data.DataLoader) -> list[float]:
     """images/s of each epoch of the textbook loop (the Trainer's train part is timed alike)."""
-    from tlcore.models import create_model
+    from tlcore.models.factory import create_model
 
     torch.manual_seed(config.seed)
     model = create_model(config.model, n_classes, config.weights).train()
@@ -55,7 +55,7 @@ def plain_epochs(config: Any, n_classes: int, data: torch.utils.data.DataLoader)
 
 
 def run() -> list[dict]:
-    from tlcore.config import TrainConfig
+    from tlcore.training.config import TrainConfig
 
     with tempfile.TemporaryDirectory() as tmp:
         manifest = sample_manifest(Path(tmp))

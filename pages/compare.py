@@ -6,8 +6,8 @@ import streamlit as st
 
 from appkit import navigation, pipeline, state
 from appkit.learn import learn
-from tlcore.compare import VARIANTS, Experiment, list_experiments
 from tlcore.errors import TLCoreError
+from tlcore.lab.compare import VARIANTS, Experiment, list_experiments
 
 navigation.through_app()
 

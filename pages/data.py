@@ -4,9 +4,10 @@ import streamlit as st
 
 from appkit import charts, navigation, pipeline, state
 from appkit.learn import learn
-from tlcore import gallery, settings, sources
+from tlcore import settings
+from tlcore.data import gallery, sources
+from tlcore.data.images import IMAGE_EXTENSIONS
 from tlcore.errors import TLCoreError
-from tlcore.images import IMAGE_EXTENSIONS
 
 navigation.through_app()
 

@@ -6,12 +6,13 @@ import pandas as pd
 import streamlit as st
 
 from appkit import navigation, pipeline, state
-from tlcore import settings, sources
-from tlcore.adaptation_runs import comparison_rows, pair_summary, start_pair, trains_backbone
-from tlcore.data import unpack_upload
-from tlcore.domain_shift import write_shifted
+from tlcore import settings
+from tlcore.data import sources
+from tlcore.data.prepare import unpack_upload
 from tlcore.errors import TLCoreError
-from tlcore.runs import ACTIVE_STATES, list_runs
+from tlcore.lab.adaptation_runs import comparison_rows, pair_summary, start_pair, trains_backbone
+from tlcore.lab.domain_shift import write_shifted
+from tlcore.runs.run import ACTIVE_STATES, list_runs
 
 navigation.through_app()
 

@@ -5,9 +5,9 @@ import plotly.express as px
 import streamlit as st
 
 from appkit import charts, inference, navigation
+from tlcore.data.gallery import thumbnail
 from tlcore.errors import TLCoreError
-from tlcore.explain import gradcam
-from tlcore.gallery import thumbnail
+from tlcore.results.explain import gradcam
 
 navigation.through_app()
 

@@ -4,9 +4,9 @@ import streamlit as st
 
 from appkit import exports, inference, navigation
 from tlcore.errors import TLCoreError
-from tlcore.export import FILE_NAMES, FORMATS, export_into_run, recorded_exports
-from tlcore.model_card import CARD_FILE, CONFUSION_FILE
-from tlcore.reproduce import SCRIPT_FILE
+from tlcore.export.exporter import FILE_NAMES, FORMATS, export_into_run, recorded_exports
+from tlcore.export.model_card import CARD_FILE, CONFUSION_FILE
+from tlcore.export.reproduce import SCRIPT_FILE
 
 navigation.through_app()
 

@@ -5,8 +5,8 @@ import streamlit as st
 
 from appkit import navigation, pipeline, state
 from tlcore.errors import TLCoreError
-from tlcore.fewshot import DEFAULT_SHOTS, Embedder, classify_images, prototypes_for, shots_curve
-from tlcore.predict import read_for_prediction, read_upload
+from tlcore.lab.fewshot import DEFAULT_SHOTS, Embedder, classify_images, prototypes_for, shots_curve
+from tlcore.results.predict import read_for_prediction, read_upload
 
 navigation.through_app()
 

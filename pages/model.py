@@ -5,11 +5,11 @@ import streamlit as st
 
 from appkit import navigation, pipeline, state
 from appkit.learn import learn
-from tlcore import sources
-from tlcore.catalog import availability, catalog_entry, catalog_rows
+from tlcore.data import sources
 from tlcore.errors import TLCoreError
-from tlcore.model_search import has_pretrained_weights, search_model_names
-from tlcore.models import build_model
+from tlcore.models.catalog import availability, catalog_entry, catalog_rows
+from tlcore.models.factory import build_model
+from tlcore.models.search import has_pretrained_weights, search_model_names
 
 navigation.through_app()
 

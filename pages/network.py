@@ -8,16 +8,17 @@ import streamlit as st
 from appkit import navigation, pipeline, state
 from appkit.learn import learn
 from tlcore import settings
+from tlcore.data.images import images_in
 from tlcore.errors import TLCoreError
-from tlcore.models import default_weights
-from tlcore.network_view import (
+from tlcore.models.factory import default_weights
+from tlcore.models.network_view import (
     feature_depths,
     feature_maps,
     filter_grid,
     imagenet_top5,
     load_imagenet_model,
 )
-from tlcore.predict import images_in, read_for_prediction, read_upload
+from tlcore.results.predict import read_for_prediction, read_upload
 
 navigation.through_app()
 

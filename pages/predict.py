@@ -4,16 +4,16 @@ import pandas as pd
 import streamlit as st
 
 from appkit import inference, navigation
+from tlcore.data.images import images_in
+from tlcore.data.sources import folder_under_data_root, folders_under_data_root
 from tlcore.errors import TLCoreError
-from tlcore.explain import gradcam
-from tlcore.predict import (
-    images_in,
+from tlcore.results.explain import gradcam
+from tlcore.results.predict import (
     predict_uploads,
     predictions_csv,
     read_for_prediction,
     read_upload,
 )
-from tlcore.sources import folder_under_data_root, folders_under_data_root
 
 navigation.through_app()
 

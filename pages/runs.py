@@ -5,7 +5,7 @@ import streamlit as st
 
 from appkit import navigation, runview, state
 from tlcore.errors import TLCoreError
-from tlcore.runs import Run, list_runs
+from tlcore.runs.run import Run, list_runs
 
 navigation.through_app()
 

@@ -4,11 +4,11 @@ import streamlit as st
 
 from appkit import charts, navigation, pipeline, runview, state
 from appkit.learn import learn
-from tlcore.config import AUGMENTS
-from tlcore.distributed import gpu_count
 from tlcore.errors import TLCoreError
-from tlcore.lr_find import lr_find
-from tlcore.runs import ACTIVE_STATES, Run
+from tlcore.runs.run import ACTIVE_STATES, Run
+from tlcore.training.config import AUGMENTS
+from tlcore.training.distributed import gpu_count
+from tlcore.training.lr_find import lr_find
 
 navigation.through_app()
 

@@ -1,7 +1,7 @@
 """A real DANN run and its baseline on the sample vs a colour/blur-shifted copy, trained once.
 
 Source: the bundled ants/bees photos (train/ 80, val/ 40). Target: the val/ photos
-moved to another "camera" by ``tlcore.domain_shift`` (hue turned, blurred, flat
+moved to another "camera" by ``tlcore.lab.domain_shift`` (hue turned, blurred, flat
 contrast), keeping their class folders so target accuracy can be scored. Both runs
 train the last backbone group + head for one epoch at 96 px through the real worker.
 Shared by the engine and the page tests; the module cache trains once per process.
@@ -13,10 +13,10 @@ import tempfile
 from pathlib import Path
 
 from tlcore import settings
-from tlcore.adaptation_runs import start_pair
-from tlcore.config import TrainConfig
-from tlcore.domain_shift import make_shifted_copy
-from tlcore.runs import Run
+from tlcore.lab.adaptation_runs import start_pair
+from tlcore.lab.domain_shift import make_shifted_copy
+from tlcore.runs.run import Run
+from tlcore.training.config import TrainConfig
 
 _CACHE: dict[str, object] = {}
 

@@ -10,8 +10,8 @@ from apptest_helpers import texts
 from streamlit.testing.v1 import AppTest
 from trained_run_fixture import trained_run_dir
 
-from tlcore.manifest import Manifest
-from tlcore.runs import Run
+from tlcore.data.manifest import Manifest
+from tlcore.runs.run import Run
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -101,7 +101,7 @@ def test_evaluate_scores_a_run_in_training_only_when_asked(run, tmp_path, monkey
     copy = Path(shutil.copytree(run.dir, runs / run.dir.name))
     # a live process that looks like this run's worker (the status check reads /proc)
     stand_in = subprocess.Popen(
-        [sys.executable, "-c", "import time; time.sleep(300)", "tlcore.worker", copy.name]
+        [sys.executable, "-c", "import time; time.sleep(300)", "tlcore.runs.worker", copy.name]
     )
     try:
         Run.open(copy).write_status("running", pid=stand_in.pid)

@@ -8,7 +8,7 @@ from apptest_helpers import APP, go, texts
 from domain_runs_fixture import pair_runs
 from streamlit.testing.v1 import AppTest
 
-from tlcore.runs import Run, list_runs
+from tlcore.runs.run import Run, list_runs
 
 
 def app_with_sample() -> AppTest:

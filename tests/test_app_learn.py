@@ -10,8 +10,8 @@ from apptest_helpers import go, texts
 from streamlit.testing.v1 import AppTest
 
 from appkit.learn import EXPLANATIONS, GLOSSARY, LEARN_PREFIX
-from tlcore.compare import Experiment, list_experiments
-from tlcore.config import TrainConfig
+from tlcore.lab.compare import Experiment, list_experiments
+from tlcore.training.config import TrainConfig
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 

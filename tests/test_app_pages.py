@@ -16,7 +16,7 @@ from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 from tlcore import settings
-from tlcore.runs import list_runs
+from tlcore.runs.run import list_runs
 
 
 def choose_sample(at: AppTest) -> AppTest:
@@ -236,11 +236,11 @@ def test_train_page_starts_a_run_that_the_page_and_the_runs_list_show():
 def test_on_a_multi_gpu_machine_the_train_page_trains_with_several_processes(monkeypatch):
     """The GPU count is patched (this machine has none): the page's choice reaches torchrun,
     which then trains two gloo processes on the CPU."""
-    import tlcore.distributed
+    import tlcore.training.distributed
 
     at = go(choose_sample(open_app()), "train")
     assert not [s for s in at.selectbox if s.label == "GPUs (processes)"]  # none here: no choice
-    monkeypatch.setattr(tlcore.distributed, "gpu_count", lambda: 2)
+    monkeypatch.setattr(tlcore.training.distributed, "gpu_count", lambda: 2)
     at.run()
     at.number_input(key="w_train_epochs_0").set_value(1)
     at.select_slider(key="w_train_img_size_0").set_value(64)

@@ -9,8 +9,8 @@ import zipfile
 import pytest
 from PIL import Image
 
-from tlcore.archive import ZipLimits, extract_zip_safely
-from tlcore.data import prepare_data
+from tlcore.data.archive import ZipLimits, extract_zip_safely
+from tlcore.data.prepare import prepare_data
 from tlcore.errors import ArchiveError
 
 

@@ -49,7 +49,7 @@ def test_the_gpu_benchmark_body_runs_on_the_cpu(fast, monkeypatch):
     import torch
 
     from benchmarks import bench_gpu
-    from tlcore import devices
+    from tlcore.training import devices
 
     monkeypatch.setattr(devices, "autocast_dtype", lambda device: torch.bfloat16)
     monkeypatch.setattr(devices, "uses_channels_last", lambda device: True)

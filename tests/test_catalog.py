@@ -8,7 +8,8 @@ import pytest
 import timm
 import torch
 
-from tlcore.catalog import (
+from tlcore.errors import ModelError
+from tlcore.models.catalog import (
     CATALOG,
     availability,
     bundled_checkpoint_path,
@@ -17,7 +18,6 @@ from tlcore.catalog import (
     check_model_name,
     hub_id,
 )
-from tlcore.errors import ModelError
 
 
 def test_catalog_has_bundled_lites_and_a_curated_dozen():

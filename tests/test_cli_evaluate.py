@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 from trained_run_fixture import trained_run_dir
 
-from tlcore.manifest import Manifest
-from tlcore.predict import CSV_COLUMNS
-from tlcore.runs import Run
+from tlcore.data.manifest import Manifest
+from tlcore.results.predict import CSV_COLUMNS
+from tlcore.runs.run import Run
 
 ROOT = Path(__file__).resolve().parents[1]
 

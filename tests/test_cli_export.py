@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from trained_run_fixture import trained_run_dir
 
-from tlcore.manifest import Manifest
-from tlcore.runs import Run
+from tlcore.data.manifest import Manifest
+from tlcore.runs.run import Run
 
 ROOT = Path(__file__).resolve().parents[1]
 

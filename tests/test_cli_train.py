@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tlcore.runs import Run
+from tlcore.runs.run import Run
 
 
 def tlcore(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:

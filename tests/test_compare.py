@@ -16,15 +16,15 @@ from pathlib import Path
 import pytest
 
 from tlcore.cli import main as cli_main
-from tlcore.compare import (
+from tlcore.errors import ConfigError, DataError, RunError
+from tlcore.lab.compare import (
     FINE_TUNE_LR_DECAY,
     VARIANTS,
     Experiment,
     list_experiments,
 )
-from tlcore.config import TrainConfig
-from tlcore.errors import ConfigError, DataError, RunError
-from tlcore.runs import Run, list_runs
+from tlcore.runs.run import Run, list_runs
+from tlcore.training.config import TrainConfig
 
 IMG_SIZE, EPOCHS, LR = 96, 2, 0.003
 HEAD_PARAMS = 1280 * 2 + 2  # EfficientNet-Lite0's new head for two classes
@@ -100,7 +100,7 @@ def test_a_stopped_experiment_continues_in_a_detached_driver(sample_dir):
     assert experiment.status()["state"] == "stopped"
     assert list_runs() == []
 
-    experiment.start()  # the page's path: `python -m tlcore.compare DIR`, detached
+    experiment.start()  # the page's path: `python -m tlcore.lab.compare DIR`, detached
     with pytest.raises(RunError, match="already running"):
         experiment.start()
     deadline = time.monotonic() + 180

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tlcore.config import TrainConfig
 from tlcore.errors import ConfigError
+from tlcore.training.config import TrainConfig
 
 
 def test_defaults_are_valid_and_round_trip():
@@ -49,7 +49,7 @@ def test_missing_data_is_rejected():
 
 
 def test_freeze_takes_the_cli_spelling_or_a_plan_and_refuses_a_typo():
-    from tlcore.freezing import FreezePlan
+    from tlcore.models.freezing import FreezePlan
 
     assert TrainConfig(freeze="last-2").freeze == {**FreezePlan.parse("last-2").to_dict()}
     assert TrainConfig(freeze="last-2").freeze["k"] == 2

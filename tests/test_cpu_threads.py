@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import os
 
-from tlcore.config import TrainConfig
-from tlcore.devices import cpu_threads_per_run
-from tlcore.runs import Run
+from tlcore.runs.run import Run
+from tlcore.training.config import TrainConfig
+from tlcore.training.devices import cpu_threads_per_run
 
 
 def cores() -> int:

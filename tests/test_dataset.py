@@ -9,15 +9,15 @@ from PIL import Image
 from torch.utils.data import DataLoader
 from torchvision.transforms.functional import pil_to_tensor
 
-from tlcore.data import prepare_data
-from tlcore.dataset import (
+from tlcore.data.dataset import (
     AUGMENT_PRESETS,
     ManifestDataset,
     build_transform,
     resolve_data_config,
 )
+from tlcore.data.manifest import Manifest, ManifestItem
+from tlcore.data.prepare import prepare_data
 from tlcore.errors import ConfigError, DataError
-from tlcore.manifest import Manifest, ManifestItem
 
 
 @pytest.fixture(scope="module")

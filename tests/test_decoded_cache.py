@@ -11,13 +11,18 @@ import pytest
 import timm
 import torch
 
-import tlcore.decoded_cache as decoded_cache
-from tlcore.data import prepare_data
-from tlcore.dataset import ManifestDataset, build_transform, resolve_data_config, with_decoded_cache
-from tlcore.decoded_cache import DecodedImageCache, ShortSide, split_transform
+import tlcore.data.decoded_cache as decoded_cache
+from tlcore.data.dataset import (
+    ManifestDataset,
+    build_transform,
+    resolve_data_config,
+    with_decoded_cache,
+)
+from tlcore.data.decoded_cache import DecodedImageCache, ShortSide, split_transform
+from tlcore.data.loading import collate_fn
+from tlcore.data.manifest import Manifest, ManifestItem
+from tlcore.data.prepare import prepare_data
 from tlcore.errors import DataError
-from tlcore.loading import collate_fn
-from tlcore.manifest import Manifest, ManifestItem
 
 
 @pytest.fixture(scope="module")

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from tlcore.config import TrainConfig
-from tlcore.run_files import read_events
-from tlcore.runs import Run, list_runs
+from tlcore.runs.files import read_events
+from tlcore.runs.run import Run, list_runs
+from tlcore.training.config import TrainConfig
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="torchrun's gloo on POSIX")
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]

@@ -12,15 +12,15 @@ import torch
 from domain_runs_fixture import pair_runs
 from PIL import Image
 
-from tlcore.adaptation_runs import comparison_rows, pair_summary, paired_configs
-from tlcore.config import TrainConfig
-from tlcore.domain_adaptation import (
+from tlcore.errors import ConfigError, DataError
+from tlcore.lab.adaptation_runs import comparison_rows, pair_summary, paired_configs
+from tlcore.lab.domain_shift import ShiftRecipe, make_shifted_copy
+from tlcore.training.config import TrainConfig
+from tlcore.training.domain_adaptation import (
     dann_coefficient,
     grad_reverse,
     load_target_domain,
 )
-from tlcore.domain_shift import ShiftRecipe, make_shifted_copy
-from tlcore.errors import ConfigError, DataError
 
 
 @pytest.fixture(scope="module")
@@ -143,8 +143,8 @@ def test_cli_writes_a_demo_target_and_refuses_bad_adapt_input(sample_dir, tmp_pa
 
 def test_dann_step_sends_the_reversed_domain_gradient_into_the_backbone(sample_dir, tmp_path):
     """Backbone gradient with DANN = class gradient - coeff * weight * domain gradient."""
-    from tlcore.domain_adaptation import DANNTrainer
-    from tlcore.fewshot import load_manifest
+    from tlcore.lab.fewshot import load_manifest
+    from tlcore.training.domain_adaptation import DANNTrainer
 
     target = load_target_domain(make_shifted_copy(sample_dir, tmp_path / "t").folder, ["a"])
     config = TrainConfig(

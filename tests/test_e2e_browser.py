@@ -20,9 +20,9 @@ from pathlib import Path
 import pytest
 from e2e.streamlit_server import CHROMIUM, CHROMIUM_ARGS, ROOT, streamlit_app
 
-from tlcore.config import TrainConfig
 from tlcore.errors import RunError
-from tlcore.runs import list_runs
+from tlcore.runs.run import list_runs
+from tlcore.training.config import TrainConfig
 
 playwright = pytest.importorskip("playwright.sync_api")
 pytestmark = [

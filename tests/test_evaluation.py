@@ -8,10 +8,10 @@ import pytest
 import torch
 from trained_run_fixture import trained_run_dir
 
-from tlcore.evaluation import confused_pairs, evaluate_probabilities, evaluate_run
-from tlcore.manifest import Manifest
-from tlcore.predict import Predictor
-from tlcore.runs import Run
+from tlcore.data.manifest import Manifest
+from tlcore.results.evaluation import confused_pairs, evaluate_probabilities
+from tlcore.runs.run import Run
+from tlcore.runs.scoring import evaluate_run, load_predictor
 
 
 @pytest.fixture(scope="session")
@@ -61,7 +61,7 @@ def test_evaluating_a_real_run_matches_its_record_and_a_hand_count(run):
     assert report.confusion == run.latest_confusion()["matrix"]
     manifest = Manifest.load(run.manifest_path)
     items = manifest.items_for("val")
-    preds = Predictor.from_run(run, "last").predict([it.path for it in items]).argmax(1).tolist()
+    preds = load_predictor(run, "last").predict([it.path for it in items]).argmax(1).tolist()
     hand = [[0, 0], [0, 0]]
     for item, pred in zip(items, preds, strict=True):
         hand[item.label][pred] += 1

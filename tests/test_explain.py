@@ -7,14 +7,14 @@ import pytest
 import torch
 from trained_run_fixture import trained_run_dir
 
-from tlcore.dataset import build_transform, resolve_data_config
-from tlcore.evaluation import evaluate_run
-from tlcore.explain import cam_target, embedding_map, gradcam, model_view_box, pca_2d
-from tlcore.images import load_rgb
-from tlcore.manifest import Manifest
-from tlcore.models import create_model
-from tlcore.predict import Predictor
-from tlcore.runs import Run
+from tlcore.data.dataset import build_transform, resolve_data_config
+from tlcore.data.images import load_rgb
+from tlcore.data.manifest import Manifest
+from tlcore.models.factory import create_model
+from tlcore.results.explain import cam_target, embedding_map, gradcam, model_view_box, pca_2d
+from tlcore.results.predict import Predictor
+from tlcore.runs.run import Run
+from tlcore.runs.scoring import evaluate_run, load_predictor
 
 
 @pytest.fixture(scope="session")
@@ -24,7 +24,7 @@ def run(sample_dir, tmp_path_factory) -> Run:
 
 @pytest.fixture(scope="session")
 def predictor(run) -> Predictor:
-    return Predictor.from_run(run, "last")
+    return load_predictor(run, "last")
 
 
 def test_gradcam_of_a_well_classified_photo_covers_the_photo(run, predictor):

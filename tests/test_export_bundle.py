@@ -16,12 +16,12 @@ from PIL import Image
 from trained_run_fixture import IMG_SIZE, trained_run_dir
 
 import tlcore
-from tlcore.bundle import BUNDLE_META, WEIGHTS_FILE, read_bundle
+from tlcore.data.manifest import Manifest
 from tlcore.errors import ConfigError, ModelError
-from tlcore.export import export_run
-from tlcore.manifest import Manifest
-from tlcore.predict import Predictor
-from tlcore.runs import Run
+from tlcore.export.exporter import export_run
+from tlcore.results.bundle_format import BUNDLE_META, WEIGHTS_FILE, read_bundle
+from tlcore.runs.run import Run
+from tlcore.runs.scoring import load_model, load_predictor
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -51,7 +51,7 @@ def test_a_zip_bundle_predicts_exactly_like_its_run(run, bundle_zip):
     loaded = tlcore.load(bundle_zip)
     assert loaded.source == str(bundle_zip) and loaded.classes == ["ants", "bees"]
     assert loaded.data_config["input_size"] == (3, IMG_SIZE, IMG_SIZE)
-    expected = Predictor.from_run(run, "best").predict(paths)
+    expected = load_predictor(run, "best").predict(paths)
     assert torch.equal(loaded.predict(paths), expected)
 
 
@@ -79,7 +79,7 @@ def test_a_fresh_process_loads_the_bundle_without_the_run_and_the_card_snippet_w
     assert done.returncode == 0, done.stderr[-2000:]
     lines = done.stdout.strip().splitlines()
     probs = torch.tensor(json.loads(lines[0]))
-    expected = Predictor.from_run(run, "best").predict(paths)
+    expected = load_predictor(run, "best").predict(paths)
     assert torch.allclose(probs, expected, atol=1e-6)
     assert torch.equal(probs.argmax(1), expected.argmax(1))
     assert lines[-1] == ["ants", "bees"][int(expected[0].argmax())]  # plain timm agrees
@@ -124,7 +124,7 @@ def test_broken_bundles_and_existing_destinations_are_refused_in_words(run, bund
     weights = tmp_path / "damaged" / WEIGHTS_FILE
     weights.write_bytes(weights.read_bytes()[:5000])
     with pytest.raises(ModelError, match="cannot be read as a tlcore bundle"):
-        Predictor.load(tmp_path / "damaged")
+        load_model(tmp_path / "damaged")
     before = bundle_zip.stat().st_mtime_ns
     with pytest.raises(ConfigError, match="already exists"):
         export_run(run, "bundle", bundle_zip)

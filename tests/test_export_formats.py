@@ -11,11 +11,12 @@ import pytest
 import torch
 from trained_run_fixture import trained_run_dir
 
-from tlcore import graph_export
-from tlcore.export import check_images, export_run
-from tlcore.manifest import Manifest
-from tlcore.predict import Predictor
-from tlcore.runs import Run
+from tlcore.data.manifest import Manifest
+from tlcore.export import graph_export
+from tlcore.export.exporter import check_images, export_run
+from tlcore.results.predict import Predictor
+from tlcore.runs.run import Run
+from tlcore.runs.scoring import load_predictor
 
 
 @pytest.fixture(scope="session")
@@ -25,7 +26,7 @@ def run(sample_dir, tmp_path_factory) -> Run:
 
 @pytest.fixture(scope="module")
 def predictor(run) -> Predictor:
-    return Predictor.from_run(run, "best")
+    return load_predictor(run, "best")
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +67,7 @@ def test_torchscript_export_reloads_with_torch_jit_and_matches(run, predictor, p
         warnings.simplefilter("ignore", FutureWarning)
         scripted = torch.jit.load(str(out), _extra_files=extra)
     assert json.loads(extra["tlcore.json"])["checkpoint"] == "last"
-    last = Predictor.from_run(run, "last")
+    last = load_predictor(run, "last")
     batch = torch.stack([last.preprocess(p) for p in photos])
     with torch.no_grad():
         got = scripted(batch).softmax(1)
@@ -75,7 +76,7 @@ def test_torchscript_export_reloads_with_torch_jit_and_matches(run, predictor, p
 
 def test_the_check_fails_when_the_exported_model_differs(run, predictor):
     images = check_images(run, predictor, limit=4)
-    other = Predictor.from_run(run, "best").model
+    other = load_predictor(run, "best").model
     with torch.no_grad():
         other.get_classifier().bias.add_(torch.tensor([2.0, -2.0]))
     check = graph_export.compare("onnx", "test", other, predictor.model, images)

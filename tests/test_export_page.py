@@ -10,8 +10,8 @@ from apptest_helpers import texts
 from streamlit.testing.v1 import AppTest
 from trained_run_fixture import trained_run_dir
 
-from tlcore.export import recorded_exports
-from tlcore.runs import Run
+from tlcore.export.exporter import recorded_exports
+from tlcore.runs.run import Run
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -53,7 +53,7 @@ def test_export_page_writes_a_bundle_and_a_script_and_offers_downloads(own_run):
     import os
     import time
 
-    from tlcore.checkpoints import checkpoint_paths
+    from tlcore.training.checkpoints import checkpoint_paths
 
     later = time.time() + 60
     for path in checkpoint_paths(own_run.checkpoints_dir, "best"):

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from tlcore.config import TrainConfig
-from tlcore.data import prepare_data
-from tlcore.train import Callback, Trainer
+from tlcore.data.prepare import prepare_data
+from tlcore.training.config import TrainConfig
+from tlcore.training.trainer import Callback, Trainer
 
 
 @pytest.fixture(scope="module")

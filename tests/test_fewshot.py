@@ -8,8 +8,9 @@ import pytest
 import torch
 
 from tlcore.cli import main
+from tlcore.data.images import load_rgb
 from tlcore.errors import ConfigError, DataError
-from tlcore.fewshot import (
+from tlcore.lab.fewshot import (
     Embedder,
     PrototypeClassifier,
     classify_images,
@@ -19,7 +20,6 @@ from tlcore.fewshot import (
     prototypes_for,
     shots_curve,
 )
-from tlcore.images import load_rgb
 
 IMG_SIZE = 128
 

@@ -7,7 +7,8 @@ import torch
 from PIL import Image
 
 from tlcore.errors import ConfigError
-from tlcore.freezing import (
+from tlcore.models.factory import create_model
+from tlcore.models.freezing import (
     FreezePlan,
     apply_freeze,
     head_module_name,
@@ -18,7 +19,6 @@ from tlcore.freezing import (
     summary_rows,
     sync_optimizer_trainable,
 )
-from tlcore.models import create_model
 
 HEADS = {
     "tf_efficientnet_lite0": "classifier",

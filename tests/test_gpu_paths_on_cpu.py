@@ -1,7 +1,7 @@
 """The code that only a GPU takes, run here on the CPU so a lent GPU is not its first user.
 
 bf16 autocast and channels_last are switched on for the CPU by patching the
-two helpers in ``tlcore.devices`` that decide them (CPU autocast supports
+two helpers in ``tlcore.training.devices`` that decide them (CPU autocast supports
 bf16); ``TrainConfig(compile=True)`` needs no patch, torch.compile works on
 CPUs too. Each trains a real run against the same run in plain fp32 eager.
 """
@@ -12,13 +12,13 @@ import pytest
 import torch
 from torch._dynamo.utils import counters
 
-from tlcore import devices
-from tlcore import train as train_module
-from tlcore.config import TrainConfig
-from tlcore.manifest import Manifest
-from tlcore.predict import Predictor
-from tlcore.runs import Run
-from tlcore.worker import execute
+from tlcore.data.manifest import Manifest
+from tlcore.runs.run import Run
+from tlcore.runs.scoring import load_predictor
+from tlcore.runs.worker import execute
+from tlcore.training import devices
+from tlcore.training import trainer as train_module
+from tlcore.training.config import TrainConfig
 
 
 def step_losses(run: Run) -> list[float]:
@@ -33,7 +33,7 @@ def train_in_process(config: TrainConfig) -> Run:
 
 
 def gpu_precision_on_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
-    """What ``tlcore.devices`` decides on a CUDA GPU with bf16, decided for the CPU."""
+    """What ``tlcore.training.devices`` decides on a CUDA GPU with bf16, decided for the CPU."""
     monkeypatch.setattr(devices, "autocast_dtype", lambda device: torch.bfloat16)
     monkeypatch.setattr(devices, "uses_channels_last", lambda device: True)
     monkeypatch.setattr(train_module, "uses_channels_last", lambda device: True)
@@ -51,7 +51,7 @@ def test_bf16_autocast_and_channels_last_train_save_and_predict_like_fp32(sample
         assert conv.is_contiguous(memory_format=torch.channels_last) and not conv.is_contiguous()
         bf16 = train_in_process(TrainConfig(**common))
         photos = [str(p) for p in sorted((sample_dir / "val").rglob("*.jpg"))[::5]]
-        bf16_probs = Predictor.from_run(bf16).predict(photos)
+        bf16_probs = load_predictor(bf16).predict(photos)
 
     first, second = step_losses(fp32), step_losses(bf16)
     assert len(first) == len(second) == 10
@@ -63,7 +63,7 @@ def test_bf16_autocast_and_channels_last_train_save_and_predict_like_fp32(sample
     ]
     assert abs(acc1[-1] - acc2[-1]) <= 0.1 and acc2[-1] >= 0.6, (acc1, acc2)
     # the channels_last bf16 checkpoint loads into an ordinary fp32 model and agrees with itself
-    plain = Predictor.from_run(bf16).predict(photos)
+    plain = load_predictor(bf16).predict(photos)
     assert plain.shape == (len(photos), 2)
     assert torch.allclose(plain, bf16_probs, atol=0.05)
 
@@ -84,7 +84,7 @@ def test_compile_trains_like_eager_and_keeps_checkpoint_names(sample_dir):
     )
     assert e2["val_loss"] == pytest.approx(e1["val_loss"], rel=1e-3)
     # compiled in place: the checkpoint has the plain model's names and loads without compiling
-    names = {run: set(Predictor.from_run(run).model.state_dict()) for run in (eager, compiled)}
+    names = {run: set(load_predictor(run).model.state_dict()) for run in (eager, compiled)}
     assert names[eager] == names[compiled] and not any("_orig_mod" in n for n in names[compiled])
 
 

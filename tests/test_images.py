@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from tlcore.data.images import IMAGE_EXTENSIONS, inspect_image, is_ignored, load_rgb
 from tlcore.errors import DataError
-from tlcore.images import IMAGE_EXTENSIONS, inspect_image, is_ignored, load_rgb
 
 RED, BLUE = (220, 20, 20), (20, 20, 220)
 

@@ -8,14 +8,14 @@ import pytest
 import timm
 import torch
 
-import tlcore.dataset as dataset_module
-import tlcore.decoded_cache as decoded_cache
-from tlcore.config import TrainConfig
-from tlcore.data import prepare_data
-from tlcore.dataset import ManifestDataset, build_transform, resolve_data_config
+import tlcore.data.dataset as dataset_module
+import tlcore.data.decoded_cache as decoded_cache
+from tlcore.data.dataset import ManifestDataset, build_transform, resolve_data_config
+from tlcore.data.loading import EpochLoaders, auto_num_workers
+from tlcore.data.prepare import prepare_data
 from tlcore.errors import ConfigError
-from tlcore.loading import EpochLoaders, auto_num_workers
-from tlcore.train import Trainer
+from tlcore.training.config import TrainConfig
+from tlcore.training.trainer import Trainer
 
 
 @pytest.fixture(scope="module")

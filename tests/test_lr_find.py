@@ -7,10 +7,10 @@ import os
 import subprocess
 import sys
 
-from tlcore.config import TrainConfig
-from tlcore.data import prepare_data
-from tlcore.lr_find import lr_find, valley
-from tlcore.models import create_model
+from tlcore.data.prepare import prepare_data
+from tlcore.models.factory import create_model
+from tlcore.training.config import TrainConfig
+from tlcore.training.lr_find import lr_find, valley
 
 
 def test_sweep_on_a_copy_suggests_a_learning_rate_that_trains(sample_dir, tmp_path):

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tlcore.data import prepare_data
+from tlcore.data.manifest import Manifest, ManifestItem, make_split
+from tlcore.data.prepare import prepare_data
 from tlcore.errors import ConfigError, DataError
-from tlcore.manifest import Manifest, ManifestItem, make_split
 
 SIZES = {"cats": 10, "dogs": 7, "owls": 2, "rats": 1}
 

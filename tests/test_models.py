@@ -9,9 +9,14 @@ import pytest
 import torch
 from PIL import Image
 
-from tlcore.catalog import bundled_checkpoint_path
 from tlcore.errors import ModelError, WeightsError
-from tlcore.models import create_model, default_weights, imagenet_class_names, imagenet_top_k
+from tlcore.models.catalog import bundled_checkpoint_path
+from tlcore.models.factory import (
+    create_model,
+    default_weights,
+    imagenet_class_names,
+    imagenet_top_k,
+)
 
 COFFEE = Path(__file__).parent / "data" / "coffee.jpg"
 

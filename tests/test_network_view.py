@@ -7,9 +7,9 @@ import pytest
 import torch
 from torch import nn
 
+from tlcore.data.images import load_rgb
 from tlcore.errors import ModelError
-from tlcore.images import load_rgb
-from tlcore.network_view import (
+from tlcore.models.network_view import (
     TILE_GAP,
     feature_depths,
     feature_maps,

@@ -11,12 +11,13 @@ import pytest
 import torch
 from trained_run_fixture import IMG_SIZE, trained_run_dir
 
-from tlcore.config import TrainConfig
-from tlcore.dataset import ManifestDataset, build_transform, resolve_data_config
+from tlcore.data.dataset import ManifestDataset, build_transform, resolve_data_config
+from tlcore.data.manifest import Manifest
 from tlcore.errors import RunError
-from tlcore.manifest import Manifest
-from tlcore.predict import CSV_COLUMNS, Predictor, predict_uploads, predictions_csv
-from tlcore.runs import Run
+from tlcore.results.predict import CSV_COLUMNS, Predictor, predict_uploads, predictions_csv
+from tlcore.runs.run import Run
+from tlcore.runs.scoring import load_model, load_predictor
+from tlcore.training.config import TrainConfig
 
 
 @pytest.fixture(scope="session")
@@ -26,7 +27,7 @@ def run(sample_dir, tmp_path_factory) -> Run:
 
 @pytest.fixture(scope="session")
 def last(run) -> Predictor:
-    return Predictor.from_run(run, "last")
+    return load_predictor(run, "last")
 
 
 def _val(run: Run) -> tuple[list[str], torch.Tensor]:
@@ -42,7 +43,7 @@ def test_predictor_reproduces_the_runs_recorded_validation_accuracy(run, last):
     assert accuracy == pytest.approx(epochs[-1]["val_acc"], abs=1e-9)
     assert 0.75 <= accuracy <= 1.0  # the head really learned ants vs bees
     best_epoch = max(epochs, key=lambda e: (e["val_acc"], -e["val_loss"]))
-    best_preds = Predictor.from_run(run, "best").predict(paths).argmax(1)
+    best_preds = load_predictor(run, "best").predict(paths).argmax(1)
     assert int((best_preds == labels).sum()) / len(labels) == pytest.approx(best_epoch["val_acc"])
 
 
@@ -105,12 +106,12 @@ def test_uploads_and_a_zip_of_photos(run, last):
 
 
 def test_a_bundle_folder_predicts_like_its_run(run, last, tmp_path):
-    from tlcore.export import export_run
+    from tlcore.export.exporter import export_run
 
     bundle = tmp_path / "bundle"
     export_run(run, "bundle", bundle, checkpoint="last")
     paths, _ = _val(run)
-    loaded = Predictor.load(bundle)
+    loaded = load_model(bundle)
     assert loaded.source == str(bundle)
     assert loaded.classes == last.classes
     assert torch.allclose(loaded.predict(paths[:4]), last.predict(paths[:4]), atol=1e-6)
@@ -119,6 +120,6 @@ def test_a_bundle_folder_predicts_like_its_run(run, last, tmp_path):
 def test_a_run_without_a_checkpoint_says_so(sample_dir):
     untrained = Run.create(TrainConfig(data=str(sample_dir), img_size=64, epochs=1))
     with pytest.raises(RunError, match="no 'best' checkpoint yet"):
-        Predictor.from_run(untrained.id)
+        load_predictor(untrained.id)
     with pytest.raises(RunError, match="'best' or 'last'"):
-        Predictor.from_run(untrained, "middle")
+        load_predictor(untrained, "middle")

@@ -17,14 +17,19 @@ import torch
 from safetensors.torch import load_file
 from trained_run_fixture import trained_run_dir
 
-from tlcore.config import TrainConfig
-from tlcore.export import export_run
-from tlcore.freezing import FreezePlan, apply_freeze, layer_groups, set_frozen_bn_eval
-from tlcore.manifest import Manifest
-from tlcore.models import create_model
-from tlcore.reproduce import INITIAL_WEIGHTS_FILE, SCRIPT_FILE, SPLIT_FILE, write_reproduction
-from tlcore.runs import Run
-from tlcore.train import lr_factor
+from tlcore.data.manifest import Manifest
+from tlcore.export.exporter import export_run
+from tlcore.export.reproduce import (
+    INITIAL_WEIGHTS_FILE,
+    SCRIPT_FILE,
+    SPLIT_FILE,
+    write_reproduction,
+)
+from tlcore.models.factory import create_model
+from tlcore.models.freezing import FreezePlan, apply_freeze, layer_groups, set_frozen_bn_eval
+from tlcore.runs.run import Run
+from tlcore.training.config import TrainConfig
+from tlcore.training.trainer import lr_factor
 
 ALLOWED_IMPORTS = {"argparse", "json", "math", "random", "pathlib", "timm", "torch", "PIL"}
 
@@ -87,7 +92,7 @@ def load_script(folder: Path):
 
 @pytest.mark.parametrize("schedule", ["cosine", "onecycle"])
 def test_the_scripts_learning_rate_follows_tlcores_schedule(schedule, sample_dir, tmp_path):
-    """The script keeps its own copy of ``tlcore.train.lr_factor`` (it must run without
+    """The script keeps its own copy of ``tlcore.training.trainer.lr_factor`` (it must run without
     tlcore): the two must not drift apart."""
     config = TrainConfig(data=str(sample_dir), epochs=4, schedule=schedule, warmup_epochs=1,
                          weights="scratch")  # fmt: skip

@@ -11,12 +11,12 @@ import time
 import pytest
 import torch
 
-from tlcore.checkpoints import load_checkpoint, save_checkpoint
-from tlcore.config import TrainConfig
-from tlcore.data import prepare_data
+from tlcore.data.prepare import prepare_data
 from tlcore.errors import RunError
-from tlcore.runs import Run
-from tlcore.train import Callback, Trainer
+from tlcore.runs.run import Run
+from tlcore.training.checkpoints import load_checkpoint, save_checkpoint
+from tlcore.training.config import TrainConfig
+from tlcore.training.trainer import Callback, Trainer
 
 
 def wait_for(predicate, timeout: float = 300.0) -> None:
@@ -101,7 +101,7 @@ def test_resume_mid_epoch_matches_an_uninterrupted_run(sample_dir, tmp_path):
 def test_resume_refuses_a_live_run(sample_dir, state):
     run = Run.create(slow_config(sample_dir, epochs=1))
     # a live process whose command line is this run's worker
-    cmd = [sys.executable, "-c", "import time; time.sleep(60)", "tlcore.worker", str(run.dir)]
+    cmd = [sys.executable, "-c", "import time; time.sleep(60)", "tlcore.runs.worker", str(run.dir)]
     alive = subprocess.Popen(cmd)
     try:
         run.write_status(state, pid=alive.pid)

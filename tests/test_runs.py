@@ -9,10 +9,10 @@ import time
 
 import pytest
 
-from tlcore.config import TrainConfig
 from tlcore.errors import RunError
-from tlcore.run_files import keep_history_until, read_events
-from tlcore.runs import Run, list_runs
+from tlcore.runs.files import keep_history_until, read_events
+from tlcore.runs.run import Run, list_runs
+from tlcore.training.config import TrainConfig
 
 
 def _config(sample_dir, **kw) -> TrainConfig:

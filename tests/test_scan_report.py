@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tlcore.data import prepare_data, validate_folder
+from tlcore.data.prepare import prepare_data, validate_folder
+from tlcore.data.scan import scan_folder
 from tlcore.errors import DataError
-from tlcore.scan import scan_folder
 
 
 def photo(path, seed=0, size=(64, 48), fmt=None):

@@ -16,9 +16,9 @@ from streamlit.testing.v1 import AppTest
 
 from tlcore import settings
 from tlcore.cli import main as cli
-from tlcore.config import TrainConfig
 from tlcore.errors import ConfigError, DataError, RunError
-from tlcore.runs import Run, list_runs
+from tlcore.runs.run import Run, is_live, list_runs
+from tlcore.training.config import TrainConfig
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 OWNERS = ["student-1", "student-2", "student-3"]
@@ -154,20 +154,20 @@ def test_prune_deletes_only_ended_runs_chosen_by_state_and_age(sample_dir, capsy
 
 
 def test_queue_tickets_keep_submission_order_and_drop_runs_that_ended(sample_dir):
-    from tlcore import run_queue
+    from tlcore.runs import queue as run_queue
 
     runs = [Run.create(small(sample_dir, owner=owner)) for owner in OWNERS]
     tickets = [run_queue.enqueue(r.dir, "cpu") for r in runs]
     assert tickets == sorted(tickets) and len(set(tickets)) == 3
-    assert run_queue.ahead_of(runs[0].dir, "cpu") == []
-    assert run_queue.ahead_of(runs[2].dir, "cpu") == [runs[0].id, runs[1].id]
-    assert run_queue.ahead_of(runs[2].dir, "cuda") == []  # another device's queue
+    assert run_queue.ahead_of(runs[0].dir, "cpu", is_live) == []
+    assert run_queue.ahead_of(runs[2].dir, "cpu", is_live) == [runs[0].id, runs[1].id]
+    assert run_queue.ahead_of(runs[2].dir, "cuda", is_live) == []  # another device's queue
     runs[0].write_status("failed", message="Unexpected error")  # it will never take its turn
-    assert run_queue.ahead_of(runs[2].dir, "cpu") == [runs[1].id]
+    assert run_queue.ahead_of(runs[2].dir, "cpu", is_live) == [runs[1].id]
     assert run_queue.ticket_of(runs[0].dir) is None  # its stale entry was removed
     run_queue.enqueue(runs[0].dir, "cpu")  # resumed: a new ticket, at the back of the queue
     runs[0].write_status("queued", message="Resuming")
-    assert run_queue.ahead_of(runs[0].dir, "cpu") == [runs[1].id, runs[2].id]
+    assert run_queue.ahead_of(runs[0].dir, "cpu", is_live) == [runs[1].id, runs[2].id]
 
 
 def test_each_browser_gets_its_own_namespace_kept_in_the_url(monkeypatch):

@@ -8,11 +8,11 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from tlcore.config import TrainConfig
-from tlcore.data import prepare_data
-from tlcore.models import create_model
-from tlcore.runs import Run
-from tlcore.train import Callback, EarlyStopping, Trainer, TrainingDiverged, lr_factor
+from tlcore.data.prepare import prepare_data
+from tlcore.models.factory import create_model
+from tlcore.runs.run import Run
+from tlcore.training.config import TrainConfig
+from tlcore.training.trainer import Callback, EarlyStopping, Trainer, TrainingDiverged, lr_factor
 
 ACCURACY_FLOOR = 0.85  # measured 0.95 after 5 epochs at 224 px; chance is 0.5
 

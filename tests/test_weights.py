@@ -11,10 +11,10 @@ import timm
 import torch
 from safetensors.torch import save_file
 
-from tlcore.catalog import availability, bundled_checkpoint_path, hub_id
 from tlcore.errors import WeightsError
-from tlcore.models import create_model
-from tlcore.weights import map_positional_state_dict, read_checkpoint
+from tlcore.models.catalog import availability, bundled_checkpoint_path, hub_id
+from tlcore.models.factory import create_model
+from tlcore.models.weights import map_positional_state_dict, read_checkpoint
 
 
 class WritesMarker:

@@ -12,8 +12,8 @@ import tempfile
 from pathlib import Path
 
 from tlcore import settings
-from tlcore.config import TrainConfig
-from tlcore.runs import Run
+from tlcore.runs.run import Run
+from tlcore.training.config import TrainConfig
 
 IMG_SIZE = 128
 _CACHE: dict[str, Path] = {}

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from tlcore.predict import Predictor
+    from tlcore.results.predict import Predictor
 
 __version__ = "0.1.0"
 
@@ -19,6 +19,6 @@ def load(source: Any, checkpoint: str = "best", device: str = "cpu") -> Predicto
 
     Imported lazily so ``import tlcore`` stays light (no torch until a model is needed).
     """
-    from tlcore.predict import Predictor
+    from tlcore.runs.scoring import load_model
 
-    return Predictor.load(source, checkpoint=checkpoint, device=device)
+    return load_model(source, checkpoint=checkpoint, device=device)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tlcore.config import TrainConfig
+from tlcore.training.config import TrainConfig
 
 ROOT = Path(__file__).resolve().parents[2]
 

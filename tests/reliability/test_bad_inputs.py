@@ -22,12 +22,12 @@ import pytest
 from PIL import Image
 
 from tlcore import settings
-from tlcore.data import prepare_data
+from tlcore.data.images import inspect_image, load_rgb
+from tlcore.data.manifest import Manifest
+from tlcore.data.prepare import prepare_data
 from tlcore.errors import ConfigError, DataError
-from tlcore.images import inspect_image, load_rgb
-from tlcore.manifest import Manifest
-from tlcore.runs import Run
-from tlcore.train import Trainer
+from tlcore.runs.run import Run
+from tlcore.training.trainer import Trainer
 
 from .conftest import ROOT, class_folders, photo, quick_config
 

@@ -1,6 +1,6 @@
 """Faults while training: a full disk, GPU out of memory, two users at once.
 
-The worker is run in this process (``tlcore.worker.main``) where a fault has to be
+The worker is run in this process (``tlcore.runs.worker.main``) where a fault has to be
 simulated by patching, and as a real detached process everywhere else. A SIGKILLed
 worker and a NaN loss are covered in tests/test_resume.py and tests/test_train.py.
 """
@@ -20,11 +20,13 @@ import torch
 from apptest_helpers import go, open_app, texts
 from torch import nn
 
-from tlcore import checkpoints, settings, worker
-from tlcore.checkpoints import load_checkpoint, save_checkpoint
-from tlcore.models import create_model
-from tlcore.runs import ACTIVE_STATES, Run, list_runs
-from tlcore.train import Trainer
+from tlcore import settings
+from tlcore.models.factory import create_model
+from tlcore.runs import worker
+from tlcore.runs.run import ACTIVE_STATES, Run, list_runs
+from tlcore.training import checkpoints
+from tlcore.training.checkpoints import load_checkpoint, save_checkpoint
+from tlcore.training.trainer import Trainer
 
 from .conftest import quick_config
 

@@ -24,11 +24,12 @@ from PIL import Image
 from safetensors.torch import save_file
 from torch import nn
 
-from tlcore import settings, sources
-from tlcore.checkpoints import checkpoint_paths, load_checkpoint
-from tlcore.data import prepare_data
+from tlcore import settings
+from tlcore.data import sources
+from tlcore.data.prepare import prepare_data
 from tlcore.errors import ArchiveError, DataError, RunError
-from tlcore.runs import Run
+from tlcore.runs.run import Run
+from tlcore.training.checkpoints import checkpoint_paths, load_checkpoint
 
 from .conftest import ROOT, class_folders, photo, quick_config
 

@@ -19,7 +19,7 @@ import pytest
 from e2e.streamlit_server import CHROMIUM, CHROMIUM_ARGS, streamlit_app
 
 from tlcore import settings
-from tlcore.runs import Run, list_runs, pid_is_worker
+from tlcore.runs.run import Run, list_runs, pid_is_worker
 
 pytestmark = [
     pytest.mark.browser,

@@ -13,7 +13,7 @@ from typing import Any
 
 from tlcore.cli import flags, print_json
 from tlcore.cli.flags import number
-from tlcore.config import AUGMENTS, TrainConfig
+from tlcore.training.config import AUGMENTS, TrainConfig
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -66,7 +66,7 @@ def row_line(row: dict[str, Any]) -> str:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from tlcore.compare import Experiment
+    from tlcore.lab.compare import Experiment
 
     experiment = Experiment.create(base_config(args), keys=str(args.only).strip().lower())
     print(f"experiment directory: {experiment.dir}", flush=True)

@@ -7,8 +7,8 @@ import sys
 from pathlib import Path
 
 from tlcore.cli import EXIT_USER_ERROR, print_json
-from tlcore.data import prepare_data
-from tlcore.report import SEVERITIES, ValidationReport
+from tlcore.data.prepare import prepare_data
+from tlcore.data.report import SEVERITIES, ValidationReport
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -13,8 +13,8 @@ import sys
 
 from tlcore.cli import flags, print_json
 from tlcore.cli.flags import number
-from tlcore.config import AUGMENTS
 from tlcore.errors import RunError
+from tlcore.training.config import AUGMENTS
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -59,9 +59,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def cmd_adapt(args: argparse.Namespace) -> int:
-    from tlcore.adaptation_runs import comparison_rows, start_pair
-    from tlcore.config import TrainConfig
-    from tlcore.freezing import FreezePlan
+    from tlcore.lab.adaptation_runs import comparison_rows, start_pair
+    from tlcore.models.freezing import FreezePlan
+    from tlcore.training.config import TrainConfig
 
     config = TrainConfig(
         data=args.data, model=args.model, weights=flags.weights(args),
@@ -102,7 +102,7 @@ def cmd_adapt(args: argparse.Namespace) -> int:
 
 
 def cmd_domain_shift(args: argparse.Namespace) -> int:
-    from tlcore.domain_shift import make_shifted_copy
+    from tlcore.lab.domain_shift import make_shifted_copy
 
     seed = flags.whole(args, "seed", 0)
     split = None if args.split == "all" else args.split

@@ -50,7 +50,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from tlcore.evaluation import evaluate_run
+    from tlcore.runs.scoring import evaluate_run
 
     report = evaluate_run(args.run, checkpoint=args.checkpoint, split=args.split)
     if args.json:
@@ -62,7 +62,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from tlcore.predict import Predictor, images_in
+    from tlcore.data.images import images_in
+    from tlcore.runs.scoring import load_model
 
     try:
         k = int(args.top_k)
@@ -75,7 +76,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     files = images_in(args.paths)
     if not files:
         raise DataError(f"no images found in {', '.join(args.paths)}.")
-    predictor = Predictor.load(args.model, checkpoint=args.checkpoint)
+    predictor = load_model(args.model, checkpoint=args.checkpoint)
     results = predictor.predict_files(files, k=k)
     if args.csv:
         write_csv(results, Path(args.csv))
@@ -95,7 +96,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 def write_csv(results: list, out: Path) -> None:
     """Written whole then renamed, so a half-written CSV is never left behind."""
-    from tlcore.predict import predictions_csv
+    from tlcore.results.predict import predictions_csv
 
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")

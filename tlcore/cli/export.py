@@ -17,7 +17,7 @@ EXIT_CHECK_FAILED = 1
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add export."""
-    from tlcore.export import FORMATS
+    from tlcore.export.exporter import FORMATS
 
     p = subparsers.add_parser(
         "export",
@@ -40,7 +40,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from tlcore.export import export_run
+    from tlcore.export.exporter import export_run
 
     result = export_run(
         args.run, args.format, args.out, checkpoint=args.checkpoint, overwrite=args.force

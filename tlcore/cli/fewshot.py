@@ -38,8 +38,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def cmd_fewshot(args: argparse.Namespace) -> int:
-    from tlcore.fewshot import Embedder, classify_images, load_manifest, parse_shots, shots_curve
-    from tlcore.predict import images_in, read_for_prediction
+    from tlcore.data.images import images_in
+    from tlcore.lab.fewshot import (
+        Embedder,
+        classify_images,
+        load_manifest,
+        parse_shots,
+        shots_curve,
+    )
+    from tlcore.results.predict import read_for_prediction
 
     shots = parse_shots(args.shots)
     repeats = flags.whole(args, "repeats", 1)
@@ -53,7 +60,7 @@ def cmd_fewshot(args: argparse.Namespace) -> int:
     curve = shots_curve(manifest, shots, repeats, seed, embedder=embedder)
     predictions = []
     if files:
-        from tlcore.fewshot import prototypes_for
+        from tlcore.lab.fewshot import prototypes_for
 
         classifier = prototypes_for(manifest, embedder)
         for path in files:

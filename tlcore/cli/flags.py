@@ -13,8 +13,8 @@ import argparse
 import math
 from typing import Any
 
-from tlcore.config import DEVICES, MIN_IMG_SIZE
 from tlcore.errors import ConfigError
+from tlcore.training.config import DEVICES, MIN_IMG_SIZE
 
 JSON_HELP = "print one final JSON object as the last line"
 
@@ -84,6 +84,6 @@ def img_size(args: argparse.Namespace) -> int | None:
 
 def weights(args: argparse.Namespace) -> str:
     """--weights, or the default for --model: bundled when installed, else hub."""
-    from tlcore.models import default_weights
+    from tlcore.models.factory import default_weights
 
     return args.weights or default_weights(args.model)

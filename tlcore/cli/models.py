@@ -44,7 +44,7 @@ def _table(rows: list[dict], columns: list[str]) -> str:
 
 
 def run_models(args: argparse.Namespace) -> int:
-    from tlcore.catalog import catalog_rows
+    from tlcore.models.catalog import catalog_rows
 
     rows = catalog_rows()
     if args.json:
@@ -60,8 +60,8 @@ def run_models(args: argparse.Namespace) -> int:
 
 
 def run_layers(args: argparse.Namespace) -> int:
-    from tlcore.freezing import FreezePlan, apply_freeze, layer_groups, summary_rows
-    from tlcore.models import create_model
+    from tlcore.models.factory import create_model
+    from tlcore.models.freezing import FreezePlan, apply_freeze, layer_groups, summary_rows
 
     plan = FreezePlan.parse(args.freeze)
     plan.lr_decay = args.lr_decay

@@ -18,9 +18,9 @@ from typing import Any
 
 from tlcore.cli import fail, flags, print_json
 from tlcore.cli.flags import number
-from tlcore.config import AUGMENTS, DECODED_CACHE_MODES, OPTIMIZERS, SCHEDULES, TrainConfig
 from tlcore.errors import ConfigError, RunError, TLCoreError
-from tlcore.runs import ACTIVE_STATES, Run, list_runs
+from tlcore.runs.run import ACTIVE_STATES, Run, list_runs
+from tlcore.training.config import AUGMENTS, DECODED_CACHE_MODES, OPTIMIZERS, SCHEDULES, TrainConfig
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -130,7 +130,7 @@ def _add_data_model_flags(p: argparse.ArgumentParser, augment_default: str = "li
 
 def config_from_args(args: argparse.Namespace, **extra: Any) -> TrainConfig:
     """A validated TrainConfig from the shared flags (train and lr-find)."""
-    from tlcore.freezing import FreezePlan
+    from tlcore.models.freezing import FreezePlan
 
     config = TrainConfig(
         data=args.data, model=args.model, weights=flags.weights(args),
@@ -164,7 +164,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     if under_torchrun():
         if config.nproc > 1:
             raise ConfigError("--nproc launches torchrun itself: leave it out under torchrun.")
-        from tlcore.distributed import launched_world_size
+        from tlcore.training.distributed import launched_world_size
 
         config.nproc = launched_world_size()  # what trains it: resuming from the app starts as many
         return _train_in_process(args, lambda: Run.create(config.validate()), resume=False)
@@ -268,7 +268,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
 
 
 def cmd_prune(args: argparse.Namespace) -> int:
-    from tlcore.prune import parse_states, prune_runs
+    from tlcore.runs.prune import parse_states, prune_runs
 
     days = None if args.older_than is None else number(
         args, "older_than", float, lambda v: v >= 0, "a number of days >= 0")  # fmt: skip
@@ -320,7 +320,8 @@ def _train_in_process(args: argparse.Namespace, prepare: Any, resume: bool) -> i
     """Under torchrun every rank trains here (DDP); rank 0 prepares the run and reports."""
     import logging
 
-    from tlcore import distributed, worker
+    from tlcore.runs import worker
+    from tlcore.training import distributed
 
     distributed.init(getattr(args, "device", "auto"))
     main = distributed.is_main()
@@ -364,8 +365,8 @@ def cmd_resume(args: argparse.Namespace) -> int:
 
 
 def cmd_lr_find(args: argparse.Namespace) -> int:
-    from tlcore.data import prepare_data
-    from tlcore.lr_find import lr_find
+    from tlcore.data.prepare import prepare_data
+    from tlcore.training.lr_find import lr_find
 
     steps = number(args, "steps", int, lambda v: v >= 5, "a whole number >= 5")
     start_lr = number(args, "start_lr", float, lambda v: v > 0, "a number > 0")

@@ -1,0 +1,146 @@
+"""From what the user gave (a folder or a zip) to a validated, split, saved dataset.
+
+This is the one call the UI and the CLI make: unpack safely, scan, decode every
+image once, report, split, and write the manifest a run will train on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from tlcore import settings
+from tlcore.data.archive import ZipLimits, extract_zip_safely
+from tlcore.data.images import ImageInfo, inspect_image
+from tlcore.data.manifest import Manifest, folder_manifest, make_split
+from tlcore.data.report import ValidationReport, build_report
+from tlcore.data.scan import DatasetScan, scan_folder
+from tlcore.errors import ConfigError, DataError
+
+_HASH_CHUNK = 1 << 20
+
+
+@dataclass
+class PreparedData:
+    """The dataset root actually used, its report and, when trainable, its saved manifest."""
+
+    root: Path
+    report: ValidationReport
+    manifest: Manifest | None
+    manifest_path: Path | None
+
+
+def _inspect_one(path: Path) -> ImageInfo | str:
+    try:
+        return inspect_image(path)
+    except DataError as exc:
+        message = str(exc)
+        prefix = f"{path.name}: "
+        return message[len(prefix) :] if message.startswith(prefix) else message
+
+
+def inspect_files(paths: list[Path], workers: int | None = None) -> dict[Path, ImageInfo | str]:
+    """Inspect many images in threads (Pillow decodes without the GIL); path -> info or reason."""
+    if not paths:
+        return {}
+    workers = workers or min(8, (os.cpu_count() or 1) + 1)
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        return dict(zip(paths, pool.map(_inspect_one, paths), strict=True))
+
+
+def validate_folder(folder: str | Path) -> tuple[DatasetScan, ValidationReport]:
+    """Scan and inspect a folder; the report says what is usable and what is wrong."""
+    scan = scan_folder(folder)
+    results = inspect_files([image.path for image in scan.images])
+    return scan, build_report(scan, results)
+
+
+def _file_digest(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(_HASH_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def unpack_upload(zip_path: str | Path, limits: ZipLimits | None = None) -> Path:
+    """Extract a zip under uploads_dir()/extracted/<content hash>; reuses an earlier extraction.
+
+    Keyed by content so re-uploading (or re-running a page) the same zip costs nothing.
+    """
+    zip_path = Path(zip_path)
+    if not zip_path.is_file():
+        raise DataError(f"The file {zip_path} does not exist.")
+    dest = settings.uploads_dir() / "extracted" / _file_digest(zip_path)[:16]
+    if dest.is_dir() and any(dest.iterdir()):
+        return dest
+    return extract_zip_safely(zip_path, dest, limits or ZipLimits())
+
+
+def build_manifest(
+    report: ValidationReport, *, val_fraction: float = 0.2, seed: int = 0
+) -> Manifest:
+    """The split for a trainable report: the given val/ folder, or a stratified random one."""
+    if not report.trainable:
+        raise DataError(f"The dataset cannot be trained on: {report.reason}")
+    if report.split_source == "folders":
+        samples = [(img.path, img.class_name, img.split or "train") for img in report.images]
+        return folder_manifest(report.root, report.classes, samples)
+    pool = [(img.path, img.class_name) for img in report.images if img.split in (None, "train")]
+    tests = [(img.path, img.class_name) for img in report.images if img.split == "test"]
+    groups = {img.path: img.sha256 for img in report.images}
+    return make_split(
+        report.root,
+        report.classes,
+        pool,
+        val_fraction=val_fraction,
+        seed=seed,
+        groups=groups,
+        test_samples=tests,
+    )
+
+
+def _default_manifest_path(root: Path, val_fraction: float, seed: int) -> Path:
+    key = json.dumps([str(root), round(float(val_fraction), 6), int(seed)])
+    name = f"{root.name or 'data'}-{hashlib.sha256(key.encode()).hexdigest()[:12]}.json"
+    return settings.uploads_dir() / "manifests" / name
+
+
+def prepare_data(
+    source: str | Path,
+    *,
+    val_fraction: float = 0.2,
+    seed: int = 0,
+    manifest_path: Path | None = None,
+) -> PreparedData:
+    """Validate ``source`` (a folder or a .zip) and, when trainable, write its manifest.
+
+    Raises DataError (ArchiveError for zips) only when the source cannot be read at
+    all: missing path, not a folder or zip, unsafe or broken archive. Everything
+    else, including "no usable images", is described by the returned report, whose
+    ``trainable``/``reason`` say whether a manifest was written.
+    """
+    if not 0.0 < float(val_fraction) < 1.0:
+        raise ConfigError(f"val_fraction must be between 0 and 1 (exclusive), got {val_fraction}.")
+    source = Path(source).expanduser()
+    if not source.exists():
+        raise DataError(f"{source} does not exist; give a folder of class folders or a .zip.")
+    if source.is_file():
+        if source.suffix.lower() != ".zip":
+            raise DataError(f"{source.name} is neither a folder nor a .zip archive.")
+        source = unpack_upload(source)
+    _, report = validate_folder(source)
+    root = Path(report.root)
+    if not report.trainable:
+        return PreparedData(root, report, None, None)
+    manifest = build_manifest(report, val_fraction=val_fraction, seed=seed)
+    path = (
+        Path(manifest_path) if manifest_path else _default_manifest_path(root, val_fraction, seed)
+    )
+    manifest.save(path)
+    report.split_counts = manifest.counts()
+    return PreparedData(root, report, manifest, path)

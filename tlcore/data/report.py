@@ -1,0 +1,390 @@
+"""The validation report: what is wrong or notable in a dataset, as plain data.
+
+The UI and the CLI both render a ``ValidationReport``; neither decides what a
+problem is. Severities: "error" makes the dataset untrainable (``.reason`` says
+why in one sentence), "warning" is something the user should look at (the
+affected files are skipped or kept as stated), "info" is a change we made for
+them (conversions, EXIF rotation, unwrapped folders).
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tlcore.data.images import ImageInfo
+from tlcore.data.scan import CLASS_FOLDERS, DatasetScan
+
+SEVERITIES = ("error", "warning", "info")
+TINY_SIDE = 32  # px: smaller images carry little for a 224-px model
+IMBALANCE_RATIO = 3.0  # largest / smallest class
+FEW_IMAGES = 10  # per class: below this results are noise
+
+
+@dataclass
+class Problem:
+    """One finding: severity ("error" | "warning" | "info"), a stable code, a sentence, files."""
+
+    severity: str
+    code: str
+    message: str
+    files: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return {
+            "severity": self.severity,
+            "code": self.code,
+            "message": self.message,
+            "files": list(self.files),
+        }
+
+
+@dataclass
+class UsableImage:
+    """An image that passed inspection and goes into the manifest."""
+
+    path: str
+    class_name: str
+    split: str | None
+    sha256: str
+
+
+@dataclass
+class ValidationReport:
+    """Everything the user must know about a dataset before training on it."""
+
+    root: str
+    layout: str
+    classes: list[str]  # classes with at least one usable image, sorted
+    counts: dict[str, dict[str, int]]  # split ("all" without split folders) -> class -> usable
+    problems: list[Problem] = field(default_factory=list)
+    split_source: str = "random"  # "folders" when val/ is used as given
+    n_found: int = 0  # files with an image extension
+    n_usable: int = 0
+    split_counts: dict[str, dict[str, int]] | None = None  # filled in once a manifest exists
+    images: list[UsableImage] = field(default_factory=list, repr=False)
+
+    @property
+    def errors(self) -> list[Problem]:
+        return [p for p in self.problems if p.severity == "error"]
+
+    @property
+    def warnings(self) -> list[Problem]:
+        return [p for p in self.problems if p.severity == "warning"]
+
+    @property
+    def infos(self) -> list[Problem]:
+        return [p for p in self.problems if p.severity == "info"]
+
+    @property
+    def trainable(self) -> bool:
+        return not self.errors
+
+    @property
+    def reason(self) -> str | None:
+        """Why the dataset cannot be trained on, in one sentence; None when it can."""
+        errors = self.errors
+        return errors[0].message if errors else None
+
+    def class_totals(self) -> dict[str, int]:
+        """Usable images per class over all splits."""
+        totals: Counter[str] = Counter()
+        for per_class in self.counts.values():
+            totals.update(per_class)
+        return {c: totals[c] for c in self.classes}
+
+    def to_dict(self) -> dict:
+        """JSON-able summary (without the per-image list) for the UI and ``--json``."""
+        return {
+            "root": self.root,
+            "layout": self.layout,
+            "classes": list(self.classes),
+            "counts": self.counts,
+            "split_counts": self.split_counts,
+            "split_source": self.split_source,
+            "n_found": self.n_found,
+            "n_usable": self.n_usable,
+            "trainable": self.trainable,
+            "reason": self.reason,
+            "problems": [p.to_dict() for p in self.problems],
+        }
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+class _Builder:
+    """Collects problems while walking a scan and its inspection results."""
+
+    def __init__(self, scan: DatasetScan, results: dict[Path, ImageInfo | str]):
+        self.scan, self.results = scan, results
+        self.problems: list[Problem] = []
+        self.rel = scan.relative
+
+    def add(self, severity: str, code: str, message: str, files=()) -> None:
+        self.problems.append(Problem(severity, code, message, [self.rel(Path(f)) for f in files]))
+
+    def readable(self) -> list[tuple]:
+        """(ScannedImage, ImageInfo) for readable files; a warning per unreadable one."""
+        good = []
+        for image in self.scan.images:
+            result = self.results.get(image.path, "was not inspected")
+            if isinstance(result, ImageInfo):
+                good.append((image, result))
+            else:
+                self.add(
+                    "warning",
+                    "unreadable",
+                    f"Skipped {self.rel(image.path)}: {result}",
+                    [image.path],
+                )
+        return good
+
+    def drop_conflicts(self, good: list[tuple]) -> list[tuple]:
+        """Identical files under different classes: warn, and keep neither copy."""
+        by_hash: dict[str, list[tuple]] = defaultdict(list)
+        for pair in good:
+            by_hash[pair[1].sha256].append(pair)
+        conflicted: set[str] = set()
+        for pairs in by_hash.values():
+            classes = sorted({img.class_name for img, _ in pairs})
+            paths = [img.path for img, _ in pairs]
+            if len(classes) > 1:
+                conflicted.add(pairs[0][1].sha256)
+                names = " and ".join(self.rel(p) for p in paths)
+                self.add(
+                    "warning",
+                    "label_conflict",
+                    f"The same image is labelled {' and '.join(repr(c) for c in classes)} "
+                    f"({names}); all copies are left out of training.",
+                    paths,
+                )
+            elif len(pairs) > 1:
+                names = ", ".join(self.rel(p) for p in paths)
+                if len({img.split for img, _ in pairs}) > 1:
+                    outcome = "they sit in different split folders, so validation is optimistic."
+                else:
+                    outcome = "they are kept together in one split so validation stays honest."
+                self.add(
+                    "warning",
+                    "duplicate",
+                    f"Identical images in class {classes[0]!r} ({names}); {outcome}",
+                    paths,
+                )
+        return [pair for pair in good if pair[1].sha256 not in conflicted]
+
+    def notes(self, good: list[tuple]) -> None:
+        """Info about conversions and layout, warnings about tiny or stray files."""
+        conversions: dict[str, list[Path]] = defaultdict(list)
+        for image, info in good:
+            if info.converted_from:
+                conversions[info.converted_from].append(image.path)
+        for kind, paths in sorted(conversions.items()):
+            self.add(
+                "info",
+                "converted",
+                f"{_plural(len(paths), 'image')} converted to RGB from {kind}.",
+                paths,
+            )
+        for code, pick, text in (
+            (
+                "exif_rotated",
+                lambda i: i.exif_rotated,
+                "rotated upright per the EXIF orientation tag",
+            ),
+            ("animated", lambda i: i.n_frames > 1, "animated; only the first frame is used"),
+            (
+                "extension_mismatch",
+                lambda i: i.extension_mismatch,
+                "stored in another format than the file extension says; read by content",
+            ),
+        ):
+            paths = [img.path for img, info in good if pick(info)]
+            if paths:
+                self.add("info", code, f"{_plural(len(paths), 'image')} {text}.", paths)
+        tiny = [(img, info) for img, info in good if min(info.width, info.height) < TINY_SIDE]
+        if tiny:
+            w, h = min(((i.width, i.height) for _, i in tiny), key=lambda s: s[0] * s[1])
+            self.add(
+                "warning",
+                "tiny_image",
+                f"{_plural(len(tiny), 'image')} smaller than {TINY_SIDE} px on a side "
+                f"(smallest {w}x{h}): upscaled for training, with little detail.",
+                [img.path for img, _ in tiny],
+            )
+        nested = Counter(img.class_name for img, _ in good if img.nested)
+        for class_name, n in sorted(nested.items()):
+            self.add(
+                "info",
+                "nested",
+                f"{_plural(n, 'image')} in sub-folders of {class_name!r} counted as "
+                f"{class_name!r}.",
+            )
+        self.layout_notes()
+
+    def layout_notes(self) -> None:
+        scan = self.scan
+        if scan.unwrapped:
+            self.add(
+                "info",
+                "unwrapped",
+                f"Used the folder {'/'.join(scan.unwrapped)!r} inside the upload as the "
+                "dataset root.",
+            )
+        if scan.loose_images:
+            self.add(
+                "warning",
+                "loose_images",
+                f"Ignored {_plural(len(scan.loose_images), 'image')} outside any class "
+                "folder; move each into the folder of its class.",
+                scan.loose_images,
+            )
+        if scan.extra_folders:
+            names = ", ".join(repr(d.name) for d in scan.extra_folders)
+            self.add(
+                "warning",
+                "extra_folder",
+                f"Folders {names} next to train/ were ignored; only train/, val/ and test/ "
+                "are read in this layout.",
+                scan.extra_folders,
+            )
+        if scan.other_files:
+            self.add(
+                "info",
+                "other_files",
+                f"Ignored {_plural(len(scan.other_files), 'file')} without an image extension.",
+                scan.other_files,
+            )
+        if scan.outside_links:
+            self.add(
+                "warning",
+                "outside_link",
+                f"Skipped {_plural(len(scan.outside_links), 'link')} pointing outside the "
+                "allowed data folder (TLCORE_DATA_ROOT); copy those files in instead.",
+                scan.outside_links,
+            )
+        if scan.n_ignored:
+            self.add(
+                "info",
+                "hidden_files",
+                f"Ignored {_plural(scan.n_ignored, 'hidden or system file')} "
+                "(.DS_Store, __MACOSX, Thumbs.db, dot-files).",
+            )
+
+
+def _counts(scan: DatasetScan, kept: list[tuple]) -> dict[str, dict[str, int]]:
+    counts: dict[str, dict[str, int]] = {
+        split: dict.fromkeys(scan.classes, 0) for split in scan.class_dirs
+    }
+    for image, _ in kept:
+        counts[image.split or "all"][image.class_name] += 1
+    return counts
+
+
+def _class_checks(b: _Builder, counts: dict[str, dict[str, int]], split_source: str) -> list[str]:
+    """Empty, too-small and imbalanced classes; returns the classes that have images."""
+    scan = b.scan
+    totals = Counter()
+    for per_class in counts.values():
+        totals.update(per_class)
+    classes = [c for c in scan.classes if totals[c] > 0]
+    for c in scan.classes:
+        if totals[c] == 0:
+            b.add(
+                "warning",
+                "empty_class",
+                f"Class folder {c!r} has no usable images, so it is left out.",
+            )
+    if not classes:
+        found = sum(1 for _ in scan.images)
+        b.add(
+            "error",
+            "no_images",
+            f"No usable images were found ({found} image files, none readable and inside a "
+            "class folder); put images into one sub-folder per class.",
+        )
+        return classes
+    if len(classes) == 1:
+        b.add(
+            "error",
+            "one_class",
+            f"Only one class ({classes[0]!r}) has images; a classifier needs at least two "
+            "class folders.",
+        )
+    train = counts["all"] if "all" in counts else counts.get("train", {})
+    for c in classes:
+        if split_source == "random" and train.get(c, 0) == 1:
+            b.add(
+                "error",
+                "class_too_small",
+                f"Class {c!r} has only 1 usable image; it needs at least 2 to be split into "
+                "training and validation.",
+            )
+        elif train.get(c, 0) == 0:
+            b.add(
+                "error",
+                "no_train_images",
+                f"Class {c!r} has no usable images in train/; add some or remove the class.",
+            )
+        elif split_source == "folders" and counts.get("val", {}).get(c, 0) == 0:
+            b.add(
+                "warning",
+                "no_val_images",
+                f"Class {c!r} has no images in val/, so its accuracy cannot be measured.",
+            )
+        if 0 < totals[c] < FEW_IMAGES:
+            b.add(
+                "warning",
+                "few_images",
+                f"Class {c!r} has only {totals[c]} usable images; results will be unreliable "
+                f"below about {FEW_IMAGES} per class.",
+            )
+    sizes = {c: totals[c] for c in classes}
+    if len(sizes) > 1 and max(sizes.values()) > IMBALANCE_RATIO * min(sizes.values()):
+        big, small = max(sizes, key=sizes.get), min(sizes, key=sizes.get)
+        b.add(
+            "warning",
+            "imbalance",
+            f"Classes are imbalanced: {big!r} has {sizes[big]} images and {small!r} only "
+            f"{sizes[small]}; consider class-balanced training.",
+        )
+    return classes
+
+
+def build_report(scan: DatasetScan, results: dict[Path, ImageInfo | str]) -> ValidationReport:
+    """Turn a scan and per-file inspection results (ImageInfo, or a reason string) into a report."""
+    b = _Builder(scan, results)
+    kept = b.drop_conflicts(b.readable())
+    counts = _counts(scan, kept)
+    has_val = sum(counts.get("val", {}).values()) > 0
+    split_source = "folders" if scan.layout != CLASS_FOLDERS and has_val else "random"
+    if scan.layout != CLASS_FOLDERS and not has_val:
+        b.add(
+            "info",
+            "no_val_folder",
+            "No validation images in a val/ folder; a random split of train/ is used.",
+        )
+    classes = _class_checks(b, counts, split_source)
+    b.notes(kept)
+    counts = {
+        split: {c: n for c, n in per.items() if c in classes} for split, per in counts.items()
+    }
+    order = {s: i for i, s in enumerate(SEVERITIES)}
+    problems = sorted(b.problems, key=lambda p: order[p.severity])
+    return ValidationReport(
+        root=str(scan.root),
+        layout=scan.layout,
+        classes=classes,
+        counts=counts,
+        problems=problems,
+        split_source=split_source,
+        n_found=len(scan.images),
+        n_usable=sum(sum(per.values()) for per in counts.values()),
+        images=[
+            UsableImage(str(img.path), img.class_name, img.split, info.sha256)
+            for img, info in kept
+            if img.class_name in classes
+        ],
+    )

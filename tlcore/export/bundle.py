@@ -1,0 +1,108 @@
+"""A trained model packed to travel: the bundle's metadata, measured metrics and model card.
+
+The file format itself (``tlcore.json`` + ``model.safetensors``, and reading it back) is
+``tlcore.results.bundle_format``; this module adds what only an export knows: the run's
+settings and data, validation metrics measured on the exported weights, the model card.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from tlcore.errors import DataError
+from tlcore.export import model_card
+from tlcore.results.bundle_format import (
+    BUNDLE_FORMAT,
+    BUNDLE_META,
+    FORMAT_VERSION,
+    WEIGHTS_FILE,
+    preprocessing,
+    write_bundle_files,
+)
+
+__all__ = ["BUNDLE_META", "WEIGHTS_FILE", "bundle_metadata", "model_metadata", "write_bundle"]
+
+
+def model_metadata(run: Any, checkpoint: str, predictor: Any) -> dict[str, Any]:
+    """What any exported file needs to be used: architecture, classes, preprocessing."""
+    from tlcore.runs.files import now_iso
+    from tlcore.runs.run import package_versions
+
+    return {
+        "format": BUNDLE_FORMAT,
+        "format_version": FORMAT_VERSION,
+        "architecture": predictor.model_name,
+        "classes": list(predictor.classes),
+        "num_classes": len(predictor.classes),
+        "img_size": predictor.img_size,
+        "preprocessing": preprocessing(predictor.data_config),
+        "pretrained_weights": predictor.weights,
+        "weights_file": WEIGHTS_FILE,
+        "run_id": run.id,
+        "checkpoint": checkpoint,
+        "created": now_iso(),
+        "versions": package_versions(),
+    }
+
+
+def _metrics(run: Any, checkpoint: str, predictor: Any) -> dict[str, Any]:
+    """Validation numbers measured now, on the exported weights (not copied from the log)."""
+    from tlcore.runs.scoring import evaluate_run
+
+    epochs = run.epochs()
+    try:
+        report = evaluate_run(run, checkpoint, predictor=predictor, worst_k=0)
+    except DataError as exc:
+        return {"split": "val", "images": 0, "note": str(exc)}
+    if checkpoint == "best" and epochs:
+        scored = [e for e in epochs if e.get("is_best")]
+        epoch = scored[-1]["epoch"] if scored else epochs[-1]["epoch"]
+    else:
+        epoch = epochs[-1]["epoch"] if epochs else None
+    return {
+        "split": "val",
+        "images": report.n_images,
+        "accuracy": report.accuracy,
+        "macro_f1": report.macro_f1,
+        "loss": report.loss,
+        "per_class": report.per_class,
+        "confusion": report.confusion,
+        "confused_pairs": report.confused_pairs,
+        "epoch": epoch,
+        "epochs_trained": len(epochs),
+    }
+
+
+def bundle_metadata(run: Any, checkpoint: str, predictor: Any) -> dict[str, Any]:
+    """``model_metadata`` plus the training settings, the data summary and measured metrics."""
+    record = run.record
+    data = record.get("data", {})
+    source = str(data.get("source", ""))
+    return {
+        **model_metadata(run, checkpoint, predictor),
+        "training": record.get("config", {}),
+        "data": {
+            "name": Path(source).name or source,
+            "source": source,
+            "classes": data.get("classes", list(predictor.classes)),
+            "counts": data.get("counts", {}),
+            "split_seed": data.get("split_seed"),
+            "split_source": data.get("split_source"),
+            "fingerprint": data.get("fingerprint", ""),
+        },
+        "metrics": _metrics(run, checkpoint, predictor),
+    }
+
+
+def write_bundle(run: Any, checkpoint: str, predictor: Any, folder: Path) -> dict[str, Any]:
+    """Fill ``folder`` (new or empty) with the bundle's files; returns its ``tlcore.json``."""
+    meta = bundle_metadata(run, checkpoint, predictor)
+    write_bundle_files(folder, meta, predictor.model.state_dict(), run.id)
+    metrics = meta["metrics"]
+    if metrics.get("images"):
+        model_card.confusion_png(
+            meta["classes"], metrics["confusion"], folder / model_card.CONFUSION_FILE
+        )
+    (folder / model_card.CARD_FILE).write_text(model_card.model_card(meta), encoding="utf-8")
+    return meta

@@ -1,0 +1,230 @@
+"""Export a trained run: a bundle, ONNX, TorchScript, or a script that retrains it.
+
+``export_run`` is the one entry point the CLI (``tlcore export``) and the Export
+page share. Each format is built in a hidden folder next to the destination and
+moved into place at the end, so a failed or interrupted export never leaves a
+half-written file where a good one (or nothing) was; a destination that exists
+is only replaced when asked. ONNX and TorchScript files are checked against the
+PyTorch model on the run's own photos before they are handed over
+(``tlcore.export.graph_export``).
+
+The page keeps its exports in ``<run>/exports/`` with their check results in
+``exports.json`` (``export_into_run`` / ``recorded_exports``).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import zipfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from tlcore.errors import ConfigError, DataError, TLCoreError
+from tlcore.runs.scoring import load_predictor
+
+FORMATS = ("bundle", "onnx", "torchscript", "script")
+FILE_NAMES = {
+    "bundle": "bundle.zip",
+    "onnx": "model.onnx",
+    "torchscript": "model.torchscript.pt",
+    "script": "reproduce.zip",
+}
+EXPORTS_DIR = "exports"
+RESULTS_FILE = "exports.json"
+CHECK_IMAGES = 8
+_STORED_SUFFIXES = (".safetensors", ".pt", ".png")  # already dense: zip would only cost time
+
+if TYPE_CHECKING:
+    import torch
+
+
+@dataclass
+class ExportResult:
+    """What was written where, and for ONNX/TorchScript how well it matches PyTorch."""
+
+    format: str
+    path: str
+    size_bytes: int
+    run_id: str
+    checkpoint: str
+    check: dict[str, Any] | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @property
+    def check_passed(self) -> bool | None:
+        return None if self.check is None else bool(self.check["passed"])
+
+    def text(self) -> str:
+        """What the CLI prints and the page shows."""
+        size = self.size_bytes / 1e6
+        lines = [
+            f"Wrote {self.format} of run {self.run_id} ({self.checkpoint}) to {self.path} ({size:.1f} MB)."
+        ]
+        if self.check is not None:
+            from tlcore.export.graph_export import FormatCheck
+
+            lines.append(
+                ("Check passed: " if self.check_passed else "CHECK FAILED: ")
+                + FormatCheck(**self.check).text()
+            )
+        return "\n".join(lines)
+
+
+def _size(path: Path) -> int:
+    if path.is_dir():
+        return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+    return path.stat().st_size
+
+
+def zip_folder(folder: Path, out: Path) -> Path:
+    """The files of ``folder`` at the top of a zip (weights stored, text compressed)."""
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as zf:
+        for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+            stored = path.suffix.lower() in _STORED_SUFFIXES
+            zf.write(path, path.relative_to(folder).as_posix(),
+                     compress_type=zipfile.ZIP_STORED if stored else zipfile.ZIP_DEFLATED)  # fmt: skip
+    return out
+
+
+def check_images(run: Any, predictor: Any, limit: int = CHECK_IMAGES) -> torch.Tensor:
+    """Up to ``limit`` of the run's own photos (validation first), preprocessed as for prediction."""
+    import torch
+
+    from tlcore.data.manifest import Manifest
+
+    manifest = Manifest.load(run.manifest_path)
+    tensors = []
+    for item in manifest.items_for("val") + manifest.items_for("train"):
+        if len(tensors) >= limit:
+            break
+        try:
+            tensors.append(predictor.preprocess(item.path))
+        except TLCoreError:
+            continue  # moved or deleted since training: try the next photo
+    if not tensors:
+        raise DataError(
+            f"cannot check the export on real photos: none of run {run.id}'s photos under "
+            f"{manifest.root} can be read any more. Put the dataset back where it was, then export."
+        )
+    return torch.stack(tensors)
+
+
+def _build(
+    fmt: str, run: Any, checkpoint: str, predictor: Any, stage: Path, zipped: bool
+) -> tuple[Path, Any, dict]:
+    """Write the artifact inside ``stage``; (its path, FormatCheck or None, details)."""
+    from tlcore.export import graph_export
+    from tlcore.export.bundle import model_metadata, write_bundle
+    from tlcore.export.reproduce import write_reproduction
+
+    if fmt == "bundle":
+        meta = write_bundle(run, checkpoint, predictor, stage / "bundle")
+        details = {
+            "metrics": {k: meta["metrics"].get(k) for k in ("images", "accuracy", "macro_f1")}
+        }
+        if zipped:
+            return zip_folder(stage / "bundle", stage / "bundle.zip"), None, details
+        return stage / "bundle", None, details
+    if fmt == "script":
+        folder = write_reproduction(run, stage / "reproduce")
+        if zipped:
+            return zip_folder(folder, stage / "reproduce.zip"), None, {}
+        return folder, None, {}
+    images = check_images(run, predictor)
+    meta = model_metadata(run, checkpoint, predictor)
+    model = predictor.model.cpu().float()
+    if fmt == "onnx":
+        path = stage / "model.onnx"
+        check = graph_export.export_onnx(model, images, path, meta)
+    else:
+        path = stage / "model.pt"
+        check = graph_export.export_torchscript(model, images, path, meta)
+    return path, check, {}
+
+
+def _publish(artifact: Path, out: Path, stage: Path) -> None:
+    """Move the finished artifact to ``out``: a file atomically, an old folder moved aside first."""
+    if out.is_dir() and not out.is_symlink():
+        os.replace(out, stage / "replaced")  # dropped with the stage
+    elif artifact.is_dir() and (out.exists() or out.is_symlink()):
+        out.unlink()
+    os.replace(artifact, out)
+
+
+def export_run(
+    run: Any, fmt: str, out: str | Path, *, checkpoint: str = "best", overwrite: bool = False
+) -> ExportResult:
+    """Export ``run`` (a Run, id or folder) as ``fmt`` to ``out``.
+
+    bundle and script: a folder, or a .zip when ``out`` ends in .zip. onnx and
+    torchscript: one file, checked against PyTorch before it is moved into place.
+    """
+    from tlcore.runs.run import Run
+
+    if fmt not in FORMATS:
+        raise ConfigError(f"unknown export format {fmt!r}: use one of {', '.join(FORMATS)}.")
+    run = run if isinstance(run, Run) else Run.open(run)
+    out = Path(out).expanduser().absolute()
+    if (out.exists() or out.is_symlink()) and not overwrite:
+        raise ConfigError(
+            f"{out} already exists: choose another --out, or use --force to replace it."
+        )
+    predictor = load_predictor(run, checkpoint=checkpoint)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    try:
+        artifact, check, details = _build(
+            fmt, run, checkpoint, predictor, stage, out.suffix.lower() == ".zip"
+        )
+        _publish(artifact, out, stage)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+    return ExportResult(
+        format=fmt,
+        path=str(out),
+        size_bytes=_size(out),
+        run_id=run.id,
+        checkpoint=checkpoint,
+        check=check.to_dict() if check is not None else None,
+        details=details,
+    )
+
+
+# -- exports kept inside a run (the Export page) -----------------------------------------------
+
+
+def run_export_path(run: Any, fmt: str) -> Path:
+    return run.dir / EXPORTS_DIR / FILE_NAMES[fmt]
+
+
+def recorded_exports(run: Any) -> dict[str, ExportResult]:
+    """The exports already made for ``run`` whose files are still there, by format."""
+    from tlcore.runs.files import read_json
+
+    recorded = read_json(run.dir / EXPORTS_DIR / RESULTS_FILE) or {}
+    results = {}
+    for fmt, data in recorded.items():
+        try:
+            result = ExportResult(**data)
+        except TypeError:
+            continue  # written by another version: export again
+        if fmt in FORMATS and Path(result.path).exists():
+            results[fmt] = result
+    return results
+
+
+def export_into_run(run: Any, fmt: str, checkpoint: str = "best") -> ExportResult:
+    """Export into ``<run>/exports/`` (replacing an older export) and remember the result."""
+    from tlcore.runs.files import write_json_atomic
+
+    result = export_run(run, fmt, run_export_path(run, fmt), checkpoint=checkpoint, overwrite=True)
+    recorded = {k: v.to_dict() for k, v in recorded_exports(run).items()}
+    recorded[fmt] = result.to_dict()
+    write_json_atomic(run.dir / EXPORTS_DIR / RESULTS_FILE, recorded)
+    return result

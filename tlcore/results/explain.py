@@ -1,0 +1,234 @@
+"""Why the model said what it said: Grad-CAM heat maps and an embedding map.
+
+Grad-CAM comes from the maintained ``grad-cam`` package (pytorch-grad-cam), not
+a hand-written CAM. What it needs per architecture is the layer to explain and,
+for transformers, how to turn tokens back into a grid. Both are found by probing
+the model once instead of a table of names: the module whose output *is* the
+tensor ``forward_features`` returns is the last spatial feature map (``bn2`` in
+EfficientNet, ``layer4`` in ResNet, ``stages.3`` in ConvNeXt); token models use
+their last block's ``norm1`` (the package's recipe for ViT), because after the
+final per-token norm only the class token receives a gradient.
+
+The embedding map projects the backbone's pooled features of the validation
+images to 2-D with PCA (exact SVD in torch), so people can see whether their
+classes separate, before and after fine-tuning.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import nn
+
+from tlcore.errors import ModelError
+
+
+@dataclass
+class CamTarget:
+    """The layer Grad-CAM explains and how its output becomes (B, C, H, W)."""
+
+    name: str
+    layer: nn.Module
+    reshape_transform: Callable[[torch.Tensor], torch.Tensor] | None
+
+
+@dataclass
+class CamResult:
+    """A heat map over the original image (H, W) in [0, 1] and the overlay people look at."""
+
+    heatmap: np.ndarray
+    overlay: Image.Image
+    class_index: int
+    label: str
+    probability: float
+    layer: str
+
+
+def _tokens_to_grid(prefix: int) -> Callable[[torch.Tensor], torch.Tensor]:
+    def reshape(tokens: torch.Tensor) -> torch.Tensor:
+        patches = tokens[:, prefix:, :]
+        side = int(math.isqrt(patches.shape[1]))
+        grid = patches[:, : side * side].reshape(patches.shape[0], side, side, patches.shape[2])
+        return grid.permute(0, 3, 1, 2)
+
+    return reshape
+
+
+def _nhwc_to_nchw(x: torch.Tensor) -> torch.Tensor:
+    return x.permute(0, 3, 1, 2)
+
+
+def cam_target(model: nn.Module, input_size: Sequence[int] = (3, 224, 224)) -> CamTarget:
+    """The layer to explain for any timm model, found by one forward pass on a blank image."""
+    names = {id(m): n for n, m in model.named_modules() if n}
+    finished: list[tuple[str, torch.Tensor]] = []
+
+    def record(module: nn.Module, _inputs: Any, output: Any) -> None:
+        if isinstance(output, torch.Tensor) and id(module) in names:
+            finished.append((names[id(module)], output))
+
+    handles = [m.register_forward_hook(record) for m in model.modules() if id(m) in names]
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            features = model.forward_features(torch.zeros(1, *input_size))
+    except AttributeError:
+        raise ModelError(f"{type(model).__name__} has no forward_features: no Grad-CAM.") from None
+    finally:
+        for handle in handles:
+            handle.remove()
+        model.train(was_training)
+    producers = [name for name, out in finished if out is features]
+    if not producers:
+        raise ModelError(f"cannot find the last feature layer of {type(model).__name__}.")
+    name = producers[-1]  # hooks fire inner-first: the last one is the outermost module
+    modules = dict(model.named_modules())
+    if features.dim() == 3:  # tokens (B, N, C): explain before the last per-token norm
+        blocks = getattr(model, "blocks", None)
+        if blocks is not None and hasattr(blocks[-1], "norm1"):
+            name = f"blocks.{len(blocks) - 1}.norm1"
+        prefix = int(getattr(model, "num_prefix_tokens", 1))
+        return CamTarget(name, modules[name], _tokens_to_grid(prefix))
+    if features.dim() == 4:
+        channels = int(getattr(model, "num_features", features.shape[1]))
+        nhwc = features.shape[1] != channels and features.shape[-1] == channels
+        return CamTarget(name, modules[name], _nhwc_to_nchw if nhwc else None)
+    raise ModelError(f"{type(model).__name__}: features of shape {tuple(features.shape)}.")
+
+
+def model_view_box(transform: Any, width: int, height: int) -> tuple[float, float, float, float]:
+    """The part of the original image (left, top, right, bottom) the model sees after resize+crop.
+
+    Follows timm's eval transform (Resize, CenterCrop); an unknown step means the
+    whole image, which is the right answer for a squash resize.
+    """
+    from torchvision.transforms import CenterCrop, Resize
+
+    x0, y0, sx, sy, w, h = 0.0, 0.0, 1.0, 1.0, float(width), float(height)
+    for step in getattr(transform, "transforms", []):
+        if isinstance(step, Resize):
+            size = step.size
+            if isinstance(size, int) or len(size) == 1:
+                short = size if isinstance(size, int) else size[0]
+                new_w, new_h = (
+                    (short, int(short * h / w)) if w <= h else (int(short * w / h), short)
+                )
+            else:
+                new_h, new_w = size
+            sx, sy = sx * new_w / w, sy * new_h / h
+            w, h = float(new_w), float(new_h)
+        elif isinstance(step, CenterCrop):
+            crop_h, crop_w = step.size
+            x0 += round((w - crop_w) / 2.0) / sx
+            y0 += round((h - crop_h) / 2.0) / sy
+            w, h = float(crop_w), float(crop_h)
+        else:
+            break
+    return x0, y0, x0 + w / sx, y0 + h / sy
+
+
+def _paste_on_original(
+    cam: np.ndarray, box: tuple[float, ...], size: tuple[int, int]
+) -> np.ndarray:
+    """The crop-sized CAM placed where that crop lies in the original image (zeros elsewhere)."""
+    width, height = size
+    left, top, right, bottom = (int(round(v)) for v in box)
+    heat = np.zeros((height, width), dtype=np.float32)
+    box_w, box_h = max(1, right - left), max(1, bottom - top)
+    scaled = np.asarray(
+        Image.fromarray(cam.astype(np.float32), mode="F").resize(
+            (box_w, box_h), Image.Resampling.BILINEAR
+        )
+    )
+    x_a, y_a = max(0, left), max(0, top)
+    x_b, y_b = min(width, right), min(height, bottom)
+    if x_b > x_a and y_b > y_a:
+        heat[y_a:y_b, x_a:x_b] = scaled[y_a - top : y_b - top, x_a - left : x_b - left]
+    return np.clip(heat, 0.0, 1.0)
+
+
+def gradcam(
+    predictor: Any, image: Any, class_index: int | None = None, image_weight: float = 0.55
+) -> CamResult:
+    """Grad-CAM for one image (path or PIL) towards ``class_index`` (default: the top class)."""
+    from pytorch_grad_cam import GradCAM
+    from pytorch_grad_cam.utils.image import show_cam_on_image
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+
+    from tlcore.data.images import load_rgb
+
+    pil = image.convert("RGB") if isinstance(image, Image.Image) else load_rgb(image)
+    model = predictor.model
+    target = cam_target(model, predictor.data_config["input_size"])
+    x = predictor.preprocess(pil).unsqueeze(0).to(predictor.device)
+    with torch.no_grad():
+        probs = model(x).float().softmax(1)[0].cpu()
+    index = int(probs.argmax()) if class_index is None else int(class_index)
+    if not 0 <= index < len(predictor.classes):
+        raise ModelError(f"class index {index} is out of range (0..{len(predictor.classes) - 1}).")
+    with (
+        torch.enable_grad(),
+        GradCAM(
+            model=model, target_layers=[target.layer], reshape_transform=target.reshape_transform
+        ) as cam,
+    ):
+        crop_map = cam(input_tensor=x, targets=[ClassifierOutputTarget(index)])[0]
+    model.eval()
+    box = model_view_box(predictor.transform, *pil.size)
+    heat = _paste_on_original(np.nan_to_num(crop_map), box, pil.size)
+    rgb = np.asarray(pil, dtype=np.float32) / 255.0
+    overlay = show_cam_on_image(rgb, heat, use_rgb=True, image_weight=image_weight)
+    return CamResult(
+        heatmap=heat,
+        overlay=Image.fromarray(overlay),
+        class_index=index,
+        label=predictor.classes[index],
+        probability=float(probs[index]),
+        layer=target.name,
+    )
+
+
+def pca_2d(features: torch.Tensor) -> torch.Tensor:
+    """(N, D) -> (N, 2) on the two main axes; signs fixed so the picture does not flip."""
+    x = features.double() - features.double().mean(dim=0, keepdim=True)
+    if x.shape[0] < 2:
+        return torch.zeros(x.shape[0], 2)
+    _, _, vh = torch.linalg.svd(x, full_matrices=False)
+    axes = vh[:2]
+    flip = torch.sign(axes.gather(1, axes.abs().argmax(dim=1, keepdim=True)))
+    coords = x @ (axes * flip).T
+    if coords.shape[1] < 2:
+        coords = torch.cat([coords, torch.zeros(coords.shape[0], 2 - coords.shape[1])], dim=1)
+    return coords.float()
+
+
+def embedding_map(
+    predictor: Any, paths: Sequence[str], labels: Sequence[str], *, pretrained: bool = False
+) -> list[dict[str, Any]]:
+    """Rows (x, y, label, path) of the images' backbone features projected with PCA.
+
+    ``pretrained=True`` embeds with the backbone as it was before training (the
+    original weights), to compare how well the classes separate before and after.
+    """
+    from tlcore.results.predict import Predictor
+
+    if pretrained:
+        from tlcore.models.factory import create_model
+
+        base = create_model(predictor.model_name, len(predictor.classes), predictor.weights)
+        predictor = Predictor(
+            base, predictor.classes, predictor.img_size, model_name=predictor.model_name
+        )
+    features = predictor.embed(list(paths))
+    coords = pca_2d(features)
+    return [
+        {"x": float(x), "y": float(y), "label": label, "path": str(path)}
+        for (x, y), label, path in zip(coords.tolist(), labels, paths, strict=True)
+    ]

@@ -1,0 +1,377 @@
+"""A training run is a directory; this module is the only code that knows its layout.
+
+The worker process writes the directory, pages and the CLI read it back, so a
+browser tab, a page rerun or a Streamlit restart can neither kill nor corrupt
+a run. Layout of ``runs_dir()/<run_id>/``:
+
+- ``config.json``   the TrainConfig, data manifest path + fingerprint, versions
+- ``manifest.json`` a copy of the data manifest the run trains on
+- ``status.json``   state, epoch/step, a human message, pid, heartbeat (atomic)
+- ``metrics.jsonl`` one event per line (append + flush; readers skip a partial last line)
+- ``confusion/epoch_NNN.json``, ``checkpoints/{last,best}.*``, ``log.txt``
+- ``stop.request``  present while the user asks the worker to stop
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import subprocess
+import sys
+import time
+from datetime import datetime
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from tlcore import __version__, settings
+from tlcore.errors import DataError, RunError
+from tlcore.runs.files import now_iso, read_events, read_json, write_json_atomic
+from tlcore.training.config import TrainConfig
+
+STATES = ("queued", "running", "finished", "failed", "stopped")
+ACTIVE_STATES = ("queued", "running")
+STARTUP_GRACE_S = 60.0
+_RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}")  # what make_run_id writes, no '..'
+_CHILDREN: dict[int, subprocess.Popen] = {}  # workers this process spawned, to reap them
+
+
+def make_run_id(config: TrainConfig) -> str:
+    """Sortable by start time, readable at a glance: 20261123-193000-lite0-features-ab12."""
+    model = re.sub(r"^(timm/)?(tf_)?(efficientnet_)?", "", config.model)
+    model = re.sub(r"[^A-Za-z0-9]+", "-", model).strip("-")[:20] or "model"
+    preset = re.sub(r"[^A-Za-z0-9]+", "-", str(config.freeze.get("preset", "custom")))
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    return f"{stamp}-{model}-{preset}-{secrets.token_hex(2)}"
+
+
+def package_versions() -> dict[str, str]:
+    versions = {"tlcore": __version__, "python": sys.version.split()[0]}
+    for name in ("torch", "torchvision", "timm"):
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = "missing"
+    return versions
+
+
+class Run:
+    """A handle on one run directory; cheap to create, every read goes to disk."""
+
+    def __init__(self, path: Path) -> None:
+        self.dir = Path(path)
+        self.id = self.dir.name
+
+    def __repr__(self) -> str:
+        return f"Run({str(self.dir)!r})"
+
+    # -- files ---------------------------------------------------------------------------
+    @property
+    def config_path(self) -> Path:
+        return self.dir / "config.json"
+
+    @property
+    def status_path(self) -> Path:
+        return self.dir / "status.json"
+
+    @property
+    def metrics_path(self) -> Path:
+        return self.dir / "metrics.jsonl"
+
+    @property
+    def manifest_path(self) -> Path:
+        return self.dir / "manifest.json"
+
+    @property
+    def stop_path(self) -> Path:
+        return self.dir / "stop.request"
+
+    @property
+    def log_path(self) -> Path:
+        return self.dir / "log.txt"
+
+    @property
+    def checkpoints_dir(self) -> Path:
+        return self.dir / "checkpoints"
+
+    @property
+    def confusion_dir(self) -> Path:
+        return self.dir / "confusion"
+
+    # -- creating and finding runs -------------------------------------------------------
+    @classmethod
+    def create(cls, config: TrainConfig) -> Run:
+        """Validate, prepare the data and write the run directory, without starting it."""
+        config.validate()
+        from tlcore.data.prepare import prepare_data
+        from tlcore.runs import limits
+
+        limits.check_config(config)  # the admin's caps on a shared server
+        limits.check_nproc(config)
+        from tlcore.data.manifest import Manifest
+
+        if config.manifest_path:
+            manifest = Manifest.load(Path(config.manifest_path))
+        else:
+            prepared = prepare_data(config.data, val_fraction=config.val_fraction, seed=config.seed)
+            if prepared.manifest is None or not prepared.report.trainable:
+                reason = prepared.report.reason or "no usable images were found"
+                raise DataError(f"cannot train on {config.data}: {reason}")
+            manifest = prepared.manifest
+            config.manifest_path = str(prepared.manifest_path)
+        if not manifest.items_for("train"):
+            raise DataError(f"cannot train on {config.data}: the training split has no images.")
+        limits.check_dataset(len(manifest.items))
+        root = settings.runs_dir()
+        root.mkdir(parents=True, exist_ok=True)
+        run = cls(root / make_run_id(config))
+        run.dir.mkdir()
+        manifest.save(run.manifest_path)
+        write_json_atomic(
+            run.config_path,
+            {
+                "id": run.id,
+                "created": now_iso(),
+                "owner": config.owner,
+                "config": config.to_dict(),
+                "data": {
+                    "source": str(config.data),
+                    "manifest_path": config.manifest_path,
+                    "fingerprint": manifest.fingerprint(),
+                    "classes": list(manifest.classes),
+                    "counts": manifest.counts(),
+                    "split_seed": manifest.seed,
+                    "split_source": manifest.split_source,
+                },
+                "versions": package_versions(),
+            },
+        )
+        run.write_status("queued", message="Waiting for the worker to start.")
+        return run
+
+    @classmethod
+    def start(cls, config: TrainConfig) -> Run:
+        """Create the run directory and spawn its worker; returns at once."""
+        from tlcore.runs.limits import check_queue
+
+        check_queue(config.owner, len(active_runs(config.owner)))
+        run = cls.create(config)
+        run.spawn_worker(resume=False)
+        return run
+
+    @classmethod
+    def open(cls, path_or_id: str | Path) -> Run:
+        """A run by directory path or by id (a directory name under runs_dir())."""
+        candidates = [Path(path_or_id), settings.runs_dir() / str(path_or_id)]
+        for path in candidates:
+            if (path / "config.json").is_file():
+                return cls(path.resolve())
+        raise RunError(f"no training run found at '{path_or_id}': see `tlcore runs` for ids.")
+
+    @classmethod
+    def from_id(cls, run_id: str) -> Run:
+        """A run by id alone (from a URL or a browser): never a path, never outside runs_dir()."""
+        text = str(run_id)
+        if not _RUN_ID.fullmatch(text):
+            raise RunError(f"{text[:80]!r} is not a run id (letters, digits, '-', '_' and '.').")
+        root = settings.runs_dir().resolve()
+        path = (root / text).resolve()
+        if path.parent != root or not (path / "config.json").is_file():
+            raise RunError(f"no training run with the id '{text}' in {root}.")
+        return cls(path)
+
+    # -- the worker ----------------------------------------------------------------------
+    def spawn_worker(self, *, resume: bool) -> int:
+        """A detached process (own session) so closing the app or the terminal cannot kill it."""
+        from tlcore.runs import queue as run_queue
+
+        config = self.config
+        cmd = [sys.executable, "-m", "tlcore.runs.worker", str(self.dir)] + (
+            ["--resume"] if resume else []
+        )
+        if config.nproc > 1:  # torchrun starts nproc workers (DDP); see tlcore.training.distributed
+            launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
+            cmd = [*launcher, f"--nproc_per_node={config.nproc}", *cmd[1:]]
+        run_queue.enqueue(self.dir, run_queue.device_key(config.device))  # submission order
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(
+            p for p in (str(settings.PROJECT_ROOT), env.get("PYTHONPATH", "")) if p
+        )
+        with open(self.log_path, "ab") as log:
+            proc = subprocess.Popen(
+                cmd,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+                start_new_session=True,
+            )
+        _CHILDREN[proc.pid] = proc
+        return proc.pid
+
+    # -- reading -------------------------------------------------------------------------
+    @property
+    def record(self) -> dict[str, Any]:
+        record = read_json(self.config_path)
+        if record is None:
+            raise RunError(f"{self.config_path} is missing or unreadable.")
+        return record
+
+    @property
+    def config(self) -> TrainConfig:
+        return TrainConfig.from_dict(self.record["config"])
+
+    def write_status(self, state: str, **fields: Any) -> dict[str, Any]:
+        """Replace status.json; fields not given are carried over from the previous status."""
+        status = read_json(self.status_path) or {}
+        status.update(fields, state=state, heartbeat=now_iso(), heartbeat_unix=time.time())
+        status.setdefault("epochs", self.config.epochs)
+        write_json_atomic(self.status_path, status)
+        return status
+
+    def status(self) -> dict[str, Any]:
+        """The worker's last word, corrected when its process has died without saying so."""
+        status = read_json(self.status_path) or {"state": "queued", "message": "No status yet."}
+        status.setdefault("epoch", 0)
+        status.setdefault("step", 0)
+        if status.get("state") in ACTIVE_STATES and not self._worker_alive(status):
+            status["state"] = "failed"
+            status["interrupted"] = True
+            status["message"] = (
+                f"Interrupted: the worker process ({status.get('pid') or 'never started'}) is gone "
+                f"after epoch {status.get('epoch', 0)}. Resume to continue from the last checkpoint."
+            )
+        return status
+
+    def _worker_alive(self, status: dict[str, Any]) -> bool:
+        pid = status.get("pid")
+        if not pid:  # written by Run.start / resume before the worker said hello
+            spawned = [p for p in _CHILDREN.values() if str(self.dir) in " ".join(map(str, p.args))]
+            if spawned:
+                return any(p.poll() is None for p in spawned)
+            return time.time() - float(status.get("heartbeat_unix", 0)) < STARTUP_GRACE_S
+        return pid_is_worker(int(pid), self.dir, status.get("worker_cmd"))
+
+    def metrics(self) -> list[dict[str, Any]]:
+        return read_events(self.metrics_path)
+
+    def epochs(self) -> list[dict[str, Any]]:
+        """One epoch event per epoch, in order (a later line for the same epoch wins)."""
+        by_epoch = {e["epoch"]: e for e in self.metrics() if e.get("type") == "epoch"}
+        return [by_epoch[k] for k in sorted(by_epoch)]
+
+    def latest_confusion(self) -> dict[str, Any] | None:
+        epochs = self.epochs()
+        return epochs[-1].get("confusion") if epochs else None
+
+    def summary(self) -> dict[str, Any]:
+        """One row for the runs table."""
+        record, status, epochs = self.record, self.status(), self.epochs()
+        config = record.get("config", {})
+        val = [e["val_acc"] for e in epochs if e.get("val_acc") is not None]
+        return {
+            "id": self.id,
+            "name": config.get("name", ""),
+            "state": status.get("state"),
+            "model": config.get("model"),
+            "freeze": freeze_label(config.get("freeze") or {}),
+            "best_val_acc": max(val) if val else None,
+            "epochs_done": len(epochs),
+            "epochs": config.get("epochs"),
+            "created": record.get("created"),
+            "owner": record.get("owner", ""),
+            "message": status.get("message", ""),
+        }
+
+    # -- control -------------------------------------------------------------------------
+    def stop(self) -> None:
+        """Ask the worker to stop after its current step; it saves a checkpoint first."""
+        if self.status().get("state") in ACTIVE_STATES:
+            self.stop_path.write_text(now_iso())
+
+    def resume(self, spawn: bool = True) -> Run:
+        """Continue a stopped, failed or interrupted run from its last checkpoint.
+
+        ``spawn=False`` only marks it queued (``torchrun ... tlcore resume`` trains it in-process).
+        """
+        status = self.status()
+        if status["state"] in ACTIVE_STATES:
+            raise RunError(f"run {self.id} is still {status['state']}: stop it before resuming.")
+        if status["state"] == "finished":
+            raise RunError(f"run {self.id} has finished: start a new run to train more.")
+        from tlcore.runs.limits import check_queue
+
+        owner = self.record.get("owner", "")
+        check_queue(owner, len(active_runs(owner)))  # a resumed run waits in the queue too
+        self.stop_path.unlink(missing_ok=True)
+        self.write_status("queued", message="Resuming: waiting for the worker.", pid=None)
+        if spawn:
+            self.spawn_worker(resume=True)
+        return self
+
+    def wait(self, timeout: float | None = None, poll_s: float = 0.2) -> dict[str, Any]:
+        """Block until the run ends; its final status. RunError after ``timeout`` seconds."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            status = self.status()
+            if status["state"] not in ACTIVE_STATES:
+                return status
+            if deadline is not None and time.monotonic() > deadline:
+                raise RunError(f"run {self.id} still {status['state']} after {timeout:.0f} s.")
+            time.sleep(poll_s)
+
+
+def pid_is_worker(pid: int, run_dir: Path, worker_cmd: str | None = None) -> bool:
+    """Alive, not a zombie, and (where /proc tells) still our worker, not a reused pid."""
+    child = _CHILDREN.get(pid)
+    if child is not None and child.poll() is not None:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    proc = Path("/proc") / str(pid)
+    try:
+        if (proc / "stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
+            return False
+        cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        if worker_cmd:  # trained in-process by `torchrun ... tlcore train`
+            return worker_cmd in cmdline
+        return "tlcore.runs.worker" in cmdline and run_dir.name in cmdline
+    except (OSError, IndexError):
+        return True  # no /proc (macOS): trust the signal check
+
+
+def is_live(run_dir: Path) -> bool:
+    """A run folder whose run is still queued or running (its worker alive)."""
+    run = Run(run_dir)
+    return run.config_path.is_file() and run.status().get("state") in ACTIVE_STATES
+
+
+def freeze_label(plan: dict[str, Any]) -> str:
+    """ "last-3" rather than "last-k": what the user picked (FreezePlan.label, without torch)."""
+    preset = str(plan.get("preset", ""))
+    if preset == "last-k":
+        return f"last-{plan.get('k', 1)}"
+    if preset == "progressive" and int(plan.get("every", 1)) != 1:
+        return f"progressive-{plan['every']}"
+    return preset
+
+
+def list_runs(owner: str | None = None) -> list[Run]:
+    """Every run under runs_dir(), newest first (run ids sort by start time); ``owner``'s only."""
+    root = settings.runs_dir()
+    if not root.is_dir():
+        return []
+    runs = [Run(p) for p in root.iterdir() if (p / "config.json").is_file()]
+    if owner is not None:
+        runs = [r for r in runs if (read_json(r.config_path) or {}).get("owner", "") == owner]
+    return sorted(runs, key=lambda r: r.id, reverse=True)
+
+
+def active_runs(owner: str | None = None) -> list[Run]:
+    """Runs waiting or training (the queue a user's cap counts)."""
+    return [r for r in list_runs(owner) if r.status().get("state") in ACTIVE_STATES]

@@ -1,0 +1,291 @@
+"""The process that executes one run: ``python -m tlcore.runs.worker RUN_DIR [--resume]``.
+
+It is spawned detached (own session, output to ``log.txt``) so nothing the UI
+does can kill it. It waits for a free device slot (state ``queued``), trains,
+and turns every fault into a state with a message instead of a crash: the UI
+only ever reads the run directory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import errno
+import logging
+import os
+import sys
+import time
+import traceback
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
+
+from tlcore import settings
+from tlcore.errors import TLCoreError
+from tlcore.runs import queue as run_queue
+from tlcore.runs.files import append_event, keep_history_until, write_json_atomic
+from tlcore.runs.run import Run, is_live
+from tlcore.training import distributed
+
+if TYPE_CHECKING:
+    from tlcore.data.manifest import Manifest
+    from tlcore.training.config import TrainConfig
+    from tlcore.training.trainer import Trainer
+
+log = logging.getLogger("tlcore.runs.worker")
+STATUS_EVERY_S = 0.5
+QUEUE_POLL_S = 1.0
+_DISK_ERRNOS = {
+    errno.ENOSPC: "the disk is full",
+    errno.EDQUOT: "the disk quota is used up",
+    errno.EROFS: "the folder is on a read-only file system",
+    errno.EACCES: "permission denied",
+}
+
+
+@contextlib.contextmanager
+def device_slot(run: Run, device: str) -> Iterator[bool]:
+    """Hold one of ``TLCORE_MAX_CONCURRENT_RUNS`` (default 1) lock files for ``device``.
+
+    Yields False if the user stopped the run while it waited. The kernel frees an
+    flock when its process dies, so a killed worker never blocks the queue.
+    """
+    try:
+        import fcntl
+    except ImportError:  # Windows: no queue, runs share the device
+        yield True
+        return
+    slots = settings.max_concurrent_runs()
+    paths = [run.dir.parent / f".device-{device}-{i}.lock" for i in range(slots)]
+    held: IO[str] | None = None
+    while held is None:
+        ahead = run_queue.ahead_of(run.dir, device, is_live)  # first come, first served
+        for path in [] if ahead else paths:
+            f = open(path, "a+")  # noqa: SIM115 - kept open while the slot is held
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                f.close()
+                continue
+            f.truncate(0)
+            f.write(run.id)
+            f.flush()
+            held = f
+            break
+        if held is None:
+            if run.stop_path.exists():
+                run_queue.leave(run.dir)
+                yield False
+                return
+            holders = ", ".join(sorted({p.read_text().strip() for p in paths if p.exists()} - {""}))
+            if ahead:
+                holders = f"{len(ahead)} earlier run(s) ({', '.join(ahead[:3])})"
+            run.write_status(
+                "queued",
+                pid=os.getpid(),
+                message=f"Queued: waiting for {holders or 'another run'} to finish on {device}.",
+            )
+            time.sleep(QUEUE_POLL_S)
+    run_queue.leave(run.dir)
+    try:
+        yield True
+    finally:
+        held.close()
+
+
+class RunRecorder:
+    """The callback that writes the run directory: events, status, checkpoints, stop requests."""
+
+    def __init__(self, run: Run) -> None:
+        self.run = run
+        self.last_status = 0.0
+
+    def on_fit_start(self, trainer: Any) -> None:
+        path = "fast path (cached embeddings)" if trainer.fast_path else "full model"
+        why = f" ({trainer.fast_path_reason})" if trainer.fast_path_reason else ""
+        log.info("training on %s with the %s%s", trainer.device, path, why)
+        self.status(trainer, "Embedding images once (fast path)." if trainer.fast_path else "")
+
+    def on_epoch_start(self, trainer: Any, epoch: int) -> None:
+        self.status(trainer, f"Training epoch {epoch} of {trainer.config.epochs}.")
+
+    def on_step_end(self, trainer: Any, event: dict[str, Any]) -> None:
+        append_event(self.run.metrics_path, event)
+        if self.run.stop_path.exists():
+            trainer.request_stop(f"Stopped by request at step {trainer.step}.")
+        if time.monotonic() - self.last_status > STATUS_EVERY_S:
+            self.status(trainer, f"Training epoch {event['epoch']} of {trainer.config.epochs}.")
+
+    def on_epoch_end(self, trainer: Any, event: dict[str, Any]) -> None:
+        from tlcore.training.checkpoints import save_checkpoint
+
+        append_event(self.run.metrics_path, event)
+        self.run.confusion_dir.mkdir(exist_ok=True)
+        write_json_atomic(
+            self.run.confusion_dir / f"epoch_{event['epoch']:03d}.json", event["confusion"]
+        )
+        save_checkpoint(self.run.checkpoints_dir, "last", trainer.model, trainer.state_dict())
+        if event["is_best"]:
+            save_checkpoint(self.run.checkpoints_dir, "best", trainer.model, trainer.state_dict())
+        log.info(
+            "epoch %d/%d: train loss %.4f acc %.3f | val loss %.4f acc %.3f | %.2f s%s",
+            event["epoch"], event["epochs"], event["train_loss"], event["train_acc"],
+            event["val_loss"], event["val_acc"], event["seconds"], " (best)" if event["is_best"] else "",
+        )  # fmt: skip
+        self.status(trainer, f"Finished epoch {event['epoch']} of {trainer.config.epochs}.")
+
+    def status(self, trainer: Any, message: str) -> None:
+        self.last_status = time.monotonic()
+        self.run.write_status("running", pid=os.getpid(), epoch=trainer.epoch, step=trainer.step,
+                              epochs=trainer.config.epochs, fast_path=trainer.fast_path,
+                              device=str(trainer.device), message=message)  # fmt: skip
+
+
+def share_cpu_threads() -> None:
+    """Runs that train at once on a shared server split the CPU cores between them."""
+    import torch
+
+    from tlcore.training.devices import cpu_threads_per_run
+
+    threads = cpu_threads_per_run(settings.max_concurrent_runs())
+    if threads is not None:
+        torch.set_num_threads(threads)
+    log.info("CPU threads: %d", torch.get_num_threads())
+
+
+def choose_trainer(
+    config: TrainConfig, manifest: Manifest, callbacks: list[Any], cache_dir: Path
+) -> Trainer:
+    """The ``Trainer``; a run with a target domain also scores it, or adapts to it (DANN)."""
+    from tlcore.training.trainer import Trainer
+
+    if not getattr(config, "target_data", None):
+        return Trainer(config, manifest, callbacks=callbacks, cache_dir=cache_dir)
+    from tlcore.training.domain_adaptation import DANNTrainer, TargetEvaluation, load_target_domain
+
+    target = load_target_domain(config.target_data, manifest.classes)
+    callbacks = [TargetEvaluation(target), *callbacks]
+    if getattr(config, "domain_adaptation", "none") == "dann":
+        return DANNTrainer(config, manifest, target, callbacks=callbacks, cache_dir=cache_dir)
+    return Trainer(config, manifest, callbacks=callbacks, cache_dir=cache_dir)
+
+
+def train_run(run: Run, resume: bool) -> str:
+    """Build the trainer, continue from the last checkpoint if asked, train; the final state."""
+    from tlcore.data.manifest import Manifest
+    from tlcore.training.checkpoints import has_checkpoint, load_checkpoint, save_checkpoint
+
+    config = run.config
+    main = distributed.is_main()  # under torchrun only rank 0 writes the run directory
+    if main:
+        run.write_status("running", pid=os.getpid(), message="Loading the model and data.")
+    cache_dir = run.dir.parent / ".cache" / "embeddings"
+    share_cpu_threads()
+    manifest = Manifest.load(run.manifest_path)
+    recorders = [RunRecorder(run)] if main else []
+    trainer = choose_trainer(config, manifest, recorders, cache_dir)
+    if resume and has_checkpoint(run.checkpoints_dir, "last"):
+        trainer.load_state_dict(load_checkpoint(run.checkpoints_dir, "last", trainer.model))
+        if not main:  # the checkpoint holds the epoch's totals over all ranks: count them once
+            trainer.partial.update(loss_sum=0.0, correct=0, seen=0)
+        log.info("resumed from epoch %d, step %d", trainer.epoch, trainer.step)
+    if main:
+        keep_history_until(run.metrics_path, trainer.epoch, trainer.step)
+    outcome = trainer.fit()
+    if not main:
+        return outcome
+    if outcome == "stopped":
+        save_checkpoint(run.checkpoints_dir, "last", trainer.model, trainer.state_dict())
+    best = trainer.best
+    summary = (
+        f"best val accuracy {best['val_acc']:.3f} (epoch {best['epoch']})" if best["epoch"] else ""
+    )
+    message = trainer.stop_message or f"Finished {trainer.epoch} epochs: {summary}."
+    if outcome == "stopped" and summary:
+        message = f"{message} After {trainer.epoch} epochs: {summary}."
+    log.info("run %s: %s", outcome, message)
+    run.write_status(outcome, pid=os.getpid(), epoch=trainer.epoch, step=trainer.step,
+                     message=message, best_val_acc=best["val_acc"] if best["epoch"] else None)  # fmt: skip
+    return outcome
+
+
+def fault_message(exc: BaseException) -> str:
+    """One line a person can act on, for any exception the training raised."""
+    from tlcore.training.devices import is_out_of_memory
+
+    if is_out_of_memory(exc):
+        return (  # a resumed run keeps its settings, so a smaller batch means a new run
+            "Out of memory on the GPU: start a new run with a smaller batch size or image size."
+        )
+    if isinstance(exc, TLCoreError):
+        return str(exc)
+    if isinstance(exc, OSError) and exc.errno in _DISK_ERRNOS:
+        where = f" ({exc.filename})" if exc.filename else ""
+        return (
+            f"Could not write to the runs folder{where}: {_DISK_ERRNOS[exc.errno]}. The previous "
+            "checkpoint is kept: free some space (or make the folder writable) and resume."
+        )
+    first = (str(exc).strip().splitlines() or [""])[0][:300]
+    return f"Unexpected error {type(exc).__name__}: {first} (details in log.txt)."
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tlcore.runs.worker", description=__doc__)
+    parser.add_argument("run_dir", type=Path, help="the run directory to execute")
+    parser.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, stream=sys.stdout, force=True,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")  # fmt: skip
+    run = Run(args.run_dir.resolve())
+    try:  # under torchrun: join the other ranks first (they all start together)
+        distributed.init(run.config.device)
+        return execute(run, args.resume)
+    finally:
+        distributed.shutdown()
+
+
+def execute(run: Run, resume: bool, worker_cmd: str | None = None) -> int:
+    """Wait for a device, train, record the outcome; the exit code (also under torchrun).
+
+    ``worker_cmd`` is what this process's command line holds when it is not
+    ``python -m tlcore.runs.worker RUN_DIR`` (``torchrun ... tlcore train``), so that
+    ``Run.status`` can tell a live worker from a dead one.
+    """
+    main = distributed.is_main()
+    if main:
+        run.write_status("queued", pid=os.getpid(), message="Worker started.",
+                         worker_cmd=worker_cmd)  # fmt: skip
+    log.info("worker pid %d for %s (resume=%s, rank %d of %d)", os.getpid(), run.dir, resume,
+             distributed.rank(), distributed.world_size())  # fmt: skip
+    try:
+        from tlcore.training.devices import device_name, resolve_device
+
+        device = device_name(resolve_device(run.config.device))
+        with device_slot(run, device) if main else contextlib.nullcontext(True) as acquired:
+            if not distributed.from_main(acquired):  # the other ranks wait for rank 0's turn
+                if main:
+                    run.write_status("stopped", pid=os.getpid(), message="Stopped while queued.")
+                return 0
+            train_run(run, resume)
+        return 0
+    except BaseException as exc:  # noqa: BLE001 - every fault must end as a state
+        if isinstance(exc, KeyboardInterrupt | SystemExit) and not isinstance(
+            exc, KeyboardInterrupt
+        ):
+            raise
+        traceback.print_exc(file=sys.stdout)
+        message = fault_message(exc)
+        log.error("run failed: %s", message)
+        if not main:  # torchrun ends rank 0 next; this is the only message that explains why
+            message = f"Rank {distributed.rank()}: {message}"
+        try:
+            run.write_status("failed", pid=os.getpid(), message=message)
+        except OSError:  # a full disk: once this process is gone, status() says interrupted
+            log.error("could not record the failure in %s", run.status_path)
+        return 1
+    finally:
+        sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

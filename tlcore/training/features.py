@@ -1,0 +1,110 @@
+"""The feature-extraction fast path: embed every image once, then train only the head.
+
+When the whole backbone is frozen for every epoch and augmentation is off, each
+image's pooled embedding never changes, so the backbone runs once per image and
+each epoch is a few matrix multiplies on cached vectors (how Teachable Machine
+trains in seconds). Training the classifier on these vectors gives the same
+head weights as running the full model, because the frozen backbone is in eval
+mode in both paths and the head sees the same numbers in the same order.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from tlcore.training.devices import autocast, to_device
+
+log = logging.getLogger("tlcore.training.features")
+
+
+def head_module(model: nn.Module) -> nn.Module:
+    """The final classifier (timm's ``get_classifier``): the only part the fast path trains."""
+    return model.get_classifier()
+
+
+def head_param_names(model: nn.Module) -> set[str]:
+    head = head_module(model)
+    ids = {id(p) for p in head.parameters()}
+    return {name for name, p in model.named_parameters() if id(p) in ids}
+
+
+def fast_path_reason(model: nn.Module, trainable_per_epoch: list[set[str]], augment: str) -> str:
+    """Why the fast path cannot be used ("" when it can)."""
+    if augment != "none":
+        return f"augmentation is '{augment}' (each epoch sees different pixels)"
+    if not hasattr(model, "forward_head") or not hasattr(model, "forward_features"):
+        return "the model has no forward_features/forward_head split"
+    head = head_param_names(model)
+    for epoch, names in enumerate(trainable_per_epoch, start=1):
+        if not names or not names <= head:
+            return f"layers besides the classifier train in epoch {epoch}"
+    return ""
+
+
+@torch.no_grad()
+def embed(
+    model: nn.Module, loader: torch.utils.data.DataLoader, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pooled pre-logit features (eval mode, no head dropout) and labels, in loader order."""
+    was_training = model.training
+    model.eval()
+    features, labels = [], []
+    batch_transform = getattr(loader.dataset, "batch_transform", None)
+    for images, targets in loader:
+        if images.dtype == torch.uint8 and batch_transform is not None:
+            images = batch_transform(images)  # a loader built without the dataset's collate
+        with autocast(device):
+            pooled = model.forward_head(
+                model.forward_features(to_device(images, device)), pre_logits=True
+            )
+        features.append(pooled.float())
+        labels.append(targets.to(device))
+    model.train(was_training)
+    return torch.cat(features), torch.cat(labels)
+
+
+def head_forward(model: nn.Module, embeddings: torch.Tensor) -> torch.Tensor:
+    """What ``forward_head`` does after pooling: dropout (in train mode) then the classifier."""
+    drop = float(getattr(model, "drop_rate", 0.0) or 0.0)
+    if drop > 0:
+        embeddings = F.dropout(embeddings, p=drop, training=model.training)
+    return head_module(model)(embeddings)
+
+
+def cache_key(parts: dict[str, Any]) -> str:
+    """Name of a cache file: everything that changes the embeddings goes into ``parts``."""
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:24]
+
+
+def embed_cached(
+    model: nn.Module,
+    loader: torch.utils.data.DataLoader,
+    device: torch.device,
+    cache_file: Path | None,
+) -> tuple[torch.Tensor, torch.Tensor, bool]:
+    """``embed`` with an on-disk cache, so re-runs and resumes skip the backbone; (.., hit)."""
+    from safetensors.torch import load_file, save_file
+
+    if cache_file is not None and cache_file.is_file():
+        try:
+            cached = load_file(str(cache_file))
+            if len(cached["labels"]) == len(loader.dataset):
+                return cached["features"].to(device), cached["labels"].to(device), True
+        except Exception as exc:  # a torn or foreign file: recompute and overwrite it
+            log.warning("ignoring unreadable embedding cache %s: %s", cache_file, exc)
+    features, labels = embed(model, loader, device)
+    if cache_file is not None:
+        cache_file.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache_file.with_name(f".{cache_file.name}.{os.getpid()}.tmp")
+        save_file({"features": features.cpu().contiguous(), "labels": labels.cpu()}, str(tmp))
+        os.replace(tmp, cache_file)
+    return features, labels, False
