@@ -23,6 +23,7 @@ PAGES = {
         st.Page("pages/predict.py", title="6 · Predict", icon=":material/image_search:"),
         st.Page("pages/export.py", title="7 · Export", icon=":material/download:"),
         st.Page("pages/runs.py", title="Runs", icon=":material/monitoring:"),
+        st.Page("pages/doctor.py", title="Doctor", icon=":material/stethoscope:"),
     ],
     "Little or shifted data": [
         st.Page("pages/fewshot.py", title="Few-shot", icon=":material/filter_5:"),

@@ -37,6 +37,9 @@ def class_counts(counts: dict[str, dict[str, int]]) -> go.Figure:
             x=list(per_class.keys()),
             y=list(per_class.values()),
             marker_color=SPLIT_COLOURS.get(split),
+            text=list(per_class.values()),  # the count on each bar, not only on hover
+            textposition="inside",
+            insidetextanchor="middle",
         )
     fig.update_layout(barmode="stack", xaxis_title="class", yaxis_title="images")
     return _layout(fig, "Images per class")
@@ -77,6 +80,19 @@ def _epoch_series(epochs: Sequence[dict[str, Any]], key: str) -> tuple[list, lis
     return xs, ys
 
 
+MAX_STEP_POINTS = 400  # a per-step line is thinned to this many points: the same picture,
+# a fraction of the bytes for the browser to redraw while a run trains
+
+
+def _thin(xs: list, ys: list, limit: int = MAX_STEP_POINTS) -> tuple[list, list]:
+    """Every k-th point (and the last), so long runs draw as fast as short ones."""
+    if len(xs) <= limit:
+        return xs, ys
+    stride = -(-len(xs) // limit)
+    keep = [*range(0, len(xs), stride), *([len(xs) - 1] if (len(xs) - 1) % stride else [])]
+    return [xs[i] for i in keep], [ys[i] for i in keep]
+
+
 def loss_curves(steps: Sequence[dict[str, Any]], epochs: Sequence[dict[str, Any]]) -> go.Figure:
     """Loss per step (thin) and per epoch (train and validation)."""
     fig = go.Figure()
@@ -91,6 +107,7 @@ def loss_curves(steps: Sequence[dict[str, Any]], epochs: Sequence[dict[str, Any]
             for j, s in enumerate(items, start=1):
                 xs.append(epoch - 1 + j / per_epoch)
                 ys.append(s["loss"])
+        xs, ys = _thin(xs, ys)
         fig.add_scatter(
             x=xs, y=ys, mode="lines", name="train (steps)", line=dict(width=1, color="#a5d8ff")
         )
@@ -119,9 +136,10 @@ def lr_curves(steps: Sequence[dict[str, Any]], epochs: Sequence[dict[str, Any]])
     fig = go.Figure()
     points = [(s["epoch"], s.get("step", 0), s.get("lr")) for s in steps if s.get("lr")]
     if points:
+        xs, ys = _thin(list(range(1, len(points) + 1)), [p[2] for p in points])
         fig.add_scatter(
-            x=list(range(1, len(points) + 1)),
-            y=[p[2] for p in points],
+            x=xs,
+            y=ys,
             mode="lines",
             name="learning rate",
         )
@@ -170,3 +188,40 @@ def lr_range_test(
     fig.update_xaxes(type="log", title="learning rate")
     fig.update_yaxes(title="loss")
     return _layout(fig, "Learning-rate range test")
+
+
+# -- the transfer-learning ladder (Few-shot page) --------------------------------------------
+LADDER_COLOURS = {
+    "zero-shot": "#7048e8",
+    "one-shot": "#1c7ed6",
+    "few-shot": "#1c7ed6",
+    "all photos": "#2f9e44",
+    "trained": "#e8590c",
+}
+
+
+def transfer_ladder(ladder: dict[str, Any]) -> go.Figure:
+    """Accuracy per rung, from no photos (class names) to a trained model, against chance."""
+    rungs = ladder["rungs"]
+    fig = go.Figure()
+    fig.add_scatter(
+        x=[r["label"] for r in rungs],
+        y=[r["accuracy"] for r in rungs],
+        mode="lines+markers+text",
+        text=[f"{r['accuracy']:.0%}" for r in rungs],
+        textposition="top center",
+        marker={"size": 12, "color": [LADDER_COLOURS.get(r["kind"], "#495057") for r in rungs]},
+        line={"color": "#adb5bd"},
+        error_y={"type": "data", "array": [r["spread"] or 0 for r in rungs], "visible": True},
+        customdata=[r["detail"] for r in rungs],
+        hovertemplate="%{x}: %{y:.1%}<br>%{customdata}<extra></extra>",
+        name="validation accuracy",
+    )
+    fig.add_hline(y=ladder["chance"], line_dash="dot", line_color="#868e96",
+                  annotation_text="chance")  # fmt: skip
+    fig.update_layout(
+        xaxis={"title": "photos of your classes per class", "type": "category"},
+        yaxis={"title": "accuracy", "range": [0, 1.08], "tickformat": ".0%"},
+        showlegend=False,
+    )
+    return _layout(fig, f"The transfer-learning ladder ({ladder['n_val']} validation photos)", 380)

@@ -8,6 +8,7 @@ it. No model in training is ever cached here; these are read-only copies.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import streamlit as st
@@ -16,10 +17,10 @@ from appkit import state
 from tlcore.data.manifest import Manifest
 from tlcore.errors import TLCoreError
 from tlcore.results.evaluation import EvaluationReport
-from tlcore.results.explain import embedding_map
-from tlcore.results.predict import Predictor
+from tlcore.results.explain import CamResult, embedding_map, gradcam
+from tlcore.results.predict import Predictor, read_upload
 from tlcore.runs.run import Run, list_runs
-from tlcore.runs.scoring import evaluate_run, load_predictor
+from tlcore.runs.scoring import evaluate_run, load_predictor, store_evaluation, stored_evaluation
 from tlcore.training.checkpoints import checkpoint_paths
 
 CHECKPOINT_LABELS = {"best": "Best epoch (highest validation accuracy)", "last": "Last epoch"}
@@ -49,15 +50,44 @@ def predictor(run: Run, checkpoint: str) -> Predictor:
 @st.cache_data(show_spinner="Scoring every validation image…", max_entries=8)
 def _evaluation(run_dir: str, checkpoint: str, stamp: float) -> EvaluationReport:
     run = Run.open(run_dir)
-    return evaluate_run(run, checkpoint, predictor=_predictor(run_dir, checkpoint, stamp))
+    report = evaluate_run(run, checkpoint, predictor=_predictor(run_dir, checkpoint, stamp))
+    if not is_training(run):  # a run from before scores were kept: keep this one for next time
+        with contextlib.suppress(OSError):
+            store_evaluation(run, checkpoint, report)
+    return report
 
 
 def evaluation(run: Run, checkpoint: str, stamp: float | None = None) -> EvaluationReport:
-    """Scored once per saved model; ``stamp`` pins the model a training run had saved
-    when the user asked, so later epochs do not trigger a new scoring on every visit."""
+    """The score the worker kept when the run finished; else scored here, once per saved
+    model. ``stamp`` pins the model a training run had saved when the user asked, so
+    later epochs do not trigger a new scoring on every visit."""
     if stamp is None:
+        stored = stored_evaluation(run, checkpoint)
+        if stored is not None:
+            return stored
         stamp = checkpoint_stamp(run, checkpoint)
     return _evaluation(str(run.dir), checkpoint, stamp)
+
+
+@st.cache_data(show_spinner="Looking at the photo…", max_entries=64)
+def _explained(
+    run_dir: str, checkpoint: str, stamp: float, name: str, data: bytes
+) -> tuple[Any, list[float], CamResult | None, str]:
+    predictor = _predictor(run_dir, checkpoint, stamp)
+    image = read_upload(name, data)
+    try:
+        cam = gradcam(predictor, image)  # its forward pass gives the probabilities too
+    except TLCoreError as exc:
+        return image, predictor.predict([image])[0].tolist(), None, str(exc)
+    return image, cam.probabilities, cam, ""
+
+
+def explained_photo(
+    run: Run, checkpoint: str, name: str, data: bytes
+) -> tuple[Any, list[float], CamResult | None, str]:
+    """(photo, probability of every class, Grad-CAM or None, why none), once per photo and
+    model: moving a slider or adding a photo does not run the model on the others again."""
+    return _explained(str(run.dir), checkpoint, checkpoint_stamp(run, checkpoint), name, data)
 
 
 def is_training(run: Run) -> bool:

@@ -130,6 +130,31 @@ already says *ant* or *bee*, the backbone's features clearly carry what your
 labels need, which is exactly what transfer learning reuses.
 """,
     ),
+    "ladder": (
+        "the ladder from zero-shot to a trained model",
+        """
+Each rung uses more of *your* photos; all are scored on the same validation photos.
+
+- **Zero-shot** (0 photos): only the class **names**. The pretrained model says
+  which of ImageNet's 1,000 things a photo looks like; a sentence model places
+  those things' names and yours in one space of meanings, so each of your names
+  points at the ImageNet things nearest to it, and the photo gets the name whose
+  things it looks most like (after ConSE, Norouzi et al., 2014). It works when
+  your classes are, or resemble, things ImageNet knows; it cannot separate what
+  the backbone never learned to tell apart.
+- **One-shot** (1 photo) and **few-shot** (2 to 10): each class is the average
+  embedding of its few photos and a new photo gets the most similar class.
+  Nothing is trained; the draw of photos matters, so each point is an average.
+- **All photos**: the same idea with every training photo as an example.
+- **Trained model**: a new head (and maybe more layers) trained on your photos,
+  the usual **transfer learning**. It is the top rung because it learns *which*
+  features matter for your labels instead of only averaging them.
+
+Read the chart from left to right: how much does each extra photo buy? A flat
+ladder means the pretrained features already carry your classes; a steep last
+step means your classes need training.
+""",
+    ),
 }
 
 GLOSSARY: list[tuple[str, str, str]] = [
@@ -137,7 +162,8 @@ GLOSSARY: list[tuple[str, str, str]] = [
         "Transfer learning",
         "Reusing what a model learned on one task (the source, e.g. ImageNet) to learn another "
         "(the target, your labels) with less data and time.",
-        "Every run: a pretrained backbone plus a new head for your labels.",
+        "Every run: a pretrained backbone plus a new head for your labels. The Few-shot page's "
+        "ladder shows every step, from class names alone to a trained model.",
     ),
     (
         "Inductive transfer learning",
@@ -169,20 +195,23 @@ GLOSSARY: list[tuple[str, str, str]] = [
     (
         "One-shot learning",
         "Recognising a class from a single example of it.",
-        "The Few-shot page with 1 photo per class: each class is the embedding of that photo.",
+        "The Few-shot page with 1 photo per class: each class is the embedding of that photo "
+        "(the second rung of its ladder chart).",
     ),
     (
         "Few-shot learning",
         "Recognising classes from a handful of examples each (typically 1 to 10).",
         "The Few-shot page: each class is the average embedding of its few photos, a new photo "
-        "gets the most similar class, and nothing is trained.",
+        "gets the most similar class, and nothing is trained. Its ladder chart puts 0, 1, 2, 5 "
+        "and 10 photos per class next to a trained model.",
     ),
     (
         "Zero-shot learning",
         "Recognising classes with no examples at all, from a description such as the class "
         "name (e.g. CLIP matching photos to text).",
-        "Not done here: every label needs photos. The ImageNet top-5 on *What the network sees* "
-        "names only the 1,000 classes the model was trained on, so it is not zero-shot.",
+        "The Few-shot page's first rung and the Predict page's *name your classes* section: the "
+        "ImageNet head's guesses and the class names meet in a sentence model's space (ConSE), "
+        "offline. Strong on classes ImageNet knows, weak on ones it never separated.",
     ),
     (
         "Feature extraction",

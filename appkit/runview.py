@@ -11,6 +11,7 @@ from typing import Any
 import streamlit as st
 
 from appkit import charts
+from appkit.text import md
 from tlcore.errors import TLCoreError
 from tlcore.runs.run import Run
 
@@ -44,10 +45,31 @@ def run_config(run: Run) -> dict[str, Any]:
         return {}
 
 
+def metrics_stamp(run: Run) -> tuple[int, int]:
+    """(size, mtime) of metrics.jsonl: it only grows, so an unchanged stamp means no news."""
+    try:
+        stat = run.metrics_path.stat()
+    except OSError:
+        return (0, 0)
+    return (stat.st_size, stat.st_mtime_ns)
+
+
 def split_events(run: Run) -> tuple[list[dict], list[dict]]:
-    """(step events, one event per epoch) from metrics.jsonl, in the order written."""
-    steps = [e for e in run.metrics() if e.get("type") == "step"]
-    return steps, run.epochs()
+    """(step events, one event per epoch) from metrics.jsonl, in the order written.
+
+    Parsed again only when the file changed since this session last read it: the live
+    view polls every few seconds, and a long run's log holds thousands of steps.
+    """
+    key, stamp = f"tl_events::{run.dir}", metrics_stamp(run)
+    cached = st.session_state.get(key)
+    if cached is not None and cached[0] == stamp:
+        return cached[1], cached[2]
+    events = run.metrics()
+    steps = [e for e in events if e.get("type") == "step"]
+    by_epoch = {e["epoch"]: e for e in events if e.get("type") == "epoch"}  # as Run.epochs()
+    epochs = [by_epoch[k] for k in sorted(by_epoch)]
+    st.session_state[key] = (stamp, steps, epochs)
+    return steps, epochs
 
 
 def _fmt_seconds(seconds: float | None) -> str:
@@ -73,28 +95,38 @@ def progress_summary(run: Run, compact: bool = False) -> dict[str, Any]:
     eta = last.get("eta_s") if state_name == "running" else None
     text = f"epoch {done}/{total}"
     if state_name == "running":
-        text += f" · about {_fmt_seconds(eta)} left" if eta is not None else " · estimating time…"
+        if eta is not None:
+            text += f" · about {_fmt_seconds(eta)} left"
+        elif status.get("message"):  # before the first epoch: loading, embedding k of N, batches
+            text += f" · {md(status['message'])}"
     if last.get("images_per_s"):
         text += f" · {last['images_per_s']:,.0f} images/s"
         if last.get("fast_path"):
             text += " (features computed once, only the head trains)"
     st.progress(fraction, text=text)
     if status.get("message") and (state_name in ("failed", "stopped") or not compact):
-        (st.error if state_name == "failed" else st.caption)(status["message"])
+        (st.error if state_name == "failed" else st.caption)(md(status["message"]))
     if compact and last.get("val_acc") is not None:
         st.caption(f"validation accuracy {last['val_acc']:.1%}")
     return {"status": status, "steps": steps, "epochs": epochs, "total": total}
 
 
 def curves(steps: list[dict], epochs: list[dict], key: str) -> None:
-    """Loss, accuracy and learning-rate charts side by side."""
-    left, middle, right = st.columns(3)
-    with left:
-        st.plotly_chart(charts.loss_curves(steps, epochs), key=f"{key}-loss")
-    with middle:
-        st.plotly_chart(charts.accuracy_curves(epochs), key=f"{key}-acc")
-    with right:
-        st.plotly_chart(charts.lr_curves(steps, epochs), key=f"{key}-lr")
+    """Loss, accuracy and learning-rate charts side by side.
+
+    The figures are rebuilt only when there are new events (building plotly figures
+    is most of a redraw's cost on the server, which shares the CPU with the training).
+    """
+    last_times = [events[-1].get("time") if events else None for events in (steps, epochs)]
+    stamp = (len(steps), len(epochs), *last_times)  # times tell one run's events from another's
+    cached = st.session_state.get(f"tl_curves::{key}")
+    if cached is None or cached[0] != stamp:
+        figures = (charts.loss_curves(steps, epochs), charts.accuracy_curves(epochs),
+                   charts.lr_curves(steps, epochs))  # fmt: skip
+        st.session_state[f"tl_curves::{key}"] = cached = (stamp, figures)
+    for column, figure, name in zip(st.columns(3), cached[1], ("loss", "acc", "lr"), strict=True):
+        with column:
+            st.plotly_chart(figure, key=f"{key}-{name}")
 
 
 def best_epoch(epochs: list[dict]) -> dict | None:
@@ -102,18 +134,30 @@ def best_epoch(epochs: list[dict]) -> dict | None:
     return max(scored, key=lambda e: e["val_acc"]) if scored else None
 
 
-def headline(epochs: list[dict]) -> None:
-    """The numbers people ask for first: final and best validation accuracy."""
+def headline(epochs: list[dict], state_name: str = "running") -> None:
+    """The numbers people ask for first; "final" only once the run has finished."""
     last = epochs[-1] if epochs else None
     best = best_epoch(epochs)
+    final = state_name == "finished"
+    when = f"After epoch {last['epoch']} of {last.get('epochs', '?')}. " if last else ""
+    when += "The run has finished." if final else "It becomes final when the run finishes."
     a, b, c = st.columns(3)
-    a.metric("Final validation accuracy", f"{last['val_acc']:.1%}" if last else "—")
+    a.metric(
+        "Final validation accuracy" if final else "Latest validation accuracy",
+        f"{last['val_acc']:.1%}" if last else "—",
+        help="Share of the validation photos (never trained on) the model labels right. " + when,
+    )
     b.metric(
-        "Best validation accuracy",
+        "Best validation accuracy" if final else "Best so far",
         f"{best['val_acc']:.1%}" if best else "—",
         help=f"epoch {best['epoch']}" if best else None,
     )
-    c.metric("Final validation loss", f"{last['val_loss']:.3f}" if last else "—")
+    c.metric(
+        "Final error score (loss)" if final else "Latest error score (loss)",
+        f"{last['val_loss']:.3f}" if last else "—",
+        help="How far the model's probabilities are from the true labels on the validation "
+        "photos (cross-entropy loss, the number training lowers): lower is better. " + when,
+    )
 
 
 def confusion(epochs: list[dict], key: str) -> None:
@@ -128,8 +172,12 @@ def confusion(epochs: list[dict], key: str) -> None:
 
 
 def summary_row(run: Run) -> dict[str, Any]:
-    """One line of the Runs table, in words."""
+    """One line of the Runs table, in words; a run whose files are damaged says so in 'name'."""
     summary = run.summary()
+    if summary["state"] == "broken":
+        return {"run": summary["id"], "status": "broken", "best val accuracy": None,
+                "epochs": "-", "model": None, "layers": "", "learning rate": None,
+                "name": summary["message"]}  # fmt: skip
     config = run_config(run)
     return {
         "run": summary["id"],

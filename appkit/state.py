@@ -29,6 +29,7 @@ _OWNER_ID = re.compile(r"[A-Za-z0-9_-]{8,64}")
 
 DEFAULT_MODEL = "tf_efficientnet_lite0"
 SAMPLE_LABEL = "Sample: ants vs bees"
+SAMPLE_LABELS = {"ants-bees": SAMPLE_LABEL, "clothing4": "Sample: clothing (4 look-alike labels)"}
 
 DEFAULTS: dict[str, Any] = {
     # data: {"kind": "sample"|"zip"|"images"|"folder", "source": str, "label": str} or None
@@ -40,6 +41,7 @@ DEFAULTS: dict[str, Any] = {
     "freeze": {"preset": "features"},
     "train": {},
     "run_id": None,
+    "data_version": None,  # {"base": fingerprint, "number": N}: a Doctor page version to train on
 }
 
 

@@ -2,8 +2,9 @@
 
 import streamlit as st
 
-from appkit import charts, navigation, pipeline, state
+from appkit import charts, navigation, pipeline, state, text_pages
 from appkit.learn import learn
+from appkit.text import md, md_list
 from tlcore import settings
 from tlcore.data import gallery, sources
 from tlcore.data.images import IMAGE_EXTENSIONS
@@ -18,6 +19,13 @@ def thumbnail(path: str, mtime: float):
     return gallery.thumbnail(path, 160)
 
 
+def short_name(name: str, limit: int = 16) -> str:
+    """A file name cut to one line under a thumbnail, keeping its end (the full name on hover)."""
+    if len(name) <= limit:
+        return name
+    return f"{name[: limit - 7]}…{name[-6:]}"
+
+
 st.title("1 · Your pictures")
 st.markdown(
     "Give the app your labelled photos: **one folder per label** (for example `cats/` and "
@@ -29,23 +37,44 @@ learn("data")
 tab_names = ["Sample", "Upload a zip", "Upload images per label"]
 if settings.data_root() is not None:
     tab_names.append("Folder on this server")
+tab_names.append("Texts: upload a CSV")  # labelled sentences (appkit.text_pages)
 tabs = st.tabs(tab_names)
 
 with tabs[0]:
-    st.markdown("120 photos of ants and bees, already split into `train/` and `val/` folders.")
-    if st.button("Use the sample", key="use_sample", type="primary"):
+    left, right = st.columns(2)
+    with left:
+        st.markdown(
+            "**Ants vs bees**: 120 photos of two labels, already split into `train/` and "
+            "`val/` folders."
+        )
+        use_ants_bees = st.button("Use the sample", key="use_sample", type="primary")
+    with right:
+        st.markdown(
+            "**Clothing, four look-alikes**: 220 photos of longsleeve, outwear, shirt and "
+            "shorts, already split. Harder: the labels look alike."
+        )
+        use_clothing = st.button("Use the clothing sample", key="use_sample_clothing")
+    text_pages.sample_button()
+    if use_ants_bees or use_clothing:
         try:
             with st.spinner("Reading every image…"):
-                pipeline.choose_sample()
+                pipeline.choose_sample("clothing4" if use_clothing else "ants-bees")
             st.rerun()  # the sidebar shows the new choice
         except TLCoreError as exc:
-            st.error(str(exc))
+            st.error(md(exc))
 
 with tabs[1]:
     zip_file = st.file_uploader(
         "A .zip with one folder per label, or with train/ and val/ folders holding them",
         type=["zip"],
         key="zip_upload",
+    )
+    # the limit is set on purpose in .streamlit/config.toml (server.maxUploadSize)
+    upload_mb = int(st.get_option("server.maxUploadSize"))
+    st.caption(
+        f"Uploads up to {upload_mb:,} MB. A bigger set is better read in place: the person "
+        "who runs the app can start it with `TLCORE_DATA_ROOT` set to a folder on the server, "
+        "and every dataset folder under it appears in a tab here, with nothing uploaded."
     )
     if zip_file is not None and st.button("Use this zip", key="use_zip", type="primary"):
         try:
@@ -54,7 +83,7 @@ with tabs[1]:
                 pipeline.choose_data("zip", saved, f"Zip: {zip_file.name}")
             st.rerun()  # the sidebar shows the new choice
         except TLCoreError as exc:
-            st.error(str(exc))
+            st.error(md(exc))
 
 with tabs[2]:
     st.markdown("Type a label, drop its images, press **Add**. Repeat for every label.")
@@ -66,7 +95,7 @@ with tabs[2]:
         key=state.widget_key("batch_images"),
     )
     if "tl_batch_added" in st.session_state:
-        st.success(st.session_state.pop("tl_batch_added"))
+        st.success(md(st.session_state.pop("tl_batch_added")))
     if st.button("Add these images", key="add_batch", disabled=not batch):
         image_set = st.session_state.get("tl_image_set")
         try:
@@ -87,10 +116,10 @@ with tabs[2]:
             state.refresh_widgets("batch_images")  # an empty drop zone for the next label
             st.rerun()
         except TLCoreError as exc:
-            st.error(str(exc))
+            st.error(md(exc))
     if st.session_state.get("tl_image_set"):
         counts = sources.image_set_classes(st.session_state["tl_image_set"])
-        st.caption("So far: " + ", ".join(f"{k} ({v})" for k, v in counts.items()))
+        st.caption("So far: " + ", ".join(f"{md(k)} ({v})" for k, v in counts.items()))
 
 if settings.data_root() is not None:
     with tabs[3]:
@@ -105,7 +134,10 @@ if settings.data_root() is not None:
                     pipeline.choose_data("folder", folder, f"Folder: {typed or picked}")
                 st.rerun()  # the sidebar shows the new choice
             except TLCoreError as exc:
-                st.error(str(exc))
+                st.error(md(exc))
+
+with tabs[-1]:
+    text_pages.csv_upload_tab()
 
 # --- what the app found -------------------------------------------------------------------
 data = state.get("data")
@@ -114,22 +146,23 @@ if not data:
     st.stop()
 
 st.divider()
-st.subheader(f"Checking: {data['label']}")
+st.subheader(f"Checking: {md(data['label'])}")
 try:
     with st.spinner("Reading every image…"):
         prepared = pipeline.prepared()
 except TLCoreError as exc:
-    st.error(str(exc))
+    st.error(md(exc))
     st.stop()
 report = prepared.report
 
 if report.trainable:
     st.success(
-        f"Ready to train: {len(report.classes)} labels ({', '.join(report.classes)}), "
-        f"{sum(sum(c.values()) for c in report.counts.values())} usable images."
+        f"Ready to train: {len(report.classes)} labels ({md_list(report.classes)}), "
+        f"{sum(sum(c.values()) for c in report.counts.values())} usable "
+        f"{'texts' if getattr(report, 'modality', 'image') == 'text' else 'images'}."
     )
 else:
-    st.error(f"Not ready to train: {report.reason}")
+    st.error(f"Not ready to train: {md(report.reason)}")
 
 for problem in report.problems:
     show = {"error": st.error, "warning": st.warning}.get(problem.severity, st.info)
@@ -138,8 +171,8 @@ for problem in report.problems:
     )
     files = problem.files[:8]
     more = f" … and {len(problem.files) - len(files)} more" if len(problem.files) > 8 else ""
-    listing = ("  \n" + ", ".join(f"`{f}`" for f in files) + more) if files else ""
-    show(f"**{problem.severity.upper()}:** {problem.message}{listing}", icon=icon)
+    listing = ("  \n" + md_list(files) + more) if files else ""
+    show(f"**{problem.severity.upper()}:** {md(problem.message)}{listing}", icon=icon)
 
 # --- how the pictures will be split -------------------------------------------------------
 st.subheader("Training and validation pictures")
@@ -174,19 +207,39 @@ else:
         state.update(val_fraction=float(fraction), seed=int(seed))
         st.rerun()
 
-st.plotly_chart(charts.class_counts(report.counts), key="class_counts")
+split_counts = report.split_counts or report.counts
+st.plotly_chart(charts.class_counts(split_counts), key="class_counts")
+if report.split_counts:  # how many photos of each label the model learns from and is tested on
+    st.dataframe(
+        [
+            {
+                "label": name,
+                "training photos": report.split_counts.get("train", {}).get(name, 0),
+                "validation photos": report.split_counts.get("val", {}).get(name, 0),
+            }
+            for name in report.classes
+        ],
+        hide_index=True,
+        key="split_table",
+    )
 
 # --- a look at the pictures ---------------------------------------------------------------
-if manifest is not None:
+if manifest is not None and manifest.modality == "text":
+    text_pages.examples(manifest)
+elif manifest is not None:
     st.subheader("Examples per label")
     st.caption("Check that each row really shows its label: mislabelled photos teach mistakes.")
     for name, paths in gallery.class_samples(manifest, per_class=8).items():
-        st.markdown(f"**{name}**")
+        st.markdown(f"**{md(name)}**")
         columns = st.columns(8)
         for column, path in zip(columns, paths, strict=False):
             thumb = thumbnail(str(path), path.stat().st_mtime)
             if thumb is not None:
-                column.image(thumb, caption=path.name, width="stretch")
+                column.image(thumb, width="stretch")
+                column.caption(md(short_name(path.name)), help=md(path.name), wrap=False)
 
 if report.trainable:
+    if manifest is not None and manifest.modality == "image":  # the data doctor (issue 21)
+        st.page_link("pages/doctor.py", icon=":material/stethoscope:",
+                     label="Doctor: find wrong labels, near-duplicates and odd photos")  # fmt: skip
     st.page_link("pages/model.py", label="Next: choose a model →", icon=":material/psychology:")

@@ -6,6 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from appkit import navigation, pipeline, state
+from appkit.text import md, md_list
 from tlcore import settings
 from tlcore.data import sources
 from tlcore.data.prepare import unpack_upload
@@ -35,7 +36,7 @@ if prepared is None or prepared.manifest is None:
     )
     st.stop()
 manifest = prepared.manifest
-st.markdown(f"**Source (labelled):** {data['label']} · {', '.join(manifest.classes)}")
+st.markdown(f"**Source (labelled):** {md(data['label'])} · {md_list(manifest.classes)}")
 
 # --- target photos --------------------------------------------------------------------------
 st.subheader("Target-domain photos")

@@ -1,13 +1,16 @@
 """How good is the trained model, which classes does it mix up, and what does it look at."""
 
+from pathlib import Path
+
 import pandas as pd
 import plotly.express as px
 import streamlit as st
 
-from appkit import charts, inference, navigation
+from appkit import charts, inference, navigation, text_pages, trust_view
 from tlcore.data.gallery import thumbnail
-from tlcore.errors import TLCoreError
-from tlcore.results.explain import gradcam
+from tlcore.data.images import load_rgb
+from tlcore.errors import ModelError, TLCoreError
+from tlcore.results.explain import outline_view
 
 navigation.through_app()
 
@@ -45,11 +48,12 @@ st.caption(f"Scored {report.source}.")
 a, b, c = st.columns(3)
 a.metric("Accuracy", f"{report.accuracy:.1%}", help="Share of validation photos labelled right.")
 b.metric(
-    "Macro F1",
+    "Average of the per-class scores",
     f"{report.macro_f1:.3f}",
-    help="F1 averaged over classes, so a small class counts as much as a big one.",
+    help="**Macro F1**: each class's F1 score (the balance of precision and recall, 1 is "
+    "perfect), averaged over the classes, so a small class counts as much as a big one.",
 )
-c.metric("Validation photos", report.n_images)
+c.metric("Validation photos", report.n_images, help="Photos kept aside, never trained on.")
 
 st.subheader("Per class")
 st.dataframe(
@@ -58,13 +62,23 @@ st.dataframe(
     width="stretch",
     column_config={
         "precision": st.column_config.NumberColumn(
-            format="%.3f", help="Of the photos it called this class, how many really were."
+            "right when it says so",
+            format="%.3f",
+            help="**Precision**: of the photos it called this class, the share that really were.",
         ),
         "recall": st.column_config.NumberColumn(
-            format="%.3f", help="Of the photos of this class, how many it found."
+            "found",
+            format="%.3f",
+            help="**Recall**: of the photos of this class, the share it found.",
         ),
-        "f1": st.column_config.NumberColumn(format="%.3f", help="Balance of the two."),
-        "support": st.column_config.NumberColumn(help="Validation photos of this class."),
+        "f1": st.column_config.NumberColumn(
+            "score",
+            format="%.3f",
+            help="**F1**: the balance of the two (their harmonic mean); 1 is perfect.",
+        ),
+        "support": st.column_config.NumberColumn(
+            "validation photos", help="**Support**: validation photos of this class."
+        ),
     },
     key="per_class",
 )
@@ -85,11 +99,23 @@ if report.confused_pairs:
     st.markdown("**Most confused:** " + "; ".join(p["text"] for p in report.confused_pairs[:5]))
 else:
     st.success("No validation photo was confused with another class.")
+if not text_pages.run_is_text(run):  # the data doctor checks photos (issue 21)
+    st.page_link("pages/doctor.py", icon=":material/stethoscope:",
+                 label="Some mistakes may be wrong labels: let the Doctor check the data")  # fmt: skip
+
+if text_pages.run_is_text(run):  # sentences instead of photos (appkit.text_pages)
+    text_pages.evaluate_sections(run, checkpoint, report, inference.predictor(run, checkpoint))
+    st.stop()
+
+# --- the photos behind a cell, and whether the percentages can be believed (issue 20) -------
+trust_view.confusion_cell_section(run, checkpoint, report)
+trust_view.calibration_section(run, checkpoint)
 
 st.subheader("Hardest photos")
 st.caption(
-    "The photos with the highest loss: wrong and sure of it first. Check them for "
-    "wrong labels too; a mislabelled photo often shows up here."
+    "The photos the model got most wrong: wrong and sure of it first (the highest *loss*, "
+    "−log of the probability it gave the true class). Check them for wrong labels too; a "
+    "mislabelled photo often shows up here."
 )
 worst = report.worst[:8]
 columns = st.columns(4)
@@ -102,7 +128,7 @@ for i, mistake in enumerate(worst):
         )
         caption = (
             f"{verdict} true **{mistake.true}**, guessed **{mistake.predicted}** "
-            f"({mistake.confidence:.0%}) · loss {mistake.loss:.2f}"
+            f"({mistake.confidence:.0%}) · gave the true class {mistake.true_probability:.0%}"
         )
         if image is not None:
             st.image(image, width="stretch")
@@ -111,22 +137,39 @@ for i, mistake in enumerate(worst):
 st.subheader("Where the model looks (Grad-CAM)")
 st.caption(
     "Red marks the parts of the photo that pushed the model towards its guess. "
-    "A model that looks at the background has learned a shortcut."
+    "A model that looks at the background has learned a shortcut. The model sees a square "
+    "taken from the middle of each photo (outlined on the left); the heat map covers "
+    "exactly that square."
 )
 choices = {f"{m.true} → {m.predicted} · {m.path.rsplit('/', 1)[-1]}": m for m in report.worst}
 label = st.selectbox("Photo", list(choices), key="cam_photo")
 if label:
     chosen = choices[label]
-    try:
-        cam = gradcam(inference.predictor(run, checkpoint), chosen.path)
+    try:  # kept per photo and model: reruns of this page do not run Grad-CAM again
+        photo = Path(chosen.path)
+        _, _, cam, no_cam = inference.explained_photo(
+            run, checkpoint, photo.name, photo.read_bytes()
+        )
+        if cam is None:
+            raise ModelError(no_cam)
+    except OSError as exc:
+        st.error(f"Cannot read {chosen.path}: {exc.strerror}.")
     except TLCoreError as exc:
         st.error(str(exc))
     else:
         left, right = st.columns(2)
-        left.image(thumbnail(chosen.path, 320), caption=f"true class: {chosen.true}")
+        left.image(
+            outline_view(load_rgb(chosen.path), cam.box),
+            caption=f"the whole photo (true class: {chosen.true}), the part the model saw outlined",
+        )
         right.image(
             cam.overlay,
-            caption=f"guess: {cam.label} ({cam.probability:.0%}), layer {cam.layer}",
+            caption=f"what the model saw ({cam.view}): it guessed {cam.label} "
+            f"({cam.probability:.0%})",
+        )
+        right.caption(
+            "Red: where it looked most; blue: least.",
+            help=f"Grad-CAM on layer `{cam.layer}`, the network's last map of features.",
         )
 
 st.subheader("Embedding map")

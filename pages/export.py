@@ -1,10 +1,14 @@
 """Step 7: take the trained model away: a bundle with its model card, ONNX, TorchScript, or code."""
 
+import time
+
 import streamlit as st
 
-from appkit import exports, inference, navigation
+from appkit import exports, inference, navigation, text_pages
+from appkit.text import md
 from tlcore.errors import TLCoreError
-from tlcore.export.exporter import FILE_NAMES, FORMATS, export_into_run, recorded_exports
+from tlcore.export.exporter import FILE_NAMES, FORMATS, ExportResult, recorded_exports
+from tlcore.export.jobs import ACTIVE, export_job, start_export
 from tlcore.export.model_card import CARD_FILE, CONFUSION_FILE
 from tlcore.export.reproduce import SCRIPT_FILE
 
@@ -45,52 +49,104 @@ if picked is None:
     st.stop()
 run, checkpoint = picked
 
-try:
-    done = recorded_exports(run)
-except TLCoreError as exc:
-    st.error(str(exc))
-    st.stop()
 
-for fmt in FORMATS:
-    title, text = FORMAT_TEXT[fmt]
-    with st.container(border=True):
-        st.subheader(title)
-        st.markdown(text)
-        label = "Export again" if fmt in done else "Export"
-        if st.button(label, key=f"export_{fmt}"):
-            with st.spinner(f"Writing the {title.lower()}…"):
-                try:
-                    done[fmt] = export_into_run(run, fmt, checkpoint)
-                except TLCoreError as exc:
-                    st.error(str(exc))
-        result = done.get(fmt)
-        if result is None:
+def start(fmt: str) -> None:
+    """Queue the export in its own process: later clicks on this page cannot cancel it."""
+    try:
+        start_export(run, fmt, checkpoint)
+    except TLCoreError as exc:
+        st.session_state[f"export_error_{fmt}"] = str(exc)
+
+
+def any_active() -> bool:
+    jobs = [export_job(run, fmt) for fmt in FORMATS]
+    return any(job and job.get("state") in ACTIVE for job in jobs)
+
+
+def show_result(fmt: str, result: ExportResult) -> None:
+    """The written file: its check, a download button, and a look inside."""
+    if result.checkpoint != checkpoint:
+        st.caption(
+            f"This file holds the **{result.checkpoint}** checkpoint; press "
+            "*Export again* for the one selected above."
+        )
+    elif exports.is_older_than_checkpoint(result, inference.checkpoint_stamp(run, checkpoint)):
+        st.warning(
+            "The run saved a newer model after this file was written; press "
+            "*Export again* to take the newer one.",
+            icon=":material/update:",
+        )
+    exports.show_check(result)
+    exports.download_button(result, f"{run.id}-{FILE_NAMES[fmt]}", key=f"download_{fmt}")
+    if fmt == "bundle":
+        card = exports.member(result, CARD_FILE)
+        if card is not None:
+            with st.expander("Model card (README.md)"):
+                st.markdown(
+                    card.decode("utf-8").replace(f"![Confusion matrix]({CONFUSION_FILE})", "")
+                )
+                chart = exports.member(result, CONFUSION_FILE)
+                if chart is not None:
+                    st.image(chart, caption="confusion_matrix.png", width=420)
+    if fmt == "script":
+        script = exports.member(result, SCRIPT_FILE)
+        if script is not None:
+            with st.expander("train.py"):
+                st.code(script.decode("utf-8"), language="python")
+
+
+@st.fragment(run_every=1.0 if any_active() else None)
+def formats() -> None:
+    """Every format the same way: a button, the job's progress, then the file. Re-read
+    every second while an export is being written."""
+    try:
+        done = recorded_exports(run)
+    except TLCoreError as exc:
+        st.error(md(exc))
+        return
+    for fmt in FORMATS:
+        if fmt == "script" and text_pages.run_is_text(run):  # train.py is for photo runs
             continue
-        if result.checkpoint != checkpoint:
-            st.caption(
-                f"This file holds the **{result.checkpoint}** checkpoint; press "
-                "*Export again* for the one selected above."
+        title, text = FORMAT_TEXT[fmt]
+        job = export_job(run, fmt)
+        state = job.get("state") if job else None
+        with st.container(border=True):
+            st.subheader(title)
+            st.markdown(text)
+            st.button(
+                "Export again" if fmt in done else "Export",
+                key=f"export_{fmt}",
+                on_click=start,
+                args=(fmt,),
+                disabled=state in ACTIVE,
+                help="Runs in the background: you can export other formats or leave the page.",
             )
-        elif exports.is_older_than_checkpoint(result, inference.checkpoint_stamp(run, checkpoint)):
-            st.warning(
-                "The run saved a newer model after this file was written; press "
-                "*Export again* to take the newer one.",
-                icon=":material/update:",
-            )
-        exports.show_check(result)
-        exports.download_button(result, f"{run.id}-{FILE_NAMES[fmt]}", key=f"download_{fmt}")
-        if fmt == "bundle":
-            card = exports.member(result, CARD_FILE)
-            if card is not None:
-                with st.expander("Model card (README.md)"):
-                    st.markdown(
-                        card.decode("utf-8").replace(f"![Confusion matrix]({CONFUSION_FILE})", "")
-                    )
-                    chart = exports.member(result, CONFUSION_FILE)
-                    if chart is not None:
-                        st.image(chart, caption="confusion_matrix.png", width=420)
-        if fmt == "script":
-            script = exports.member(result, SCRIPT_FILE)
-            if script is not None:
-                with st.expander("train.py"):
-                    st.code(script.decode("utf-8"), language="python")
+            problem = st.session_state.pop(f"export_error_{fmt}", None)
+            if problem:
+                st.error(md(problem))
+            if state in ACTIVE:
+                since = job.get("started_at") or job.get("queued_at") or time.time()
+                if state == "running":
+                    waiting = f"Writing the {title.lower()}"
+                elif job.get("pid"):  # its process waits for this run's other export
+                    waiting = "Waiting for the other export of this run to finish"
+                else:
+                    waiting = "Starting the export"
+                st.info(
+                    f"{waiting}… ({time.time() - since:.0f} s so far). It carries on if you "
+                    "click elsewhere.",
+                    icon=":material/hourglass_top:",
+                )
+                continue
+            if state == "failed":
+                st.error(f"The last export failed: {md(job.get('message', ''))}")
+            result = done.get(fmt)
+            if result is not None:
+                show_result(fmt, result)
+    active = any_active()
+    if active != st.session_state.get("export_polling", False):
+        st.session_state["export_polling"] = active
+        st.rerun(scope="app")  # an export started or the last one ended: poll, or stop
+
+
+formats()

@@ -1,11 +1,13 @@
 """Few-shot: how far a handful of photos per class goes, with no training at all."""
 
-import plotly.graph_objects as go
 import streamlit as st
 
-from appkit import navigation, pipeline, state
+from appkit import charts, learn, navigation, pipeline, state, text_pages, zeroshot
+from appkit.text import md, md_list
 from tlcore.errors import TLCoreError
-from tlcore.lab.fewshot import DEFAULT_SHOTS, Embedder, classify_images, prototypes_for, shots_curve
+from tlcore.lab.fewshot import DEFAULT_SHOTS, classify_images, prototypes_for, shots_curve
+from tlcore.lab.ladder import build_ladder, trained_rung
+from tlcore.lab.zeroshot import names_for, readable_name
 from tlcore.results.predict import read_for_prediction, read_upload
 
 navigation.through_app()
@@ -21,38 +23,7 @@ st.markdown(
 )
 
 
-@st.cache_resource(show_spinner="Loading the pretrained model…", max_entries=2)
-def embedder(model: str, weights: str, img_size: int | None) -> Embedder:
-    """Read-only and never trained, so one copy can serve every session."""
-    return Embedder(model, weights, img_size, device="auto")
-
-
-def curve_chart(curve: dict) -> go.Figure:
-    """Mean accuracy with its spread over draws, against every photo and chance."""
-    points = curve["points"]
-    shots = [p["shots"] for p in points]
-    fig = go.Figure()
-    fig.add_scatter(
-        x=shots,
-        y=[p["mean"] for p in points],
-        mode="lines+markers",
-        name="prototypes from N photos per class",
-        error_y={"type": "data", "array": [p["std"] for p in points], "visible": True},
-    )
-    total = sum(curve["train_per_class"].values())
-    fig.add_hline(y=curve["all_train_acc"], line_dash="dash", line_color="#2f9e44",
-                  annotation_text=f"all {total} training photos")  # fmt: skip
-    fig.add_hline(y=curve["chance"], line_dash="dot", line_color="#868e96",
-                  annotation_text="chance")  # fmt: skip
-    fig.update_layout(
-        title="Validation accuracy vs photos per class",
-        xaxis={"title": "photos per class (shots)", "type": "log", "tickvals": shots},
-        yaxis={"title": "accuracy", "range": [0, 1.02], "tickformat": ".0%"},
-        height=360,
-        margin={"l": 10, "r": 40, "t": 40, "b": 10},
-        legend={"orientation": "h", "y": -0.25},
-    )
-    return fig
+embedder = zeroshot.embedder  # one read-only copy shared with zero-shot and every session
 
 
 # --- the data -------------------------------------------------------------------------------
@@ -62,6 +33,9 @@ if prepared is None or prepared.manifest is None:
     pipeline.point_to_data_page("Choose a dataset on the Data page first (the sample works well).")
     st.stop()
 manifest = prepared.manifest
+if manifest.modality == "text":  # sentences: the text ladder (appkit.text_pages)
+    text_pages.ladder_section(manifest)
+    st.stop()
 counts = manifest.counts()
 st.markdown(
     f"**{data['label']}** · {len(manifest.classes)} classes · "
@@ -89,37 +63,93 @@ except TLCoreError as exc:
     st.error(str(exc))
     st.stop()
 
-# --- accuracy vs shots ----------------------------------------------------------------------
+# --- rung 0: no photos at all ----------------------------------------------------------------
+st.subheader("What can the model already tell apart?")
+st.markdown(
+    "Before any training, and without a single example photo: the pretrained model says what "
+    "each validation photo looks like among ImageNet's 1,000 kinds of things, a small "
+    "sentence model (all-MiniLM-L6-v2, bundled) links each of your **class names** to the "
+    "ImageNet things closest in meaning, and the photo gets the name whose things it looks "
+    "most like. This is **zero-shot** transfer: the words are all it gets."
+)
+default_names = ", ".join(readable_name(c) or c for c in manifest.classes)
+names_text = st.text_input(
+    "Class names, one per class folder, in this order: " + md_list(manifest.classes),
+    default_names, key="zeroshot_names", max_chars=4000,
+    help="Words matter: a more telling name (e.g. 'honey bee' for a folder 'b1') can help.",
+)  # fmt: skip
+if st.button("Measure zero-shot accuracy", key="zeroshot_measure"):
+    try:
+        with st.spinner("Naming every validation photo from the class names…"):
+            zeroshot.accuracy(manifest, names_for(manifest, names_text), model)
+    except TLCoreError as exc:
+        st.error(str(exc))
+zero_slot = st.container()  # filled at the end: the ladder's button measures zero-shot too
+st.caption(zeroshot.honest_note())
+
+# --- the ladder: 0, 1, 2, 5, 10 photos, all photos, a trained model -------------------------
+st.subheader("The transfer-learning ladder")
 settings_key = (manifest.fingerprint(), tuple(sorted(shots)), repeats, state.get("model"),
                 state.get("weights"), img_size)  # fmt: skip
-if st.button("Measure accuracy vs photos per class", key="fewshot_measure", type="primary",
-             disabled=not shots):  # fmt: skip
+if st.button("Measure accuracy from 0 to 10 photos per class", key="fewshot_measure",
+             type="primary", disabled=not shots):  # fmt: skip
     try:
         with st.spinner("Embedding every photo once (cached for next time) and drawing shots…"):
             curve = shots_curve(manifest, sorted(shots), repeats, seed=int(state.get("seed")),
                                 embedder=model)  # fmt: skip
-        st.session_state["fewshot_curve"] = (settings_key, curve.to_dict())
+        st.session_state["fewshot_curve"] = (settings_key, curve)
     except TLCoreError as exc:
         st.error(str(exc))
+    else:
+        try:
+            with st.spinner("Zero-shot: naming the photos from the class names…"):
+                zeroshot.accuracy(manifest, names_for(manifest, names_text), model)
+        except TLCoreError as exc:
+            st.warning(f"No zero-shot rung: {exc}")
 stored = st.session_state.get("fewshot_curve")
 if stored is not None and stored[0] == settings_key:
     curve = stored[1]
-    st.plotly_chart(curve_chart(curve), key="fewshot_chart")
+    zero = zeroshot.stored_result(manifest, model)
+    trained = trained_rung(manifest, state.runs_owner())
+    ladder = build_ladder(curve, zero, trained).to_dict()
+    st.plotly_chart(charts.transfer_ladder(ladder), key="fewshot_chart")
     rows = [
-        {"photos per class": p["shots"], "accuracy (mean)": p["mean"], "spread (std)": p["std"],
-         "worst draw": p["low"], "best draw": p["high"]}
-        for p in curve["points"]
+        {"photos per class": p.shots, "accuracy (mean)": p.mean, "spread (std)": p.std,
+         "worst draw": p.low, "best draw": p.high}
+        for p in curve.points
     ]  # fmt: skip
     st.dataframe(rows, hide_index=True, key="fewshot_table")
-    for k, why in curve["skipped"].items():
-        st.info(f"{k} photos per class not measured: {why}.")
+    for k, why in curve.skipped.items():
+        st.info(f"{k} photos per class not measured: {md(why)}.")
+    if trained is None:
+        st.info(
+            "The last rung, a model trained on these photos, appears once a training run on "
+            "exactly this dataset has finished (Train page)."
+        )
     st.caption(
-        f"Measured on the {curve['n_val']} validation photos; the dashed line uses every training "
-        "photo as examples. Training a classifier (the Train page) usually goes further once you "
-        "have a few dozen photos per class."
+        f"All rungs are measured on the same {curve.n_val} validation photos. Zero-shot uses "
+        "only the class names; 1 to 10 photos per class are averaged over random draws (the "
+        "bars show how much the draws vary); 'all' uses every training photo as examples; the "
+        "trained model is the best finished run on this dataset."
     )
 elif stored is None:
-    st.caption("Press the button to see how accuracy grows with the number of examples.")
+    st.caption("Press the button to see how accuracy grows from no photos to a trained model.")
+learn.learn("ladder")
+
+zero = zeroshot.stored_result(manifest, model)
+if zero is not None:
+    with zero_slot:
+        left, right = st.columns(2)
+        left.metric("Zero-shot accuracy", f"{zero.accuracy:.1%}",
+                    help=f"On the {zero.n_images} validation photos; no photo of the classes.")  # fmt: skip
+        right.metric("Chance (guessing)", f"{zero.chance:.1%}")
+        per_class = ", ".join(f"{md(c)} {a:.0%}" for c, a in zero.per_class.items())
+        stands = "; ".join(
+            f"{md(name)} → " + ", ".join(f"{md(n)} {w:.0%}" for n, w in near)
+            for name, near in zero.meanings.items()
+        )
+        st.caption(f"Per class: {per_class}. What each name stands for among ImageNet's "
+                   f"classes: {stands}.")  # fmt: skip
 
 # --- classify new photos --------------------------------------------------------------------
 st.subheader("Classify photos now")

@@ -23,6 +23,11 @@ st.page_link(
     "pages/compare.py", label="See it measured: Compare experiment", icon=":material/science:"
 )
 st.page_link(
+    "pages/fewshot.py",
+    label="See the ladder, zero-shot to trained: Few-shot page",
+    icon=":material/stairs:",
+)
+st.page_link(
     "pages/network.py",
     label="See the features: What the network sees",
     icon=":material/visibility:",

@@ -40,8 +40,9 @@ with st.expander("Why does this work with only a few photos? (for teachers)"):
         "shapes and object parts. Those features are useful for almost any photo, so "
         "instead of learning to see from scratch we **reuse** them and train only a "
         "small new final layer (the *head*) for your labels. That is *transfer "
-        "learning*: it needs tens of images per label instead of thousands, and trains "
-        "in seconds on a laptop. On the Layers page you can unfreeze more of the "
+        "learning*: it needs tens of images per label instead of thousands, and each photo "
+        "goes through the big network only once (the Train page says how long that takes "
+        "on your machine). On the Layers page you can unfreeze more of the "
         "network, or on the Model page start from random weights, and compare the "
         "runs side by side."
     )

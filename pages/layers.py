@@ -13,7 +13,9 @@ PRESETS = [
     (
         "features",
         "Feature extraction",
-        "Only the new head learns. Fastest (seconds) and safest with few photos. Start here.",
+        "Only the new head learns. The fastest choice and the safest with few photos: "
+        "without per-epoch augmentation each photo goes through the network just once. "
+        "Start here.",
     ),
     (
         "last-k",
@@ -183,4 +185,8 @@ if flags != [r["trainable"] for r in rows] or mults != [r["lr_mult"] for r in ro
     state.update(freeze=custom)
     st.rerun()
 
+st.caption(
+    "The Train page offers settings that suit this plan (epochs, learning rates, "
+    "augmentation) and estimates how long the run takes on this machine before you start."
+)
 st.page_link("pages/train.py", label="Next: train →", icon=":material/model_training:")

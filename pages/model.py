@@ -3,8 +3,9 @@
 import pandas as pd
 import streamlit as st
 
-from appkit import navigation, pipeline, state
+from appkit import navigation, pipeline, state, text_pages
 from appkit.learn import learn
+from appkit.text import md
 from tlcore.data import sources
 from tlcore.errors import TLCoreError
 from tlcore.models.catalog import availability, catalog_entry, catalog_rows
@@ -12,6 +13,9 @@ from tlcore.models.factory import build_model
 from tlcore.models.search import has_pretrained_weights, search_model_names
 
 navigation.through_app()
+if text_pages.data_is_text():  # sentences: the text encoders instead (appkit.text_pages)
+    text_pages.model_page()
+    st.stop()
 
 BADGES = {
     "bundled": "bundled · offline",
@@ -81,7 +85,7 @@ if expert:
     query = st.text_input("Search all timm models", key="model_query", placeholder="resnet")
     matches = search_model_names(query) if query else []
     if query and not matches:
-        st.warning(f"No timm model name contains '{query}'.")
+        st.warning(f"No timm model name contains '{md(query)}'.")
     options = matches or ([current] if current not in names else [])
     choice = st.selectbox("Model", options, index=0 if options else None, key="model_pick_any")
 else:

@@ -5,7 +5,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from appkit import navigation, pipeline, state
+from appkit import navigation, pipeline, state, text_pages
 from appkit.learn import learn
 from tlcore import settings
 from tlcore.data.images import images_in
@@ -21,6 +21,11 @@ from tlcore.models.network_view import (
 from tlcore.results.predict import read_for_prediction, read_upload
 
 navigation.through_app()
+if text_pages.data_is_text():  # filters and feature maps are pictures of pictures
+    st.title("What the network sees")
+    st.info("This page draws what a photo model sees (filters, feature maps). For texts, the "
+            "**Evaluate** and **Predict** pages highlight the words that pushed each decision.")  # fmt: skip
+    st.stop()
 
 MAX_CHOICES = 60
 

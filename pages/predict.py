@@ -1,24 +1,31 @@
 """Try the trained model on new photos: one at a time with its reasons, or a whole batch."""
 
+from pathlib import Path
+
 import pandas as pd
 import streamlit as st
 
-from appkit import inference, navigation
+from appkit import inference, navigation, state, text_pages, trust_view, zeroshot
+from appkit.text import md
 from tlcore.data.images import images_in
 from tlcore.data.sources import folder_under_data_root, folders_under_data_root
 from tlcore.errors import TLCoreError
-from tlcore.results.explain import gradcam
 from tlcore.results.predict import (
     predict_uploads,
     predictions_csv,
-    read_for_prediction,
-    read_upload,
 )
 
 navigation.through_app()
 
 st.title("Predict")
 st.markdown("Give the model photos it has never seen and check what it says, and why.")
+
+# --- zero-shot: no trained model needed (issue 22) ------------------------------------------
+with st.expander(
+    "No trained model? Name your classes and try photos (zero-shot)",
+    icon=":material/text_fields:",
+):
+    zeroshot.try_class_names(state.get("model"), state.get("weights"), key="predict_zeroshot")
 
 picked = inference.pick_run("predict")
 if picked is None:
@@ -32,24 +39,48 @@ except TLCoreError as exc:
 top_k = st.slider(
     "Classes to show per photo", 1, max(1, len(predictor.classes)), min(3, len(predictor.classes))
 )
+if text_pages.run_is_text(run):  # sentences instead of photos (appkit.text_pages)
+    text_pages.predict_section(run, checkpoint, predictor, top_k)
+    st.stop()
+# "none of these" (issue 20): the threshold set on validation, movable here
+unknown_threshold = trust_view.threshold_slider(predictor, trust_view.trust(run, checkpoint))
+if unknown_threshold is None:
+    trust_view.offer_fit(run, checkpoint, "predict_fit_trust")
 
 
-def show_one(name: str, image) -> None:
-    """A photo, its top classes as bars, and the Grad-CAM overlay for the top class."""
-    probabilities = predictor.predict([image])
-    top = predictor.top_k(probabilities, top_k)[0]
-    st.markdown(f"**{name}** → **{top[0][0]}** ({top[0][1]:.1%})")
+def show_one(name: str, file_name: str, data: bytes) -> None:
+    """A photo, its top classes as bars (most likely first), and where the model looked."""
+    try:  # run once per photo and model, then kept: reruns do not repeat the work
+        image, probabilities, cam, no_cam = inference.explained_photo(
+            run, checkpoint, file_name, data
+        )
+    except TLCoreError as exc:
+        st.error(f"{md(name)}: {md(exc)}")
+        return
+    ranked = sorted(zip(predictor.classes, probabilities, strict=True), key=lambda cp: -cp[1])
+    top = ranked[:top_k]
+    st.markdown(f"**{md(name)}** → **{md(top[0][0])}** ({top[0][1]:.1%})")
+    trust_view.say_if_unknown(run, checkpoint, predictor, file_name, data, unknown_threshold)
     left, middle, right = st.columns([1, 1, 1])
     left.image(image, caption="your photo", width="stretch")
     frame = pd.DataFrame({"class": [c for c, _ in top], "probability": [p for _, p in top]})
     with middle:
-        st.bar_chart(frame, x="class", y="probability", horizontal=True, height=220)
-    try:
-        cam = gradcam(predictor, image)
-    except TLCoreError as exc:
-        right.warning(f"No heat map: {exc}")
+        st.bar_chart(
+            frame,
+            x="class",
+            y="probability",
+            horizontal=True,
+            sort="-probability",
+            height=60 + 40 * len(top),
+        )
+    if cam is None:
+        right.warning(f"No heat map: {no_cam}")
     else:
-        right.image(cam.overlay, caption="where it looked (red = most)", width="stretch")
+        right.image(
+            cam.overlay,
+            caption=f"where it looked (red = most), on the part it saw: {cam.view}",
+            width="stretch",
+        )
 
 
 single, batch = st.tabs(["Photos", "Batch (zip or folder)"])
@@ -74,19 +105,14 @@ with single:
     if shot is not None:
         files.append(("camera.jpg", shot.getvalue()))
     for name, data in files[:12]:
-        try:
-            image = read_upload(name, data)
-        except TLCoreError as exc:
-            st.error(f"{name}: {exc}")
-            continue
-        show_one(name, image)
+        show_one(name, name, data)
     if len(files) > 12:
         st.info(f"Showing the first 12 of {len(files)} photos; use the Batch tab for more.")
     if example != "—":
         try:
-            show_one(example, read_for_prediction(known[example]))
-        except TLCoreError as exc:
-            st.error(str(exc))
+            show_one(example, Path(known[example]).name, Path(known[example]).read_bytes())
+        except OSError as exc:
+            st.error(f"{example}: cannot read the photo ({exc.strerror}).")
 
 with batch:
     st.markdown("Every image in a zip, or in a folder on the server, goes into one table.")
@@ -124,6 +150,11 @@ with batch:
                     "file": r.path,
                     "prediction": r.label,
                     "probability": r.probability,
+                    "none of these": (  # judged at the slider's threshold
+                        None
+                        if r.unknown_score is None or unknown_threshold is None
+                        else r.unknown_score > unknown_threshold
+                    ),
                     "error": r.error or "",
                 }
                 for r in results

@@ -4,6 +4,7 @@ import pandas as pd
 import streamlit as st
 
 from appkit import navigation, runview, state
+from appkit.text import md
 from tlcore.errors import TLCoreError
 from tlcore.runs.run import Run, list_runs
 
@@ -25,9 +26,12 @@ rows = []
 for run in runs:
     try:
         row = runview.summary_row(run)
-        rows.append({"owner": run.record.get("owner") or "-", **row} if admin else row)
     except TLCoreError:
         continue
+    rows.append({"owner": run.summary().get("owner") or "-", **row} if admin else row)
+broken = [r for r in rows if r["status"] == "broken"]
+for row in broken:  # listed, with why; every other run still shows and opens
+    st.warning(f"Run {md(row['run'])}: {md(row['name'])}", icon=":material/warning:")
 st.dataframe(
     pd.DataFrame(rows),
     hide_index=True,
@@ -40,7 +44,9 @@ st.dataframe(
     },
 )
 
-ids = [r["run"] for r in rows]
+ids = [r["run"] for r in rows if r["status"] != "broken"]
+if not ids:
+    st.stop()
 active = state.get("run_id")
 picked = st.selectbox(
     "Open a run",
@@ -60,6 +66,6 @@ st.caption(
     f"batch {config.get('batch_size')} · {config.get('img_size')} px · "
     f"augmentation {config.get('augment')}"
 )
-runview.headline(info["epochs"])
+runview.headline(info["epochs"], info["status"].get("state", ""))
 runview.curves(info["steps"], info["epochs"], key="runs")
 runview.confusion(info["epochs"], key="runs")

@@ -2,11 +2,12 @@
 
 import streamlit as st
 
-from appkit import charts, navigation, pipeline, runview, state
+from appkit import charts, navigation, pipeline, runview, state, text_pages
 from appkit.learn import learn
+from appkit.text import md
 from tlcore.errors import TLCoreError
 from tlcore.runs.run import ACTIVE_STATES, Run
-from tlcore.training.config import AUGMENTS
+from tlcore.training.config import AUGMENTS, suggested_settings
 from tlcore.training.distributed import gpu_count
 from tlcore.training.lr_find import lr_find
 
@@ -16,9 +17,18 @@ IMAGE_SIZES = [64, 96, 128, 160, 192, 224, 240, 256, 260, 288, 320, 384]
 BATCH_SIZES = [4, 8, 16, 32, 64, 128]
 MIN_LR, MAX_LR = 1e-5, 1.0
 AUGMENT_HELP = {
-    "none": "none: the photos as they are (fastest: feature extraction then trains in seconds)",
+    "none": "none: the photos as they are (with feature extraction each photo goes through "
+    "the network only once: the fastest choice)",
     "light": "light: random crops and flips (a little more robust)",
     "strong": "strong: crops, flips, colour and rotation changes (for harder, varied data)",
+}
+
+SETTING_WORDS = {
+    "lr": "learning rate",
+    "augment": "augmentation",
+    "augment_views": "augmented views",
+    "label_smoothing": "label smoothing",
+    "early_stopping": "early stopping",
 }
 
 st.title("4 · Train")
@@ -37,9 +47,47 @@ else:
         f"{runview.preset_label(state.get('freeze'))}"
     )
 
-# --- the knobs ----------------------------------------------------------------------------
+# --- settings that suit the freeze plan ---------------------------------------------------
 settings_now = pipeline.train_settings()
+suggested = suggested_settings(state.get("freeze"))
+if text_pages.data_is_text():  # no pixels: augmentation and image size do not apply
+    suggested = {k: v for k, v in suggested.items() if k not in ("augment", "augment_views")}
+APPLIED = ("epochs", "lr", "augment", "augment_views", "label_smoothing", "early_stopping")
+offer = {k: suggested[k] for k in APPLIED if k in suggested and settings_now.get(k) != suggested[k]}
+scale = suggested.get("backbone_lr_scale")
+try:
+    lr_mult = pipeline.backbone_lr_mult(scale) if scale not in (None, 1) else None
+except TLCoreError:  # a plan the Layers page reports as broken: nothing to suggest for it
+    lr_mult = None
+plan_label = runview.preset_label(state.get("freeze"))
+dismissed = st.session_state.setdefault("tl_suggestion_dismissed", set())
+if plan_label not in dismissed and (
+    offer or (lr_mult is not None and state.get("freeze").get("lr_mult") != lr_mult)
+):
+
+    def use_suggested() -> None:
+        state.update(train={**state.get("train"), **offer})
+        if lr_mult is not None:
+            state.update(freeze={**state.get("freeze"), "lr_mult": lr_mult})
+        state.refresh_widgets(*(f"train_{k}" for k in APPLIED), "groups")
+
+    with st.container(border=True, key="suggested_settings"):
+        words = [f"{SETTING_WORDS.get(k, k)} **{v:g}**" if isinstance(v, float)
+                 else f"{SETTING_WORDS.get(k, k)} **{v}**" for k, v in offer.items()]  # fmt: skip
+        if lr_mult is not None:
+            words.append(f"pretrained layers learn at **×{scale:g}** the learning rate")
+        st.markdown(f"**Suggested for {plan_label}:** " + ", ".join(words))
+        if suggested.get("reason"):
+            st.caption(suggested["reason"])
+        use, keep = st.columns([1, 3])
+        use.button("Use these settings", key="use_suggested", on_click=use_suggested)
+        keep.button("Keep mine", key="keep_settings", on_click=dismissed.add, args=(plan_label,))
+
+# --- the knobs ----------------------------------------------------------------------------
 st.subheader("Settings")
+if text_pages.data_is_text():
+    st.caption("Texts: image size and augmentation do not apply (they are ignored); each text "
+               "is read up to its first 128 word pieces.")  # fmt: skip
 left, middle, right = st.columns(3)
 with left:
     epochs = st.number_input(
@@ -152,6 +200,27 @@ if found is not None:
 
         st.button(f"Use {suggestion:.1e}", key="use_lr", on_click=use_suggestion)
 
+# --- how long it will take ----------------------------------------------------------------
+if ready:
+    try:
+        estimate = pipeline.run_estimate()
+    except TLCoreError as exc:
+        st.warning(f"No time estimate: {exc}")
+    else:
+        (st.success if estimate.fast_path else st.info)(
+            f"**Estimated time: {estimate.text}** on this machine. {estimate.work}",
+            icon=":material/timer:",
+        )
+        speed = estimate.speed
+        rate_digits = 1 if speed.forward_s > 0.1 else 0  # "0.6 photos/s", "85 photos/s"
+        st.caption(
+            (f"**Faster:** {estimate.tip} " if estimate.tip else "")
+            + f"Measured here: {1 / max(speed.forward_s, 1e-9):,.{rate_digits}f} photos/s through "
+            f"{md(speed.model)} at {speed.img_size} px on {speed.device}. A rough guide: other "
+            "programs busy on this machine can make the run much slower (or faster, once they "
+            "stop)."
+        )
+
 # --- start / stop / resume ----------------------------------------------------------------
 run = pipeline.active_run()
 run_state = run.status().get("state") if run is not None else None
@@ -174,9 +243,10 @@ st.divider()
 st.subheader("Training run")
 
 
-@st.fragment(run_every=1.5 if busy else None)
+@st.fragment(run_every=2.0 if busy else None)
 def live_run() -> None:
-    """Re-read the run directory every 1.5 s while the run is active; the page stays usable."""
+    """Re-read the run directory every 2 s while the run is active; the page stays usable.
+    Events are parsed and figures rebuilt only when metrics.jsonl grew (appkit.runview)."""
     current = Run.open(run.dir)
     info = runview.progress_summary(current)
     now = info["status"].get("state")
@@ -190,7 +260,7 @@ def live_run() -> None:
             st.rerun(scope="app")
         except TLCoreError as exc:
             st.error(str(exc))
-    runview.headline(info["epochs"])
+    runview.headline(info["epochs"], now)
     runview.curves(info["steps"], info["epochs"], key="train")
     runview.confusion(info["epochs"], key="train")
     if now == "finished":

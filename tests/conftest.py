@@ -31,6 +31,8 @@ def isolated_dirs(tmp_path, monkeypatch):
 
 def pytest_sessionfinish(session, exitstatus):
     """A run that executed no test fails (all skipped or none collected)."""
+    if hasattr(session.config, "workerinput"):  # a pytest-xdist worker: the controller counts
+        return
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
     if reporter is None or exitstatus != 0:
         return

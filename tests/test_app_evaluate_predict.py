@@ -6,7 +6,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from apptest_helpers import texts
+from apptest_helpers import go, open_app, texts
 from streamlit.testing.v1 import AppTest
 from trained_run_fixture import trained_run_dir
 
@@ -39,19 +39,33 @@ def test_pages_without_a_trained_run_point_to_train():
         assert "No trained model yet" in texts(at.info)
 
 
-def test_evaluate_page_shows_scores_confusion_mistakes_and_gradcam(runs_here):
-    at = page("evaluate").run()
+def test_evaluate_page_shows_scores_confusion_mistakes_and_gradcam(runs_here, monkeypatch):
+    import appkit.inference
+
+    def not_again(*args, **kwargs):
+        raise AssertionError("the finished run was scored again instead of read back")
+
+    # the worker scored the run when it finished: the page reads that, it does not rescore
+    monkeypatch.setattr(appkit.inference, "evaluate_run", not_again)
+    at = go(open_app(), "evaluate")
     assert not at.exception, [e.value for e in at.exception]
     assert at.selectbox(key="evaluate_run").value == runs_here.id
-    accuracy = f"{runs_here.epochs()[-1]['val_acc']:.1%}"
-    at.radio(key="evaluate_ckpt").set_value("last").run()
+    assert at.radio(key="evaluate_ckpt").value == "best"
+    accuracy = f"{max(e['val_acc'] for e in runs_here.epochs()):.1%}"
     assert [m.value for m in at.metric][0] == accuracy
+    # plain words first, the expert's term in the tooltip
+    labels = {m.label: m.proto.help for m in at.metric}
+    assert "Macro F1" in labels["Average of the per-class scores"]
     table = at.dataframe[0].value
     assert list(table["class"]) == ["ants", "bees"] and list(table["support"]) == [20, 20]
     assert "predicted as" in texts(at.markdown)
     assert (
         "Grad-CAM" in texts(at.subheader) and len(at.get("image")) >= 10
     )  # 8 hardest + photo + heat map
+    captions = [image.proto.imgs[0].caption for image in at.get("image")]
+    assert any(c.startswith("the whole photo") for c in captions)
+    assert any("what the model saw (the centre" in c for c in captions), captions
+    assert "layer" not in " ".join(captions)  # "bn2" lives in a tooltip now
     assert not at.error
     at.radio(key="confusion_view").set_value("share of each true class").run()
     assert not at.exception
@@ -80,15 +94,45 @@ def test_predict_page_batch_from_a_server_folder_with_a_corrupt_file(
     assert "broken.jpg" in texts(at.error) and "3 photos predicted" in texts(at.success)
 
 
-def test_predict_page_shows_top_classes_and_gradcam_for_one_photo(runs_here):
+def test_predict_page_shows_top_classes_and_gradcam_for_one_photo(runs_here, monkeypatch):
+    import json
+
+    import appkit.inference
+
+    calls = {"gradcam": 0, "load": 0}
+
+    def counted(name, real):
+        def wrapper(*args, **kwargs):
+            calls[name] += 1
+            return real(*args, **kwargs)
+
+        return wrapper
+
+    monkeypatch.setattr(appkit.inference, "gradcam", counted("gradcam", appkit.inference.gradcam))
+    monkeypatch.setattr(
+        appkit.inference, "load_predictor", counted("load", appkit.inference.load_predictor)
+    )
+    appkit.inference._predictor.clear()
+    appkit.inference._explained.clear()
     at = page("predict").run()
     options = at.selectbox(key="predict_example").options
     ant = next(o for o in options if o.startswith("ants"))
     at.selectbox(key="predict_example").set_value(ant).run()
     assert not at.exception, [e.value for e in at.exception]
-    assert f"**{ant}** → **" in texts(at.markdown)
-    assert len(at.get("vega_lite_chart")) == 1  # the top-k bar chart
+    from appkit.text import md
+
+    assert f"**{md(ant)}** → **" in texts(at.markdown)
+    charts = at.get("arrow_vega_lite_chart") or at.get("vega_lite_chart")
+    assert len(charts) == 1  # the top-k bar chart, most likely class on top
+    spec = json.loads(charts[0].proto.spec)
+    assert spec["encoding"]["y"]["sort"] == {"field": "probability", "order": "descending"}
     assert len(at.get("image")) == 2 and not at.error  # the photo and its Grad-CAM overlay
+    captions = [image.proto.imgs[0].caption for image in at.get("image")]
+    assert "on the part it saw: the centre" in captions[1], captions  # the crop, said so
+    # the model is loaded once and a photo is looked at once: a rerun reuses both
+    assert calls == {"gradcam": 1, "load": 1}
+    at.slider[0].set_value(1).run()
+    assert not at.exception and calls == {"gradcam": 1, "load": 1}
 
 
 def test_evaluate_scores_a_run_in_training_only_when_asked(run, tmp_path, monkeypatch):
@@ -106,7 +150,7 @@ def test_evaluate_scores_a_run_in_training_only_when_asked(run, tmp_path, monkey
     try:
         Run.open(copy).write_status("running", pid=stand_in.pid)
         monkeypatch.setenv("TLCORE_RUNS_DIR", str(runs))
-        at = page("evaluate").run()
+        at = go(open_app(), "evaluate")
         assert not at.exception, [e.value for e in at.exception]
         assert "still training" in texts(at.info) and not at.metric
         at.button(key="evaluate_score_now").click().run()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from apptest_helpers import APP, go, texts
@@ -30,6 +31,11 @@ def test_fewshot_page_draws_accuracy_vs_shots_and_classifies_a_photo():
     at.button(key="fewshot_measure").click().run()
     assert not at.exception, [e.value for e in at.exception]
     assert len(at.get("plotly_chart")) == 1 and not at.error
+    ladder = json.loads(at.get("plotly_chart")[0].proto.spec)["data"][0]  # the whole ladder
+    assert ladder["x"][:5] == ["0 (zero-shot)", "1 (one-shot)", "2 (few-shot)", "5 (few-shot)",
+                               "10 (few-shot)"]  # fmt: skip
+    assert ladder["y"][0] > 0.7  # class names alone: measured 0.975 at 96 px
+    assert {m.label for m in at.metric} >= {"Zero-shot accuracy", "Chance (guessing)"}
     table = at.dataframe[0].value
     assert list(table["photos per class"]) == [1, 2, 5, 10]
     assert table["accuracy (mean)"].iloc[-1] > 0.7  # measured 0.84 at 96 px

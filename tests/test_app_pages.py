@@ -45,6 +45,16 @@ def test_start_page_says_what_to_do_and_the_sample_fills_the_data_report():
     assert "Ready to train: 2 labels (ants, bees), 120 usable images" in texts(at.success)
     assert at.get("plotly_chart"), "images-per-class chart"
     assert len(at.get("image")) >= 2, "thumbnails per class"
+    # issue 19: counts on the bars, a train/val table per label, one-line captions
+    chart = json.loads(at.get("plotly_chart")[0].proto.spec)
+    assert [[int(n) for n in bar["text"]] for bar in chart["data"]] == [[40, 40], [20, 20]]
+    split = at.dataframe[0].value
+    assert split.to_dict("records") == [
+        {"label": "ants", "training photos": 40, "validation photos": 20},
+        {"label": "bees", "training photos": 40, "validation photos": 20},
+    ]
+    long = [c for c in at.caption if c.proto.help and "…" in c.value]
+    assert long and all(len(c.value.replace("\\", "")) <= 16 for c in long)
     assert "Sample: ants vs bees" in texts(at.sidebar.markdown)
     saved = json.loads((settings.runs_dir() / "app-state.json").read_text())
     assert saved["data"]["kind"] == "sample"
@@ -56,7 +66,8 @@ def test_data_page_without_a_choice_offers_the_sources():
     assert "Choose one of the options" in texts(at.info)
     assert "not chosen yet" in texts(at.sidebar.markdown)  # drawn even when the page stops
     assert at.button(key="use_sample") is not None
-    assert len(at.tabs) == 3  # no server folder unless TLCORE_DATA_ROOT is set
+    # sample, zip, images per label, a CSV of texts; no server folder unless TLCORE_DATA_ROOT is set
+    assert [t.label for t in at.tabs][-1] == "Texts: upload a CSV" and len(at.tabs) == 4
     at.button(key="use_sample").click().run()
     assert "Ready to train" in texts(at.success)
 
@@ -84,7 +95,7 @@ def test_data_page_lists_problems_by_file_and_refuses_paths_outside_the_root(tmp
     monkeypatch.setenv("TLCORE_DATA_ROOT", str(root))
 
     at = go(open_app(), "data")
-    assert len(at.tabs) == 4
+    assert len(at.tabs) == 5  # the server folder tab joins sample, zip, images, texts
     at.text_input(key="root_typed").input("../").run()
     at.button(key="use_folder").click().run()
     assert "outside the allowed data folder" in texts(at.error)
@@ -273,6 +284,8 @@ def test_stop_then_resume_from_the_train_page():
     at.select_slider(key="w_train_img_size_0").set_value(64)
     at.radio(key="w_train_augment_0").set_value("light")  # the full-model path: slow enough
     at.run()
+    # augmentation that changes every epoch: the estimate says so and names the fast choice
+    assert "Estimated time: about" in texts(at.info) and "augmentation 'none'" in texts(at.caption)
     at.button(key="start").click().run()
     run = list_runs()[0]
     assert at.button(key="stop") is not None
@@ -281,9 +294,38 @@ def test_stop_then_resume_from_the_train_page():
     assert status["state"] == "stopped", run.log_path.read_text()
     at.run()
     assert "stopped" in texts(at.markdown)
+    labels = [m.label for m in at.metric]
+    assert "Latest validation accuracy" in labels and not any("Final" in x for x in labels)
     at.button(key="resume").click().run()
     assert not at.exception, [e.value for e in at.exception]
     assert run.wait(timeout=300)["state"] == "finished", run.log_path.read_text()
     at.run()
     assert [e["epoch"] for e in run.epochs()] == [1, 2, 3]
     assert "finished" in texts(at.markdown)
+    assert "Final validation accuracy" in [m.label for m in at.metric]
+
+
+def test_train_page_offers_settings_that_suit_a_new_freeze_plan():
+    """Issue 19: fine-tuning left at feature-extraction settings came out worse; the page
+    now offers the settings that suit the plan, says why, and applies them on request."""
+    from tlcore.training.config import suggested_settings
+
+    at = go(choose_sample(open_app()), "train")
+    assert "Estimated time: about" in texts(at.success)  # feature extraction: the fast path
+    assert not [b for b in at.button if b.key == "use_suggested"]  # the defaults already suit
+    go(at, "layers")
+    at.button(key="preset_last-k").click().run()
+    go(at, "train")
+    wanted = suggested_settings("last-k")
+    assert "Suggested for Fine-tune the last" in texts(at.markdown)
+    at.button(key="use_suggested").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    chosen = at.session_state["tl_selections"]["train"]
+    assert chosen["epochs"] == wanted["epochs"] and chosen["augment"] == wanted["augment"]
+    epochs = next(n for n in at.number_input if n.label == "Epochs")
+    assert epochs.value == wanted["epochs"]  # the widgets show the new values
+    if "backbone_lr_scale" in wanted:
+        mult = at.session_state["tl_selections"]["freeze"]["lr_mult"]
+        assert mult[-1] == 1.0 and set(mult[:-1]) == {wanted["backbone_lr_scale"]}
+    assert not [b for b in at.button if b.key == "use_suggested"]  # applied: no more offer
+    assert "Estimated time: about" in texts(at.info)  # fine-tuning: not the fast path

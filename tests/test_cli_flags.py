@@ -16,7 +16,8 @@ COMMANDS = {
 
 
 BAD = [
-    ("--img-size", "8", "--img-size '8' is not valid: it must be a whole number >= 32."),
+    ("--img-size", "8", "--img-size '8' is not valid: it must be a whole number from 32 to 2048."),
+    ("--seed", str(2**70), "--seed '1180591620717411303424' is not valid"),
     ("--img-size", "big", "--img-size 'big' is not valid"),
     ("--batch-size", "0", "--batch-size '0' is not valid"),
     ("--seed", "1.5", "--seed '1.5' is not valid"),
@@ -42,6 +43,10 @@ def test_a_bad_shared_flag_gets_the_same_one_line_error(
 @pytest.mark.parametrize("command", COMMANDS)
 def test_shared_flags_have_the_same_defaults(command, sample_dir):
     args = build_parser().parse_args([command, "--data", str(sample_dir), *COMMANDS[command]])
+    if args.model is None:  # train and lr-find pick the model by the kind of data (photos here)
+        from tlcore.cli.train import _fit_text_data
+
+        _fit_text_data(args)
     assert args.model == "tf_efficientnet_lite0"
     assert args.weights is None  # resolved per model: bundled when installed, else hub
     assert args.img_size is None and args.seed == "0" and args.device == "auto"

@@ -172,7 +172,7 @@ def test_wizard_end_to_end_in_chromium(app_url):
             assert json.loads((run_dir / "status.json").read_text())["state"] == "finished"
             final = epochs_done[-1]
             assert _metric(page, "Final validation accuracy") == f"{final['val_acc']:.1%}"
-            assert _metric(page, "Final validation loss") == f"{final['val_loss']:.3f}"
+            assert _metric(page, "Final error score (loss)") == f"{final['val_loss']:.3f}"
             expect(page.get_by_text("epoch 2/2").first).to_be_visible()
             _shot(page, "05-train")
 
@@ -282,5 +282,174 @@ def test_uploads_in_chromium_zip_bad_zip_and_images_per_label(app_url, sample_di
                 expect(page.get_by_text(f"Added 6 images as '{label}'")).to_be_visible()
             expect(page.get_by_text("Ready to train: 2 labels (ants, bees), 12")).to_be_visible()
             expect(sidebar).to_contain_text("Your images: 12 in 2 labels")
+        finally:
+            browser.close()
+
+
+def test_newcomer_first_hour_fine_tune_settings_and_an_export_race(app_url, sample_dir):
+    """Issue 19 in Chromium: a fine-tuning plan gets its own settings (and says why), and an
+    export clicked while another is being written does not cancel it."""
+    from playwright.sync_api import expect, sync_playwright
+    from trained_run_fixture import trained_run_dir
+
+    finished = trained_run_dir(sample_dir)
+    run_dir = Path(shutil.copytree(finished, Path(os.environ["TLCORE_RUNS_DIR"]) / finished.name))
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 900})
+            page.set_default_timeout(60_000)
+            page.goto(app_url)
+            page.get_by_role("button", name=re.compile("Try the sample")).click()
+            expect(page.get_by_text("Ready to train: 2 labels (ants, bees)")).to_be_visible()
+
+            # Layers: fine-tune the last K groups → Train offers settings that suit it
+            _go(page, "3 · Layers", "3 · Which layers learn?")
+            page.get_by_role("button", name=re.compile("Fine-tune the last K groups")).click()
+            _wait_idle(page)
+            _go(page, "4 · Train", "4 · Train")
+            expect(page.get_by_text(re.compile("Suggested for Fine-tune the last"))).to_be_visible()
+            estimate = page.get_by_text(re.compile(r"Estimated time: about"))
+            expect(estimate).to_be_visible(timeout=120_000)  # measured once on this machine
+            page.locator(".st-key-use_suggested button").click()
+            _wait_idle(page)
+            epochs = page.get_by_role("spinbutton", name="Epochs", exact=True)
+            expect(epochs).to_have_value("10")
+            _shot(page, "09-finetune-settings")
+
+            # Export: the bundle, then ONNX 2 s later; both files arrive, both say so
+            _go(page, "7 · Export", "7 · Export")
+            page.locator(".st-key-export_bundle button").first.click()
+            page.wait_for_timeout(2_000)
+            page.locator(".st-key-export_onnx button").first.click()
+            for name in ("bundle.zip", "model.onnx"):
+                expect(
+                    page.get_by_role("button", name=re.compile(rf"Download .*-{re.escape(name)}"))
+                ).to_be_visible(timeout=RUN_TIMEOUT_MS)
+            _wait_idle(page)
+            for fmt in ("bundle", "onnx"):
+                expect(page.locator(f".st-key-export_{fmt} button").first).to_contain_text(
+                    "Export again"
+                )
+                state = json.loads((run_dir / "exports" / "jobs" / f"{fmt}.json").read_text())
+                assert state["state"] == "done", state
+            assert (run_dir / "exports" / "bundle.zip").is_file()
+            assert (run_dir / "exports" / "model.onnx").is_file()
+            expect(page.get_by_text("Traceback")).to_have_count(0)
+            _shot(page, "10-export")
+        finally:
+            browser.close()
+    DOCS_SHOTS.mkdir(parents=True, exist_ok=True)
+    for name in ("09-finetune-settings", "10-export"):
+        shutil.copy2(SHOTS / f"{name}.png", DOCS_SHOTS / f"{name}.png")
+
+
+def test_text_sample_data_train_evaluate_predict_in_chromium(app_url):
+    """Issue 23: the same wizard for labelled sentences, typed into the Predict page."""
+    from playwright.sync_api import expect, sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 900})
+            page.set_default_timeout(60_000)
+            page.goto(app_url)
+            page.locator('[data-testid="stSidebarNavLink"]', has_text="1 · Data").click()
+            page.get_by_role("button", name="Use the text sample").click()
+            expect(
+                page.get_by_text("Ready to train: 2 labels (negative, positive)")
+            ).to_be_visible()
+            expect(page.get_by_text("Examples per label")).to_be_visible()
+            _shot(page, "11-text-data")
+
+            _go(page, "2 · Model", "2 · A model that already knows language")
+            expect(page.get_by_text("all-MiniLM-L6-v2 (bundled · offline)")).to_be_visible()
+
+            _go(page, "4 · Train", "4 · Train")
+            epochs = page.get_by_role("spinbutton", name="Epochs", exact=True)
+            epochs.fill("1")
+            epochs.press("Enter")
+            _wait_idle(page)
+            page.get_by_role("button", name="Start training").click()
+            expect(page.get_by_text("finished", exact=True).first).to_be_visible(
+                timeout=2 * RUN_TIMEOUT_MS  # 1,000 sentences through the encoder once
+            )
+            run_id = re.search(r"[?&]run=([^&]+)", page.url).group(1)
+            run_dir = Path(os.environ["TLCORE_RUNS_DIR"]) / run_id
+            config = json.loads((run_dir / "config.json").read_text())["config"]
+            assert (config["model"], config["augment"]) == ("all-MiniLM-L6-v2", "none")
+
+            _go(page, "5 · Evaluate", "Evaluate")
+            expect(page.get_by_text("Hardest texts")).to_be_visible(timeout=90_000)
+            expect(page.locator(".tl-why").first).to_be_visible(timeout=90_000)
+            _shot(page, "12-text-evaluate")
+
+            _go(page, "6 · Predict", "Predict")
+            box = page.get_by_label("A sentence to classify")
+            box.fill("Awful phone, it broke after a day.")
+            box.press("Control+Enter")  # Streamlit takes a text area's value on Ctrl+Enter
+            _wait_idle(page)
+            page.get_by_role("button", name="Predict", exact=True).click()
+            expect(page.get_by_text(re.compile(r"^negative · \d+\.\d%$"))).to_be_visible()
+            expect(page.locator(".tl-why span").first).to_be_visible()
+            expect(page.get_by_text("Traceback")).to_have_count(0)
+            _shot(page, "13-text-predict")
+        finally:
+            browser.close()
+
+
+def test_predict_says_not_sure_for_a_coffee_cup_in_chromium(app_url, sample_dir):
+    """Issue 20: a photo of none of the classes gets "Not sure — this looks like none of"."""
+    from playwright.sync_api import expect, sync_playwright
+
+    from tlcore.runs.run import Run
+
+    config = TrainConfig(data=str(sample_dir), img_size=128, epochs=2, augment="none",
+                         device="cpu", name="coffee")  # fmt: skip
+    run = Run.start(config)
+    assert run.wait(timeout=RUN_TIMEOUT_MS / 1000)["state"] == "finished"
+    assert (run.dir / "trust-best.json").is_file()  # fitted by the worker as the run finished
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 900})
+            page.set_default_timeout(60_000)
+            page.goto(f"{app_url}/predict?run={run.id}")
+            page.get_by_role("heading", name="Predict").first.wait_for()
+            _wait_idle(page)
+            page.locator('[data-testid="stFileUploader"]', has_text="one or more photos").locator(
+                "input[type=file]"
+            ).set_input_files(ROOT / "tests" / "data" / "coffee.jpg")
+            not_sure = page.get_by_text("Not sure — this looks like none of: ants, bees").first
+            expect(not_sure).to_be_visible(timeout=90_000)
+            expect(page.get_by_text("Traceback")).to_have_count(0)
+            _shot(page, "14-predict-not-sure")
+        finally:
+            browser.close()
+
+
+def test_fewshot_ladder_from_class_names_to_ten_photos_in_chromium(app_url):
+    """Issue 22: one chart from zero-shot (class names only) to 10 photos per class."""
+    from playwright.sync_api import expect, sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 900})
+            page.set_default_timeout(60_000)
+            page.goto(app_url)
+            page.get_by_role("button", name=re.compile("Try the sample")).click()
+            expect(page.get_by_text("Ready to train: 2 labels (ants, bees)")).to_be_visible()
+            _go(page, "Few-shot", "Few-shot")
+            page.get_by_role(
+                "button", name="Measure accuracy from 0 to 10 photos per class"
+            ).click()
+            chart = page.locator(".js-plotly-plot", has_text="transfer-learning ladder")
+            expect(chart).to_be_visible(timeout=240_000)
+            expect(chart).to_contain_text("0 (zero-shot)")
+            expect(chart).to_contain_text("10 (few-shot)")
+            expect(page.get_by_text("Zero-shot accuracy")).to_be_visible()
+            expect(page.get_by_text("Traceback")).to_have_count(0)
+            _shot(page, "15-fewshot-ladder")
         finally:
             browser.close()

@@ -70,8 +70,40 @@ def test_evaluating_a_real_run_matches_its_record_and_a_hand_count(run):
     tp = hand[0][0]
     assert report.per_class[0]["precision"] == pytest.approx(tp / (hand[0][0] + hand[1][0]))
     assert report.per_class[0]["recall"] == pytest.approx(tp / 20)
-    assert report.loss == pytest.approx(recorded["val_loss"], rel=1e-4)
+    # probabilities are calibrated (issue 20): the raw model's loss is the recorded one,
+    # and the fitted temperature only lowers it
+    raw = evaluate_run(run, "last", predictor=load_predictor(run, "last").set_trust(None))
+    assert raw.loss == pytest.approx(recorded["val_loss"], rel=1e-4)
+    assert report.loss <= raw.loss + 1e-6
     losses = [m.loss for m in report.worst]
     assert losses == sorted(losses, reverse=True) and len(report.worst) == 12
     wrong = hand[0][1] + hand[1][0]
     assert sum(not m.correct for m in report.worst) == min(wrong, 12)
+
+
+def test_a_finished_run_keeps_its_score_for_the_evaluate_page(run):
+    """The worker scores the run once when it finishes (issue 19): the page reads the file."""
+    import os
+
+    from tlcore.runs.scoring import evaluation_path, stored_evaluation
+    from tlcore.training.checkpoints import checkpoint_paths
+
+    assert "(best)" in stored_evaluation(run, "best").source
+    if evaluation_path(run, "last").is_file():  # kept too when best and last are the same
+        assert "(last)" in stored_evaluation(run, "last").source
+    kept, fresh = stored_evaluation(run, "best"), evaluate_run(run, "best")
+    assert (kept.accuracy, kept.confusion, kept.per_class) == (
+        fresh.accuracy,
+        fresh.confusion,
+        fresh.per_class,
+    )
+    assert [m.path for m in kept.worst] == [m.path for m in fresh.worst]
+    # a checkpoint replaced later (a resumed run) makes the kept score stale: not used
+    weights = checkpoint_paths(run.checkpoints_dir, "best")[0]
+    stat = weights.stat()
+    try:
+        os.utime(weights, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+        assert stored_evaluation(run, "best") is None
+    finally:
+        os.utime(weights, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert stored_evaluation(run, "best") is not None

@@ -11,7 +11,14 @@ from tlcore.data.dataset import build_transform, resolve_data_config
 from tlcore.data.images import load_rgb
 from tlcore.data.manifest import Manifest
 from tlcore.models.factory import create_model
-from tlcore.results.explain import cam_target, embedding_map, gradcam, model_view_box, pca_2d
+from tlcore.results.explain import (
+    cam_target,
+    embedding_map,
+    gradcam,
+    model_view,
+    model_view_box,
+    pca_2d,
+)
 from tlcore.results.predict import Predictor
 from tlcore.runs.run import Run
 from tlcore.runs.scoring import evaluate_run, load_predictor
@@ -34,10 +41,19 @@ def test_gradcam_of_a_well_classified_photo_covers_the_photo(run, predictor):
     image = load_rgb(sure.path)
     cam = gradcam(predictor, sure.path)
     assert cam.label == sure.true and cam.layer == "bn2"
-    assert cam.heatmap.shape == (image.height, image.width)
+    # the map lies on exactly the pixels the model saw: its input, not the whole photo
+    side = predictor.data_config["input_size"][-1]
+    assert cam.heatmap.shape == (side, side) and cam.overlay.size == (side, side)
     assert cam.heatmap.min() >= 0.0 and cam.heatmap.max() <= 1.0
     assert cam.heatmap.max() > 0.5 and cam.heatmap.std() > 0.05  # not a uniform map
-    assert cam.overlay.size == image.size and cam.overlay.mode == "RGB"
+    assert cam.overlay.mode == "RGB"
+    assert cam.box == model_view_box(predictor.transform, *image.size)
+    assert f"{image.width}×{image.height} photo, seen at {side}×{side}" in cam.view
+    seen = np.asarray(model_view(predictor.transform, image), dtype=np.float32)
+    # where the heat is ~0 the overlay is the model's view tinted evenly: no frame, no seam
+    assert np.corrcoef(seen.mean(2).ravel(), np.asarray(cam.overlay).mean(2).ravel())[0, 1] > 0.5
+    assert sum(cam.probabilities) == pytest.approx(1.0, abs=1e-4)
+    assert cam.probability == max(cam.probabilities)
     other = gradcam(predictor, image, class_index=1 - cam.class_index)
     assert not np.allclose(other.heatmap, cam.heatmap)  # a different class, a different map
 

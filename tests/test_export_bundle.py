@@ -117,7 +117,7 @@ def test_broken_bundles_and_existing_destinations_are_refused_in_words(run, bund
     folder = tmp_path / "half"
     folder.mkdir()
     (folder / BUNDLE_META).write_text(json.dumps({"format": "tlcore-bundle", "classes": []}))
-    with pytest.raises(ModelError, match="no architecture"):
+    with pytest.raises(ModelError, match="architecture must be a timm model name"):
         tlcore.load(folder)
     with zipfile.ZipFile(bundle_zip) as zf:
         zf.extractall(tmp_path / "damaged")
@@ -138,6 +138,15 @@ def test_force_replaces_a_folder_export_whole(run, tmp_path):
     out = tmp_path / "handout"
     export_run(run, "script", out)
     (out / "stale.txt").write_text("from an older export")
+    with pytest.raises(ConfigError, match="tlcore did not write"):  # not only tlcore's files
+        export_run(run, "script", out, overwrite=True)
+    (out / "stale.txt").unlink()
+    (out / "train.py").write_text((out / "train.py").read_text() + "# edited\n")
     export_run(run, "script", out, overwrite=True)
-    assert sorted(p.name for p in out.iterdir()) == ["initial_weights.pt", "split.json", "train.py"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        ".tlcore-export.json",  # the marker that lets --force recognise tlcore's own export
+        "initial_weights.pt",
+        "split.json",
+        "train.py",
+    ]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["handout"]  # no staging left

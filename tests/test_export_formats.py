@@ -44,15 +44,17 @@ def test_onnx_export_is_checked_and_matches_pytorch_in_onnxruntime(
     out = tmp_path / "model.onnx"
     result = export_run(run, "onnx", out)
     check = result.check
-    assert check["passed"] and check["images"] == 8 and check["batch_sizes"] == [1, 8]
-    assert check["max_abs_diff"] < 1e-4 and check["same_top_class"]
-    assert "matches PyTorch on 8 real photos" in result.text()
+    # 8 of the run's photos + 4 of none of its classes, for the "none of these" check (issue 20)
+    assert check["passed"] and check["images"] == 12 and check["batch_sizes"] == [1, 12]
+    assert check["max_abs_diff"] < 1e-4 and check["same_top_class"] and check["same_unknown"]
+    assert "matches PyTorch on 12 real photos" in result.text()
     meta = {p.key: p.value for p in onnx.load(str(out)).metadata_props}
     assert json.loads(meta["tlcore.json"])["classes"] == ["ants", "bees"]
     session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
     batch = torch.stack([predictor.preprocess(p) for p in photos])  # 7: neither 1, 2 nor 8
-    logits = session.run(None, {"image": batch.numpy()})[0]
-    got = torch.from_numpy(np.asarray(logits)).softmax(1)
+    logits, calibrated, _ = session.run(None, {"image": batch.numpy()})
+    got = torch.from_numpy(np.asarray(calibrated))
+    assert torch.allclose(got, (torch.from_numpy(logits) / predictor.temperature).softmax(1))
     expected = predictor.predict(photos)
     assert (got - expected).abs().max() < 1e-4
     assert torch.equal(got.argmax(1), expected.argmax(1))
@@ -70,7 +72,7 @@ def test_torchscript_export_reloads_with_torch_jit_and_matches(run, predictor, p
     last = load_predictor(run, "last")
     batch = torch.stack([last.preprocess(p) for p in photos])
     with torch.no_grad():
-        got = scripted(batch).softmax(1)
+        got = scripted(batch)[1]  # (logits, calibrated probabilities, unknown score)
     assert (got - last.predict(photos)).abs().max() < 1e-4
 
 

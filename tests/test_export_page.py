@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -10,7 +11,8 @@ from apptest_helpers import texts
 from streamlit.testing.v1 import AppTest
 from trained_run_fixture import trained_run_dir
 
-from tlcore.export.exporter import recorded_exports
+from tlcore.export.exporter import FORMATS, recorded_exports
+from tlcore.export.jobs import ACTIVE, export_job
 from tlcore.runs.run import Run
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -29,6 +31,13 @@ def own_run(run, tmp_path, monkeypatch) -> Run:
     return copy
 
 
+def wait_for_exports(run: Run, timeout: float = 240) -> None:
+    deadline = time.monotonic() + timeout
+    while any((export_job(run, f) or {}).get("state") in ACTIVE for f in FORMATS):
+        assert time.monotonic() < deadline, [export_job(run, f) for f in FORMATS]
+        time.sleep(0.3)
+
+
 def test_export_page_writes_a_bundle_and_a_script_and_offers_downloads(own_run):
     at = AppTest.from_file(str(ROOT / "pages" / "export.py"), default_timeout=300).run()
     assert not at.exception, [e.value for e in at.exception]
@@ -36,8 +45,18 @@ def test_export_page_writes_a_bundle_and_a_script_and_offers_downloads(own_run):
     assert not at.get("download_button")  # nothing exported yet
     at.button(key="export_bundle").click().run()
     assert not at.exception, [e.value for e in at.exception]
+    # the race from issue 19: a second click while the bundle is written must not cancel it
+    assert export_job(own_run, "bundle")["state"] in (*ACTIVE, "done")
     at.button(key="export_script").click().run()
     assert not at.exception and not at.error, [e.value for e in at.error]
+    assert export_job(own_run, "script")["state"] in (*ACTIVE, "done")
+    wait_for_exports(own_run)
+    at.run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert {f: export_job(own_run, f)["state"] for f in ("bundle", "script")} == {
+        "bundle": "done",
+        "script": "done",
+    }
     buttons = at.get("download_button")
     assert len(buttons) == 2
     labels = [b.proto.label for b in buttons]
@@ -46,12 +65,14 @@ def test_export_page_writes_a_bundle_and_a_script_and_offers_downloads(own_run):
     assert set(recorded_exports(own_run)) == {"bundle", "script"}
     assert "Validation metrics" in texts(at.markdown) and "ants-bees" in texts(at.markdown)
     assert "def main():" in texts(at.code)
-    assert at.button(key="export_bundle").label == "Export again"
+    # every exported format's button says the same thing; the others still say Export
+    assert [at.button(key=f"export_{f}").label for f in FORMATS] == [
+        "Export again" if f in ("bundle", "script") else "Export" for f in FORMATS
+    ]
     assert not at.warning
 
     # a run still training saves a newer best model: the page says the export lags
     import os
-    import time
 
     from tlcore.training.checkpoints import checkpoint_paths
 

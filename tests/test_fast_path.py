@@ -7,6 +7,7 @@ import torch
 
 from tlcore.data.prepare import prepare_data
 from tlcore.training.config import TrainConfig
+from tlcore.training.estimate import uses_fast_path
 from tlcore.training.trainer import Callback, Trainer
 
 
@@ -23,9 +24,18 @@ class EpochLog(Callback):
         self.events.append(event)
 
 
+class EmbedProgress(Callback):
+    def __init__(self) -> None:
+        self.seen: list[tuple[int, int]] = []
+
+    def on_embed_progress(self, trainer, done, total):
+        self.seen.append((done, total))
+
+
 def test_fast_and_slow_path_give_the_same_head(manifest, sample_dir):
     config = TrainConfig(data=str(sample_dir), epochs=2, img_size=96, batch_size=16,
-                         augment="none", label_smoothing=0.1, seed=3)  # fmt: skip
+                         augment="none", label_smoothing=0.1, seed=3,
+                         head_solver="optimizer")  # fmt: skip
     results = {}
     for fast in (True, False):
         log = EpochLog()
@@ -66,15 +76,23 @@ def test_fast_path_only_when_only_the_head_trains_on_fixed_pixels(
     config = TrainConfig(**(base | changes))
     trainer = Trainer(config, manifest)
     assert not trainer.fast_path and reason in trainer.fast_path_reason
+    assert not uses_fast_path(config, len(trainer.groups))  # the Train page's estimate agrees
 
 
 def test_embedding_cache_is_reused_and_gives_the_same_head(manifest, sample_dir, tmp_path):
     config = TrainConfig(data=str(sample_dir), epochs=1, img_size=64, augment="none")
     heads = []
     for expected_hits in (0, 2):
-        trainer = Trainer(config, manifest, cache_dir=tmp_path)
+        progress = EmbedProgress()
+        trainer = Trainer(config, manifest, cache_dir=tmp_path, callbacks=[progress])
+        assert uses_fast_path(config, len(trainer.groups))  # the Train page's estimate agrees
         trainer.fit()
         assert trainer.embedding_cache_hits == expected_hits
+        # the run's status can say "embedding k of N" from the first photo to the last
+        assert progress.seen[0] == (0, 120) and progress.seen[-1] == (120, 120)
+        assert [d for d, _ in progress.seen] == sorted(d for d, _ in progress.seen)
+        if not expected_hits:
+            assert len(progress.seen) > 3  # batch by batch, not only at the end
         heads.append(trainer.model.get_classifier().weight.detach().clone())
     assert len(list(tmp_path.glob("*.safetensors"))) == 2  # train and val
     torch.testing.assert_close(heads[0], heads[1])

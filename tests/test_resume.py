@@ -83,7 +83,7 @@ def test_resume_mid_epoch_matches_an_uninterrupted_run(sample_dir, tmp_path):
     """Checkpoint at step 7 (mid epoch 2), reload into a fresh trainer: same final weights."""
     manifest = prepare_data(sample_dir, manifest_path=tmp_path / "m.json").manifest
     config = TrainConfig(data=str(sample_dir), epochs=3, img_size=64, batch_size=16,
-                         augment="none", schedule="onecycle")  # fmt: skip
+                         augment="none", schedule="onecycle", head_solver="optimizer")  # fmt: skip
     straight = Trainer(config, manifest)
     straight.fit()
     first = Trainer(config, manifest, callbacks=[StopAtStep(7)])

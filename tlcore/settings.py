@@ -36,6 +36,30 @@ def sample_data_dir() -> Path:
     return _env_path("TLCORE_SAMPLE_DIR", PROJECT_ROOT / "assets" / "ants-bees")
 
 
+def cache_dir() -> Path:
+    """Models unpacked from installed packages, e.g. the bundled sentence encoder
+    (``TLCORE_CACHE_DIR``, else ``$XDG_CACHE_HOME/tlcore``, else ``~/.cache/tlcore``)."""
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    base = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
+    return _env_path("TLCORE_CACHE_DIR", (base / "tlcore").resolve())
+
+
+def sample_datasets() -> dict[str, Path]:
+    """Every bundled sample by name: ants/bees (two classes) and clothing4 (four look-alikes).
+
+    Each is also the "none of these" photos for a model trained on the other.
+    """
+    return {
+        "ants-bees": sample_data_dir(),
+        "clothing4": PROJECT_ROOT / "assets" / "clothing4",
+    }
+
+
+def text_sample_path() -> Path:
+    """The bundled text sample: 1,000 labelled review sentences (``text,label`` CSV, CC BY 4.0)."""
+    return PROJECT_ROOT / "assets" / "reviews-amazon" / "reviews.csv"
+
+
 # -- a shared server (see docs/deployment.md) ------------------------------------------------
 LIMIT_VARIABLES = {
     "epochs": "TLCORE_MAX_EPOCHS",

@@ -50,3 +50,12 @@ def data_root(tmp_path, monkeypatch) -> Path:
 def tiny_data(tmp_path_factory) -> Path:
     """Two classes of eight small real photos: runs on it spend their time in the worker, not I/O."""
     return class_folders(tmp_path_factory.mktemp("tiny") / "pets", {"cats": 8, "dogs": 8}, seed=4)
+
+
+def error_line(stderr: str) -> str:
+    """The one ``error: ...`` line a failed command prints last (progress lines may precede it)."""
+    assert "Traceback" not in stderr, stderr
+    lines = stderr.strip().splitlines()
+    assert lines and lines[-1].startswith("error: "), stderr
+    assert sum(line.startswith("error: ") for line in lines) == 1, stderr
+    return lines[-1]

@@ -23,9 +23,11 @@ COMMAND_MODULES = (
     "tlcore.cli.train",
     "tlcore.cli.evaluate",
     "tlcore.cli.fewshot",
+    "tlcore.cli.zeroshot",
     "tlcore.cli.domain",
     "tlcore.cli.export",
     "tlcore.cli.compare",
+    "tlcore.cli.doctor",
 )
 
 EXIT_USER_ERROR = 2
@@ -49,7 +51,11 @@ def print_json(obj: Any) -> None:
 
 
 def fail(message: str) -> int:
-    print(f"error: {message}", file=sys.stderr, flush=True)
+    """``error: message`` on stderr, control characters from names escaped (line breaks kept)."""
+    from tlcore.data.scan import printable
+
+    text = "\n".join(printable(line) for line in str(message).split("\n"))
+    print(f"error: {text}", file=sys.stderr, flush=True)
     return EXIT_USER_ERROR
 
 
@@ -63,6 +69,9 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except TLCoreError as exc:
         return fail(str(exc))
+    except OSError as exc:  # a path the user gave cannot be read or written: one line, not a trace
+        where = f" ({exc.filename})" if exc.filename else ""
+        return fail(f"{exc.strerror or exc}{where}.")
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

@@ -47,10 +47,10 @@ def base_config(args: argparse.Namespace) -> TrainConfig:
     return TrainConfig(
         data=args.data, model=args.model, weights=flags.weights(args),
         img_size=flags.img_size(args), augment=args.augment, device=args.device,
-        epochs=number(args, "epochs", int, lambda v: v >= 1, "a whole number >= 1"),
+        epochs=flags.epochs(args),
         lr=number(args, "lr", float, lambda v: 0 < v <= 10, "a number > 0 (e.g. 0.001)"),
-        batch_size=number(args, "batch_size", int, lambda v: v >= 1, "a whole number >= 1"),
-        seed=number(args, "seed", int, lambda v: True, "a whole number"),
+        batch_size=flags.batch_size(args),
+        seed=flags.seed(args),
         val_fraction=number(args, "val_fraction", float, lambda v: 0 < v < 1, "between 0 and 1"),
     ).validate()  # fmt: skip
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from tlcore.cli import EXIT_USER_ERROR, print_json
 from tlcore.data.prepare import prepare_data
 from tlcore.data.report import SEVERITIES, ValidationReport
+from tlcore.data.scan import printable
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -40,8 +41,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run_inspect(args: argparse.Namespace) -> int:
     """Print the report; exit 0 when trainable, 2 with the reason on stderr when not."""
+    from tlcore.data.progress import terminal_bar
+
     prepared = prepare_data(
-        args.data, val_fraction=args.val_fraction, seed=args.seed, manifest_path=args.manifest
+        args.data,
+        val_fraction=args.val_fraction,
+        seed=args.seed,
+        manifest_path=args.manifest,
+        progress=terminal_bar(),  # stderr: the report (or --json) stays alone on stdout
     )
     report = prepared.report
     if args.json:
@@ -51,9 +58,9 @@ def run_inspect(args: argparse.Namespace) -> int:
     else:
         print(format_report(report))
         if prepared.manifest_path:
-            print(f"Manifest: {prepared.manifest_path}")
+            print(printable(f"Manifest: {prepared.manifest_path}"))
     if not report.trainable:
-        print(f"error: {report.reason}", file=sys.stderr, flush=True)
+        print(printable(f"error: {report.reason}"), file=sys.stderr, flush=True)
         return EXIT_USER_ERROR
     return 0
 
@@ -87,4 +94,4 @@ def format_report(report: ValidationReport, max_files: int = 5) -> str:
                     lines.append(f"      ... and {len(p.files) - len(shown)} more")
     lines.append("")
     lines.append("Trainable: yes" if report.trainable else f"Trainable: no. {report.reason}")
-    return "\n".join(lines)
+    return "\n".join(printable(line) for line in lines)  # names never reach the terminal raw

@@ -66,11 +66,11 @@ def cmd_adapt(args: argparse.Namespace) -> int:
     config = TrainConfig(
         data=args.data, model=args.model, weights=flags.weights(args),
         freeze=FreezePlan.parse(args.freeze).to_dict(),
-        epochs=number(args, "epochs", int, lambda v: v >= 1, "a whole number >= 1"),
+        epochs=flags.epochs(args),
         lr=number(args, "lr", float, lambda v: 0 < v <= 10, "a number > 0 (e.g. 0.001)"),
-        batch_size=number(args, "batch_size", int, lambda v: v >= 1, "a whole number >= 1"),
+        batch_size=flags.batch_size(args),
         img_size=flags.img_size(args), augment=args.augment, device=args.device,
-        seed=flags.whole(args, "seed", 0),
+        seed=flags.seed(args),
     )  # fmt: skip
     weight = number(args, "dann_weight", float, lambda v: 0 <= v <= 100, "from 0 to 100")
     runs = start_pair(config, args.target, weight)
@@ -104,7 +104,7 @@ def cmd_adapt(args: argparse.Namespace) -> int:
 def cmd_domain_shift(args: argparse.Namespace) -> int:
     from tlcore.lab.domain_shift import make_shifted_copy
 
-    seed = flags.whole(args, "seed", 0)
+    seed = flags.seed(args)
     split = None if args.split == "all" else args.split
     shifted = make_shifted_copy(args.source, args.dest, split=split, seed=seed)
     counts = ", ".join(f"{name} {n}" for name, n in shifted.counts.items())

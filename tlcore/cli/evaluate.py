@@ -9,12 +9,14 @@ itself worked, even when some files were errors (they are in the output).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 from pathlib import Path
 
 from tlcore.cli import print_json
-from tlcore.errors import ConfigError, DataError
+from tlcore.data.scan import printable
+from tlcore.errors import ConfigError, DataError, TLCoreError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -38,7 +40,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Print the top classes of each image; folders are searched for images.",
     )
     p.add_argument("model", metavar="RUN", help="run id or folder, or an exported bundle folder")
-    p.add_argument("paths", metavar="PATH", nargs="+", help="image files or folders")
+    p.add_argument("paths", metavar="PATH", nargs="+",
+                   help="image files or folders; for a text model: sentences, .txt or .csv files")  # fmt: skip
+    p.add_argument("--why", action="store_true",
+                   help="text models: show the words that pushed each decision")  # fmt: skip
     p.add_argument("--checkpoint", choices=("best", "last"), default="best",
                    help="for a run: which saved model (default best)")  # fmt: skip
     p.add_argument(
@@ -46,6 +51,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--csv", metavar="OUT", help="also write one row per image to this CSV file")
     p.add_argument("--json", action="store_true", help="print one JSON object per image")
+    p.add_argument(
+        "--unknown-threshold",
+        metavar="X",
+        help="distance to the nearest training photo above which a photo is 'none of these' "
+        "(default: the model's own, set so 95%% of validation photos are accepted)",
+    )
     p.set_defaults(func=cmd_predict)
 
 
@@ -63,7 +74,6 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 def cmd_predict(args: argparse.Namespace) -> int:
     from tlcore.data.images import images_in
-    from tlcore.runs.scoring import load_model
 
     try:
         k = int(args.top_k)
@@ -73,32 +83,107 @@ def cmd_predict(args: argparse.Namespace) -> int:
         ) from None
     if k < 1:
         raise ConfigError(f"--top-k {k} is not valid: give a whole number >= 1.")
+    from tlcore.cli.text_predict import cmd_predict_text, is_text_model_source
+
+    if is_text_model_source(args.model):  # sentences, not photos: tlcore.cli.text_predict
+        return cmd_predict_text(args, k)
     files = images_in(args.paths)
     if not files:
         raise DataError(f"no images found in {', '.join(args.paths)}.")
-    predictor = load_model(args.model, checkpoint=args.checkpoint)
-    results = predictor.predict_files(files, k=k)
+    if args.csv:
+        check_csv_target(Path(args.csv))  # before the work, not after it
+    threshold = unknown_threshold(args.unknown_threshold)
+    predictor = load_trusted_model(args.model, args.checkpoint)
+    if threshold is not None and predictor.unknown is None:
+        raise ConfigError(
+            f"--unknown-threshold: {args.model} has no 'none of these' detector (an export "
+            "from an older tlcore); export it again, or leave the flag out."
+        )
+    results = predictor.predict_files(files, k=k, unknown_threshold=threshold)
     if args.csv:
         write_csv(results, Path(args.csv))
     for result in results:
         if args.json:
             print_json(result.to_dict())
         elif result.error:
-            print(f"{result.path}: error: {result.error}")
+            print(printable(f"{result.path}: error: {result.error}"))
         else:
             tops = ", ".join(f"{name} {p:.1%}" for name, p in result.top)
-            print(f"{result.path}: {tops}")
+            if result.unknown:
+                classes = ", ".join(predictor.classes)
+                tops = f"NOT SURE: looks like none of {classes} (unknown score {result.unknown_score:.3f}); {tops}"
+            print(printable(f"{result.path}: {tops}"))
     errors = sum(1 for r in results if r.error)
     if not args.json:
         print(f"{len(results) - errors} predicted, {errors} could not be read.", file=sys.stderr)
     return 0
 
 
+def unknown_threshold(value: str | None) -> float | None:
+    """--unknown-threshold as a number >= 0 (None when not given)."""
+    import math
+
+    if value is None:
+        return None
+    try:
+        number = float(value)
+    except ValueError:
+        number = float("nan")
+    if not math.isfinite(number) or number < 0:
+        raise ConfigError(
+            f"--unknown-threshold {value!r} is not valid: give a number >= 0 (e.g. 0.9)."
+        )
+    return number
+
+
+def load_trusted_model(source: str, checkpoint: str):
+    """A bundle, or a run with its calibration (fitted now if the run has none yet)."""
+    from tlcore.results.bundle_format import is_bundle
+    from tlcore.runs.scoring import load_model
+    from tlcore.runs.trust_store import ensure_trust
+
+    if not is_bundle(source):
+        try:
+            ensure_trust(
+                source,
+                checkpoint,
+                on_fit=lambda: print("Calibrating the model once (first use)…", file=sys.stderr),
+            )
+        except TLCoreError as exc:  # e.g. an old run whose photos have moved: predict all the same
+            from tlcore.data.scan import printable
+
+            print(
+                f"warning: could not calibrate the model ({printable(str(exc))}); its probabilities are "
+                "uncalibrated and photos of none of its classes are not flagged.",
+                file=sys.stderr,
+            )
+    return load_model(source, checkpoint=checkpoint)
+
+
 def write_csv(results: list, out: Path) -> None:
     """Written whole then renamed, so a half-written CSV is never left behind."""
     from tlcore.results.predict import predictions_csv
 
-    out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-    tmp.write_text(predictions_csv(results), newline="")
-    os.replace(tmp, out)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(predictions_csv(results), newline="")
+        os.replace(tmp, out)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        raise ConfigError(f"cannot write --csv {out}: {exc.strerror or exc}.") from None
+
+
+def check_csv_target(out: Path) -> None:
+    """--csv must name a file in a folder that exists (or can be made) and can be written."""
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot write --csv {out}: {exc.strerror or exc} ({exc.filename or out.parent})."
+        ) from None
+    if out.is_dir():
+        raise ConfigError(f"cannot write --csv {out}: it is a folder; give a file name.")
+    if not os.access(out.parent, os.W_OK):
+        raise ConfigError(f"cannot write --csv {out}: the folder {out.parent} is not writable.")

@@ -9,6 +9,7 @@ averaged over seeded random draws, so the numbers are reproducible. Optional
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 from tlcore.cli import flags, print_json
 from tlcore.errors import DataError
@@ -33,6 +34,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     flags.add_device(p)
     p.add_argument("--predict", nargs="*", default=[], metavar="PATH",
                    help="image files or folders to classify with all training photos")  # fmt: skip
+    p.add_argument("--ladder", action="store_true",
+                   help="also measure zero-shot (class names only) and the best finished "
+                   "training run on these photos: the whole ladder")  # fmt: skip
     flags.add_json(p, "print the result as one JSON object")
     p.set_defaults(func=cmd_fewshot)
 
@@ -50,7 +54,11 @@ def cmd_fewshot(args: argparse.Namespace) -> int:
 
     shots = parse_shots(args.shots)
     repeats = flags.whole(args, "repeats", 1)
-    seed = flags.whole(args, "seed", 0)
+    seed = flags.seed(args)
+    from tlcore.data.text_source import is_text_source
+
+    if is_text_source(args.data):  # labelled texts: the text ladder (tlcore.lab.text_ladder)
+        return _text_ladder(args, shots, repeats, seed)
     img_size = flags.img_size(args)
     files = images_in(args.predict) if args.predict else []
     if args.predict and not files:
@@ -70,14 +78,57 @@ def cmd_fewshot(args: argparse.Namespace) -> int:
                 predictions.append({"path": str(path), "error": str(exc)})
                 continue
             predictions.append({"path": str(path), "label": ranked[0][0], "score": ranked[0][1]})
+    from tlcore.data.scan import printable
+
+    ladder = _ladder(curve, manifest, embedder, seed) if args.ladder else None
     if args.json:
-        print_json(curve.to_dict() | {"predictions": predictions})
+        extra = {"ladder": ladder.to_dict()} if ladder is not None else {}
+        print_json(curve.to_dict() | {"predictions": predictions} | extra)
         return 0
     print(f"Few-shot prototypes on {manifest.root} ({', '.join(manifest.classes)}):")
     print(curve.text())
+    if ladder is not None:
+        print("The ladder (validation accuracy):")
+        for rung in ladder.rungs:
+            print(f"  {rung.label:>24}  {rung.accuracy:.3f}  {printable(rung.detail)}")
+        for kind, why in ladder.missing.items():
+            print(f"  {kind}: not measured ({printable(why)})")
     for p in predictions:
         if "error" in p:
             print(f"{p['path']}: error: {p['error']}")
         else:
             print(f"{p['path']}: {p['label']} (score {p['score']:.2f})")
     return 0
+
+
+def _text_ladder(args: argparse.Namespace, shots: tuple[int, ...], repeats: int, seed: int) -> int:
+    """Zero-shot (label names), 1-10 examples per label and all of them, with the encoder."""
+    from tlcore.lab.text_ladder import text_ladder
+
+    ladder = text_ladder(args.data, shots, repeats, seed)
+    if args.json:
+        print_json(ladder.to_dict())
+        return 0
+    print(f"Texts: {', '.join(ladder.classes)} ({ladder.n_val} validation texts, "
+          f"chance {ladder.chance:.2f})")  # fmt: skip
+    for rung in ladder.rungs:
+        spread = f" ± {rung.spread:.3f}" if rung.spread is not None else ""
+        print(f"  {rung.label:<24} {rung.accuracy:.3f}{spread}  {rung.detail}")
+    return 0
+
+
+def _ladder(curve: Any, manifest: Any, embedder: Any, seed: int) -> Any:
+    """Zero-shot and the trained rung added to a measured curve."""
+    from tlcore.errors import TLCoreError
+    from tlcore.lab.ladder import build_ladder, trained_rung
+    from tlcore.lab.zeroshot import zero_shot_accuracy
+
+    missing = {}
+    try:
+        zero = zero_shot_accuracy(manifest, None, embedder, seed=seed)
+    except TLCoreError as exc:
+        zero, missing["zero-shot"] = None, str(exc)
+    trained = trained_rung(manifest)
+    if trained is None:
+        missing["trained"] = "no finished training run on exactly these photos yet"
+    return build_ladder(curve, zero, trained, missing)

@@ -14,7 +14,14 @@ import math
 from typing import Any
 
 from tlcore.errors import ConfigError
-from tlcore.training.config import DEVICES, MIN_IMG_SIZE
+from tlcore.training.config import (
+    DEVICES,
+    MAX_BATCH_SIZE,
+    MAX_EPOCHS,
+    MAX_IMG_SIZE,
+    MAX_SEED,
+    MIN_IMG_SIZE,
+)
 
 JSON_HELP = "print one final JSON object as the last line"
 
@@ -36,7 +43,7 @@ def add_model(p: argparse.ArgumentParser, *, scratch: bool = False, what: str = 
 
 def add_img_size(p: argparse.ArgumentParser) -> None:
     p.add_argument("--img-size", default=None, metavar="N",
-                   help=f"square input size >= {MIN_IMG_SIZE} (default: the model's)")  # fmt: skip
+                   help=f"square input size, {MIN_IMG_SIZE} to {MAX_IMG_SIZE} (default: the model's)")  # fmt: skip
 
 
 def add_batch_size(p: argparse.ArgumentParser) -> None:
@@ -63,23 +70,39 @@ def number(args: argparse.Namespace, attr: str, kind: type, ok: Any, want: str) 
     try:
         value = kind(text)
         valid = math.isfinite(value) and ok(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # 'inf', 'x', 400 digits
         valid = False
     if not valid:
         raise ConfigError(f"{flag} {text!r} is not valid: it must be {want}.")
     return value
 
 
-def whole(args: argparse.Namespace, attr: str, minimum: int = 0) -> int:
-    """A whole-number flag of at least ``minimum``."""
-    return number(args, attr, int, lambda v: v >= minimum, f"a whole number >= {minimum}")
+def whole(args: argparse.Namespace, attr: str, minimum: int = 0, maximum: int | None = None) -> int:
+    """A whole-number flag of at least ``minimum`` (and at most ``maximum``)."""
+    if maximum is None:
+        return number(args, attr, int, lambda v: v >= minimum, f"a whole number >= {minimum}")
+    want = f"a whole number from {minimum} to {maximum}"
+    return number(args, attr, int, lambda v: minimum <= v <= maximum, want)
+
+
+def epochs(args: argparse.Namespace) -> int:
+    return whole(args, "epochs", 1, MAX_EPOCHS)
+
+
+def batch_size(args: argparse.Namespace) -> int:
+    return whole(args, "batch_size", 1, MAX_BATCH_SIZE)
+
+
+def seed(args: argparse.Namespace) -> int:
+    """--seed within what numpy and torch generators take (a larger one overflowed in the worker)."""
+    return whole(args, "seed", 0, MAX_SEED)
 
 
 def img_size(args: argparse.Namespace) -> int | None:
     """--img-size, or None for the model's own size."""
     if args.img_size is None or not str(args.img_size).strip():
         return None
-    return whole(args, "img_size", MIN_IMG_SIZE)
+    return whole(args, "img_size", MIN_IMG_SIZE, MAX_IMG_SIZE)
 
 
 def weights(args: argparse.Namespace) -> str:

@@ -45,10 +45,11 @@ def _table(rows: list[dict], columns: list[str]) -> str:
 
 def run_models(args: argparse.Namespace) -> int:
     from tlcore.models.catalog import catalog_rows
+    from tlcore.models.text_catalog import text_catalog_rows
 
-    rows = catalog_rows()
+    rows, text_rows = catalog_rows(), text_catalog_rows()
     if args.json:
-        print_json({"models": rows})
+        print_json({"models": rows, "text_models": text_rows})
         return 0
     shown = [
         {**r, "params_m": f"{r['params_m']:.1f}M", "top1": f"{r['top1']:.1f}" if r["top1"] else "-"}
@@ -56,6 +57,9 @@ def run_models(args: argparse.Namespace) -> int:
     ]
     print(_table(shown, ["name", "family", "params_m", "top1", "input_size", "availability"]))
     print("\nAny other timm model name works too (weights from the hub or a file).")
+    print("\nText encoders (for a text,label CSV):")
+    shown = [{**r, "params_m": f"{r['params_m']:.1f}M"} for r in text_rows]
+    print(_table(shown, ["name", "family", "params_m", "layers", "availability"]))
     return 0
 
 

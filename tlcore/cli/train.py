@@ -18,21 +18,44 @@ from typing import Any
 
 from tlcore.cli import fail, flags, print_json
 from tlcore.cli.flags import number
+from tlcore.data.scan import printable
 from tlcore.errors import ConfigError, RunError, TLCoreError
 from tlcore.runs.run import ACTIVE_STATES, Run, list_runs
-from tlcore.training.config import AUGMENTS, DECODED_CACHE_MODES, OPTIMIZERS, SCHEDULES, TrainConfig
+from tlcore.training.config import (
+    AUGMENTS,
+    DECODED_CACHE_MODES,
+    HEAD_SOLVERS,
+    MAX_AUGMENT_VIEWS,
+    MAX_EPOCHS,
+    OPTIMIZERS,
+    SCHEDULES,
+    TrainConfig,
+    suggested_settings,
+)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add train, runs, status, stop, resume and lr-find."""
     p = subparsers.add_parser("train", help="train a model on a dataset (a run directory)",
                               description="Start a training run and follow it with a progress bar.")  # fmt: skip
-    _add_data_model_flags(p)
+    _add_data_model_flags(p, augment_default=None)
+    p.add_argument("--data-version", default=None, metavar="N",
+                   help="train on a saved dataset version (label fixes; see `tlcore versions`)")  # fmt: skip
+    p.add_argument("--epochs", default=None, metavar="N",
+                   help="passes over the training images (default: 5 for feature extraction, "
+                   "10 when layers are fine-tuned)")  # fmt: skip
+    p.add_argument("--augment-views", default="0", metavar="K",
+                   help="feature extraction with augmentation: embed K augmented views of each "
+                   "training photo once and keep the fast path (default 0)")  # fmt: skip
+    p.add_argument("--head-solver", choices=HEAD_SOLVERS, default="lbfgs",
+                   help="feature extraction: lbfgs trains the head to convergence with its L2 "
+                   "chosen by cross-validation on the training photos; optimizer uses --lr, "
+                   "--optimizer and the epochs (default lbfgs)")  # fmt: skip
     p.add_argument(
-        "--epochs", default="5", metavar="N", help="passes over the training images (default 5)"
-    )
-    p.add_argument(
-        "--lr", default="0.001", metavar="X", help="base learning rate, > 0 (default 0.001)"
+        "--lr",
+        default=None,
+        metavar="X",
+        help="base learning rate, > 0 (default 0.001; 0.0001 for --freeze full)",
     )
     p.add_argument(
         "--optimizer", choices=OPTIMIZERS, default="adamw", help="optimizer (default adamw)"
@@ -113,46 +136,90 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_lr_find)
 
 
-def _add_data_model_flags(p: argparse.ArgumentParser, augment_default: str = "light") -> None:
+def _add_data_model_flags(
+    p: argparse.ArgumentParser, augment_default: str | None = "light"
+) -> None:
     flags.add_data(p)
     flags.add_model(p, scratch=True)
     p.add_argument("--freeze", default="features", metavar="PRESET",
                    help="features | last-K | full | progressive[-E] (default features)")  # fmt: skip
+    p.add_argument("--lr-decay", default="1", metavar="X",
+                   help="per-group learning rates: each layer group below the head learns at X "
+                   "times the rate of the group above it, in (0, 1] (default 1: all the same)")  # fmt: skip
     flags.add_img_size(p)
     flags.add_batch_size(p)
+    default_text = augment_default or "none for feature extraction (the fast path), light otherwise"
     p.add_argument("--augment", choices=AUGMENTS, default=augment_default,
-                   help=f"training augmentation (default {augment_default}; none enables the fast path)")  # fmt: skip
+                   help=f"training augmentation (default {default_text})")  # fmt: skip
     flags.add_seed(p)
     flags.add_device(p)
     p.add_argument("--val-fraction", default="0.2", metavar="F",
                    help="share held out for validation when there is no val/ folder (default 0.2)")  # fmt: skip
+    p.add_argument("--max-tokens", default="128", metavar="N",
+                   help="texts only: word pieces read per text, 8 to 512 (default 128)")  # fmt: skip
+    p.set_defaults(augment_default=augment_default, model=None)  # None: chosen by the data
+
+
+def _fit_text_data(args: argparse.Namespace) -> None:
+    """A text,label CSV or .txt folders: the bundled text encoder unless --model names one,
+    and no augmentation (there are no pixels); an explicit --augment is left to be refused."""
+    from tlcore.data.text_source import is_text_source
+    from tlcore.models.text_catalog import DEFAULT_TEXT_MODEL, is_text_model
+
+    text = is_text_source(args.data)
+    if args.model is None:  # --model not given: the default for the kind of data
+        args.model = DEFAULT_TEXT_MODEL if text else "tf_efficientnet_lite0"
+    if not text:
+        return
+    if is_text_model(args.model) and args.augment == getattr(args, "augment_default", None):
+        args.augment = "none"
+
+
+def _fill_suggested(args: argparse.Namespace) -> None:
+    """Flags left out take the settings that suit the freeze plan (``suggested_settings``)."""
+    from tlcore.models.freezing import FreezePlan
+
+    suggested = suggested_settings(FreezePlan.parse(args.freeze).to_dict())
+    if getattr(args, "augment", None) is None:
+        args.augment = suggested["augment"]
+    if getattr(args, "epochs", "") is None:
+        args.epochs = str(suggested["epochs"])
+    if getattr(args, "lr", "") is None:
+        args.lr = str(suggested["lr"])
 
 
 def config_from_args(args: argparse.Namespace, **extra: Any) -> TrainConfig:
     """A validated TrainConfig from the shared flags (train and lr-find)."""
     from tlcore.models.freezing import FreezePlan
 
+    _fit_text_data(args)
+    _fill_suggested(args)
     config = TrainConfig(
         data=args.data, model=args.model, weights=flags.weights(args),
-        freeze=FreezePlan.parse(args.freeze).to_dict(), img_size=flags.img_size(args),
+        freeze=FreezePlan.parse(args.freeze).to_dict()
+        | {"lr_decay": number(args, "lr_decay", float, lambda v: 0 < v <= 1, "in (0, 1]")},
+        img_size=flags.img_size(args),
         augment=args.augment, device=args.device,
-        batch_size=number(args, "batch_size", int, lambda v: v >= 1, "a whole number >= 1"),
-        seed=number(args, "seed", int, lambda v: True, "a whole number"),
+        batch_size=flags.batch_size(args),
+        seed=flags.seed(args),
         val_fraction=number(args, "val_fraction", float, lambda v: 0 < v < 1, "between 0 and 1"),
+        max_tokens=flags.whole(args, "max_tokens", 8, 512),
         **extra,
     )  # fmt: skip
     return config.validate()
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    _fit_text_data(args)
+    _fill_suggested(args)  # before --epochs is read below
     config = config_from_args(
         args,
-        epochs=number(args, "epochs", int, lambda v: v >= 1, "a whole number >= 1"),
+        epochs=flags.epochs(args),
         lr=number(args, "lr", float, lambda v: 0 < v <= 10, "a number > 0 (e.g. 0.001)"),
         warmup_epochs=number(args, "warmup_epochs", float, lambda v: v >= 0, "a number >= 0"),
         weight_decay=number(args, "weight_decay", float, lambda v: v >= 0, "a number >= 0"),
         label_smoothing=number(args, "label_smoothing", float, lambda v: 0 <= v < 1, "in [0, 1)"),
-        early_stopping=number(args, "early_stopping", int, lambda v: v >= 0, "a whole number >= 0"),
+        early_stopping=flags.whole(args, "early_stopping", 0, MAX_EPOCHS),
         drop_rate=number(args, "drop_rate", float, lambda v: 0 <= v < 1, "in [0, 1)"),
         num_workers=None
         if args.num_workers is None
@@ -160,7 +227,15 @@ def cmd_train(args: argparse.Namespace) -> int:
         optimizer=args.optimizer, schedule=args.schedule, class_balanced=args.class_balanced,
         name=args.name, decoded_cache=args.decoded_cache, compile=args.compile,
         nproc=number(args, "nproc", int, lambda v: 1 <= v <= 64, "a whole number from 1 to 64"),
+        augment_views=flags.whole(args, "augment_views", 0, MAX_AUGMENT_VIEWS),
+        head_solver=args.head_solver,
     )  # fmt: skip
+    if args.data_version is not None:  # a dataset version: its manifest (tlcore.cli.doctor)
+        from tlcore.cli.doctor import version_manifest_path
+
+        config.manifest_path = version_manifest_path(
+            config.data, flags.whole(args, "data_version", 0), config.val_fraction, config.seed
+        )
     if under_torchrun():
         if config.nproc > 1:
             raise ConfigError("--nproc launches torchrun itself: leave it out under torchrun.")
@@ -199,6 +274,9 @@ def follow(run: Run, poll_s: float = 0.25) -> dict[str, Any]:
     n_train = sum((record["data"].get("counts") or {}).get("train", {}).values())
     config = run.config
     total = config.epochs * max(1, math.ceil(n_train / (config.batch_size * config.nproc)))
+    converged_head = config.head_solver == "lbfgs" and config.freeze.get("preset") == "features"
+    if converged_head and (config.augment == "none" or config.augment_views):
+        total = None  # L-BFGS iterations until it converges: a count, not a fraction
     seen_steps, seen_epochs = 0, 0
     bar = tqdm(total=total, unit="step", file=sys.stderr, dynamic_ncols=True, desc=run.id)
     stop_asked = False
@@ -257,9 +335,13 @@ def cmd_runs(args: argparse.Namespace) -> int:
     if not args.json:
         print(f"{'id':<44} {'state':<9} {'model':<24} {'freeze':<12} {'best acc':>8} {'epochs':>7}")
         for r in rows:
-            acc = "-" if r["best_val_acc"] is None else f"{r['best_val_acc']:.3f}"
-            print(f"{r['id']:<44} {r['state']:<9} {str(r['model']):<24} {str(r['freeze']):<12} "
-                  f"{acc:>8} {r['epochs_done']:>3}/{r['epochs']:<3}")  # fmt: skip
+            if r["state"] == "broken":  # listed with the reason; the other runs still show
+                print(printable(f"{r['id']:<44} {'broken':<9} {r['message']}"))
+                continue
+            acc = "-" if not isinstance(r["best_val_acc"], float) else f"{r['best_val_acc']:.3f}"
+            print(printable(f"{r['id']:<44} {r['state']!s:<9} {r['model']!s:<24} "
+                            f"{r['freeze']!s:<12} {acc:>8} {r['epochs_done']!s:>3}/"
+                            f"{r['epochs']!s:<3}"))  # fmt: skip
         if not rows:
             print("no runs yet: start one with `tlcore train --data DIR`")
     else:
@@ -294,7 +376,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(
             f"{run.id}: {status['state']} (epoch {status.get('epoch', 0)}/{status.get('epochs', '?')})"
         )
-        print(status.get("message", ""))
+        print(printable(str(status.get("message", ""))))
         for event in run.epochs():
             print("  " + _epoch_line(event))
     return 0
@@ -307,7 +389,8 @@ def cmd_stop(args: argparse.Namespace) -> int:
         print(f"{run.id} is already {state}")
         return 0
     run.stop()
-    print(f"stop requested for {run.id}: it stops after the current step and saves a checkpoint")
+    print(f"stop requested for {run.id}: it stops after the current step and saves a "
+          "checkpoint (at once while queued or loading)")  # fmt: skip
     return 0
 
 

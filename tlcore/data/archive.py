@@ -59,7 +59,9 @@ def _is_symlink(info: zipfile.ZipInfo) -> bool:
     return stat.S_ISLNK(info.external_attr >> 16)
 
 
-def _check_members(zf: zipfile.ZipFile, zip_name: str, limits: ZipLimits) -> list:
+def _check_members(
+    zf: zipfile.ZipFile, zip_name: str, limits: ZipLimits, archive_bytes: int
+) -> list:
     """Validate every member from the central directory before anything is written."""
     infos = zf.infolist()
     if len(infos) > limits.max_members:
@@ -93,7 +95,18 @@ def _check_members(zf: zipfile.ZipFile, zip_name: str, limits: ZipLimits) -> lis
             f"{zip_name} would unpack to {total / 1024**2:,.0f} MB, more than the limit of "
             f"{limits.max_total_bytes / 1024**2:,.0f} MB."
         )
+    _check_overall_ratio(zip_name, total, archive_bytes, limits)
     return plan
+
+
+def _check_overall_ratio(zip_name: str, total: int, archive_bytes: int, limits: ZipLimits) -> None:
+    """The whole archive against the ratio cap: a bomb split into many small members."""
+    if total > limits.ratio_min_bytes and total / max(archive_bytes, 1) > limits.max_ratio:
+        raise ArchiveError(
+            f"{zip_name} would unpack to {total / 1024**2:,.0f} MB from "
+            f"{archive_bytes / 1024**2:,.1f} MB, more than {limits.max_ratio:.0f}x "
+            "(a possible zip bomb); refusing to extract it."
+        )
 
 
 def _check_ratio(name: str, size: int, compressed: int, limits: ZipLimits) -> None:
@@ -131,6 +144,42 @@ def _stream_member(
     return written
 
 
+def check_archive(zf: zipfile.ZipFile, zip_name: str, archive_bytes: int,
+                  limits: ZipLimits = ZipLimits()) -> None:  # fmt: skip
+    """Every member's name, flags, size and ratio, and the whole archive's, from its directory.
+
+    For readers that take a few members into memory (a model bundle) instead of
+    extracting: the same limits as ``extract_zip_safely``, before a byte is inflated.
+    """
+    _check_members(zf, zip_name, limits, archive_bytes)
+
+
+def read_member_safely(
+    zf: zipfile.ZipFile, name: str, limits: ZipLimits = ZipLimits(), max_bytes: int | None = None
+) -> bytes:
+    """One member into memory, counting real bytes: a lying header cannot inflate past its size."""
+    info = zf.getinfo(name)  # KeyError when missing, as zf.read
+    cap = min(info.file_size, limits.max_total_bytes, max_bytes or limits.max_total_bytes)
+    if info.file_size > cap:
+        raise ArchiveError(
+            f"The zip entry {name!r} would unpack to {info.file_size / 1024**2:,.0f} MB, more "
+            f"than the limit of {cap / 1024**2:,.0f} MB."
+        )
+    _check_ratio(name, info.file_size, info.compress_size, limits)
+    parts, read = [], 0
+    with zf.open(info) as src:
+        while chunk := src.read(_CHUNK):
+            read += len(chunk)
+            if read > cap:
+                raise ArchiveError(
+                    f"The zip entry {name!r} unpacks to more data than the archive declares "
+                    "(a possible zip bomb); reading stopped."
+                )
+            _check_ratio(name, read, info.compress_size, limits)
+            parts.append(chunk)
+    return b"".join(parts)
+
+
 def _prepare_destination(dest: Path) -> None:
     if dest.exists():
         if not dest.is_dir() or any(dest.iterdir()):
@@ -155,7 +204,7 @@ def extract_zip_safely(
         raise ArchiveError(f"{zip_name} is not a zip archive (or it is damaged).")
     try:
         with zipfile.ZipFile(zip_path) as zf:
-            plan = _check_members(zf, zip_name, limits)
+            plan = _check_members(zf, zip_name, limits, zip_path.stat().st_size)
             _prepare_destination(dest)
             _check_free_space(dest.parent, sum(i.file_size for i, _ in plan), zip_name)
             tmp = dest.parent / f".{dest.name}.partial-{uuid.uuid4().hex[:8]}"

@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
+import stat
+import warnings
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path, PurePath
@@ -18,6 +21,18 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from tlcore.errors import DataError
+
+
+def _quiet_bomb_warning() -> None:
+    """Pillow warns (on stderr, raw) about images between its pixel limit and twice it.
+
+    tlcore refuses every image over the limit itself, with a sentence (``_check_pixels``),
+    so the warning is only noise in a terminal or a server log. Set before each open,
+    not once at import: a caller's ``catch_warnings`` (pytest's, Streamlit's) may have
+    dropped a filter added at import time.
+    """
+    warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
+
 
 IMAGE_EXTENSIONS: frozenset[str] = frozenset(
     {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
@@ -146,6 +161,7 @@ def _check_pixels(im: Image.Image, name: str) -> None:
 
 def _open(data: io.BytesIO | Path, name: str) -> Image.Image:
     """Image.open with every failure turned into a DataError that says why."""
+    _quiet_bomb_warning()
     try:
         im = Image.open(data)
     except Image.DecompressionBombError as exc:
@@ -183,6 +199,8 @@ def _orientation(im: Image.Image) -> int:
 
 def _read_bytes(path: Path) -> bytes:
     try:
+        if not stat.S_ISREG(os.stat(path).st_mode):  # a FIFO would block the read forever
+            raise DataError(f"{path.name}: not a regular file (a pipe, socket or device).")
         data = path.read_bytes()
     except FileNotFoundError:
         raise DataError(f"{path.name}: file not found ({path}).") from None

@@ -9,6 +9,7 @@ so moving the folder or adding a class does not reshuffle the others.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -26,11 +27,16 @@ MANIFEST_VERSION = 1
 
 @dataclass
 class ManifestItem:
-    """One image: absolute path, class index into ``Manifest.classes``, and its split."""
+    """One image: absolute path, class index into ``Manifest.classes``, and its split.
+
+    A text example (``Manifest.modality == "text"``) carries its sentence in ``text``;
+    ``path`` then names where it came from (``reviews.csv:12`` or a ``.txt`` file).
+    """
 
     path: str
     label: int
     split: str
+    text: str | None = None
 
 
 @dataclass
@@ -44,6 +50,7 @@ class Manifest:
     val_fraction: float | None = None
     split_source: str = "random"  # "random" or "folders"
     version: int = field(default=MANIFEST_VERSION)
+    modality: str = "image"  # or "text" (tlcore.data.text_source)
 
     def items_for(self, split: str) -> list[ManifestItem]:
         """The items of one split, in manifest order."""
@@ -60,7 +67,12 @@ class Manifest:
         return {split: result[split] for split in SPLITS if split in result}
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        data = asdict(self)
+        if self.modality == "image":  # photo manifests (and their fingerprints) stay as they were
+            del data["modality"]
+            for item in data["items"]:
+                del item["text"]
+        return data
 
     @classmethod
     def from_dict(cls, data: Mapping) -> Manifest:
@@ -68,7 +80,7 @@ class Manifest:
         try:
             classes = [str(c) for c in data["classes"]]
             items = [
-                ManifestItem(str(i["path"]), int(i["label"]), str(i["split"]))
+                ManifestItem(str(i["path"]), int(i["label"]), str(i["split"]), i.get("text"))
                 for i in data["items"]
             ]
             manifest = cls(
@@ -79,24 +91,33 @@ class Manifest:
                 val_fraction=data.get("val_fraction"),
                 split_source=str(data.get("split_source", "random")),
                 version=int(data.get("version", MANIFEST_VERSION)),
+                modality=str(data.get("modality", "image")),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise DataError(f"The manifest is incomplete or malformed ({exc!r}).") from None
         for item in manifest.items:
             if not 0 <= item.label < len(classes) or item.split not in SPLITS:
                 raise DataError(f"The manifest entry for {item.path} has a bad label or split.")
+            if manifest.modality == "text" and not isinstance(item.text, str):
+                raise DataError(f"The manifest entry for {item.path} has no text.")
         return manifest
 
     def save(self, path: str | Path) -> Path:
         """Write atomically (temp file + os.replace) so readers never see half a manifest."""
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
         try:
+            path.parent.mkdir(parents=True, exist_ok=True)
             tmp.write_text(json.dumps(self.to_dict(), indent=1), encoding="utf-8")
             os.replace(tmp, path)
+        except OSError as exc:  # a read-only folder, a file where a folder should be, a full disk
+            raise DataError(
+                f"cannot write the manifest to {path}: {exc.strerror or exc}; choose a place "
+                "you can write to."
+            ) from None
         finally:
-            tmp.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                tmp.unlink(missing_ok=True)
         return path
 
     @classmethod

@@ -17,6 +17,7 @@ from tlcore import settings
 from tlcore.data.archive import ZipLimits, extract_zip_safely
 from tlcore.data.images import ImageInfo, inspect_image
 from tlcore.data.manifest import Manifest, folder_manifest, make_split
+from tlcore.data.progress import ProgressCallback, Tracker
 from tlcore.data.report import ValidationReport, build_report
 from tlcore.data.scan import DatasetScan, scan_folder
 from tlcore.errors import ConfigError, DataError
@@ -43,19 +44,30 @@ def _inspect_one(path: Path) -> ImageInfo | str:
         return message[len(prefix) :] if message.startswith(prefix) else message
 
 
-def inspect_files(paths: list[Path], workers: int | None = None) -> dict[Path, ImageInfo | str]:
-    """Inspect many images in threads (Pillow decodes without the GIL); path -> info or reason."""
+def inspect_files(
+    paths: list[Path], workers: int | None = None, progress: ProgressCallback | None = None
+) -> dict[Path, ImageInfo | str]:
+    """Inspect many images in threads (Pillow decodes without the GIL); path -> info or reason.
+
+    ``progress`` hears "Reading photos: k of N" as they are done (tlcore.data.progress)."""
     if not paths:
         return {}
     workers = workers or min(8, (os.cpu_count() or 1) + 1)
+    tracker = Tracker("Reading photos", len(paths), progress)
+    results: dict[Path, ImageInfo | str] = {}
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        return dict(zip(paths, pool.map(_inspect_one, paths), strict=True))
+        for path, result in zip(paths, pool.map(_inspect_one, paths), strict=True):
+            results[path] = result
+            tracker.advance()
+    return results
 
 
-def validate_folder(folder: str | Path) -> tuple[DatasetScan, ValidationReport]:
+def validate_folder(
+    folder: str | Path, progress: ProgressCallback | None = None
+) -> tuple[DatasetScan, ValidationReport]:
     """Scan and inspect a folder; the report says what is usable and what is wrong."""
     scan = scan_folder(folder)
-    results = inspect_files([image.path for image in scan.images])
+    results = inspect_files([image.path for image in scan.images], progress=progress)
     return scan, build_report(scan, results)
 
 
@@ -116,8 +128,11 @@ def prepare_data(
     val_fraction: float = 0.2,
     seed: int = 0,
     manifest_path: Path | None = None,
+    progress: ProgressCallback | None = None,
 ) -> PreparedData:
     """Validate ``source`` (a folder or a .zip) and, when trainable, write its manifest.
+
+    ``progress`` hears how many photos have been read (tlcore.data.progress).
 
     Raises DataError (ArchiveError for zips) only when the source cannot be read at
     all: missing path, not a folder or zip, unsafe or broken archive. Everything
@@ -129,11 +144,16 @@ def prepare_data(
     source = Path(source).expanduser()
     if not source.exists():
         raise DataError(f"{source} does not exist; give a folder of class folders or a .zip.")
+    from tlcore.data.text_source import is_text_source
+
+    if is_text_source(source):  # a text,label CSV or folders of .txt: tlcore.data.text_source
+        return prepare_text_data(source, val_fraction=val_fraction, seed=seed,
+                                 manifest_path=manifest_path)  # fmt: skip
     if source.is_file():
         if source.suffix.lower() != ".zip":
             raise DataError(f"{source.name} is neither a folder nor a .zip archive.")
         source = unpack_upload(source)
-    _, report = validate_folder(source)
+    _, report = validate_folder(source, progress)
     root = Path(report.root)
     if not report.trainable:
         return PreparedData(root, report, None, None)
@@ -144,3 +164,22 @@ def prepare_data(
     manifest.save(path)
     report.split_counts = manifest.counts()
     return PreparedData(root, report, manifest, path)
+
+
+def prepare_text_data(
+    source: Path, *, val_fraction: float = 0.2, seed: int = 0, manifest_path: Path | None = None
+) -> PreparedData:
+    """``prepare_data`` for labelled texts: the same report, split rules and saved manifest."""
+    from tlcore.data.text_source import build_text_report, text_manifest
+
+    report = build_text_report(source)
+    source = Path(report.root)  # absolute: the manifest and the run name the same file
+    if not report.trainable:
+        return PreparedData(source, report, None, None)
+    manifest = text_manifest(report, val_fraction=val_fraction, seed=seed)
+    path = (
+        Path(manifest_path) if manifest_path else _default_manifest_path(source, val_fraction, seed)
+    )
+    manifest.save(path)
+    report.split_counts = manifest.counts()
+    return PreparedData(source, report, manifest, path)

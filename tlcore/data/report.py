@@ -265,6 +265,14 @@ class _Builder:
                 "allowed data folder (TLCORE_DATA_ROOT); copy those files in instead.",
                 scan.outside_links,
             )
+        if scan.special_files:
+            self.add(
+                "warning",
+                "not_a_file",
+                f"Skipped {_plural(len(scan.special_files), 'entry')} that are not regular files "
+                "(a pipe, socket, device or broken link), so they were never opened.",
+                scan.special_files,
+            )
         if scan.n_ignored:
             self.add(
                 "info",
@@ -283,7 +291,15 @@ def _counts(scan: DatasetScan, kept: list[tuple]) -> dict[str, dict[str, int]]:
     return counts
 
 
-def _class_checks(b: _Builder, counts: dict[str, dict[str, int]], split_source: str) -> list[str]:
+def _distinct_in_pool(kept: list[tuple]) -> Counter:
+    """Different photos (by content) per class among those the random split draws from."""
+    hashes = {(img.class_name, info.sha256) for img, info in kept if img.split in (None, "train")}
+    return Counter(class_name for class_name, _ in hashes)
+
+
+def _class_checks(
+    b: _Builder, counts: dict[str, dict[str, int]], split_source: str, distinct: Counter
+) -> list[str]:
     """Empty, too-small and imbalanced classes; returns the classes that have images."""
     scan = b.scan
     totals = Counter()
@@ -321,6 +337,14 @@ def _class_checks(b: _Builder, counts: dict[str, dict[str, int]], split_source: 
                 "class_too_small",
                 f"Class {c!r} has only 1 usable image; it needs at least 2 to be split into "
                 "training and validation.",
+            )
+        elif split_source == "random" and train.get(c, 0) > 1 and distinct[c] == 1:
+            b.add(  # identical copies stay together in one split, so none could validate
+                "error",
+                "class_too_small",
+                f"Class {c!r} has {train[c]} usable images but they are all copies of one "
+                "photo; it needs at least 2 different photos to be split into training and "
+                "validation.",
             )
         elif train.get(c, 0) == 0:
             b.add(
@@ -366,7 +390,7 @@ def build_report(scan: DatasetScan, results: dict[Path, ImageInfo | str]) -> Val
             "no_val_folder",
             "No validation images in a val/ folder; a random split of train/ is used.",
         )
-    classes = _class_checks(b, counts, split_source)
+    classes = _class_checks(b, counts, split_source, _distinct_in_pool(kept))
     b.notes(kept)
     counts = {
         split: {c: n for c, n in per.items() if c in classes} for split, per in counts.items()

@@ -9,6 +9,8 @@ looked at here; whether the files are real images is the report's business.
 from __future__ import annotations
 
 import os
+import stat
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -58,6 +60,7 @@ class DatasetScan:
     extra_folders: list[Path] = field(default_factory=list)  # beside train/val, unused
     n_ignored: int = 0  # hidden files, __MACOSX, .DS_Store, Thumbs.db
     outside_links: list[Path] = field(default_factory=list)  # links leaving TLCORE_DATA_ROOT
+    special_files: list[Path] = field(default_factory=list)  # pipes, sockets, devices: never read
 
     def relative(self, path: Path) -> str:
         """A path as the user knows it: relative to the folder they gave, with '/'."""
@@ -72,9 +75,30 @@ def display_name(name: str) -> str:
 
     Linux hands Python undecodable names as lone surrogates, which crash any UTF-8
     encoding (terminal, JSON for the browser, a seeded RNG); the file itself is
-    still opened by its real path.
+    still opened by its real path. Control characters are escaped (``printable``).
     """
-    return name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    return printable(name.encode("utf-8", "surrogateescape").decode("utf-8", "replace"))
+
+
+_BIDI_CONTROLS = frozenset("\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def printable(text: str) -> str:
+    """``text`` with control characters written as escapes (``\\x1b``, ``\\n``, ``\\u202e``).
+
+    A file or class name is hostile: raw ESC sequences recolour or rewrite the
+    terminal, a carriage return or newline forges output lines, and bidi controls
+    reorder what is shown. Every name tlcore prints goes through here.
+    """
+    if text.isprintable() and not _BIDI_CONTROLS.intersection(text):
+        return text
+    out = []
+    for char in text:
+        if char in _BIDI_CONTROLS or unicodedata.category(char) in ("Cc", "Zl", "Zp"):
+            out.append(char.encode("unicode_escape").decode("ascii"))
+        else:
+            out.append(char)
+    return "".join(out)
 
 
 def _leaves_data_root(path: Path) -> bool:
@@ -89,8 +113,16 @@ def _leaves_data_root(path: Path) -> bool:
     return not path.resolve().is_relative_to(root)
 
 
+def is_regular_file(path: str | Path) -> bool:
+    """A regular file (links followed): a FIFO named .jpg would block the reader forever."""
+    try:
+        return stat.S_ISREG(os.stat(path).st_mode)
+    except (OSError, ValueError):
+        return False
+
+
 def _children(
-    folder: Path, outside: list[Path] | None = None
+    folder: Path, outside: list[Path] | None = None, special: list[Path] | None = None
 ) -> tuple[list[Path], list[Path], int]:
     """Visible sub-folders and files of one folder (sorted), and how many were ignored."""
     dirs, files, ignored = [], [], 0
@@ -108,6 +140,8 @@ def _children(
             dirs.append(Path(entry.path))
         elif entry.is_file():
             files.append(Path(entry.path))
+        elif special is not None:  # a pipe, socket, device or broken link
+            special.append(Path(entry.path))
     return dirs, files, ignored
 
 
@@ -125,7 +159,7 @@ def _is_wrapper(folder: Path) -> Path | None:
     return inner
 
 
-def _walk_files(folder: Path, outside: list[Path]) -> tuple[list[Path], int]:
+def _walk_files(folder: Path, outside: list[Path], special: list[Path]) -> tuple[list[Path], int]:
     """Every visible file under ``folder`` (depth-first, sorted), and how many were ignored."""
     found, ignored = [], 0
     for current, dirnames, filenames in os.walk(folder):
@@ -137,6 +171,8 @@ def _walk_files(folder: Path, outside: list[Path]) -> tuple[list[Path], int]:
                 ignored += 1
             elif _leaves_data_root(Path(current) / name):
                 outside.append(Path(current) / name)
+            elif not is_regular_file(Path(current) / name):
+                special.append(Path(current) / name)
             else:
                 found.append(Path(current) / name)
     return found, ignored
@@ -154,7 +190,7 @@ def _split_folders(dirs: list[Path]) -> dict[str, Path]:
 
 def _scan_classes(scan: DatasetScan, parent: Path, split: str | None) -> list[str]:
     """Class folders under ``parent``: their images go to ``scan``; loose files are noted."""
-    dirs, files, ignored = _children(parent, scan.outside_links)
+    dirs, files, ignored = _children(parent, scan.outside_links, scan.special_files)
     scan.n_ignored += ignored
     for f in files:
         (scan.loose_images if is_image_file(f) else scan.other_files).append(f)
@@ -162,7 +198,7 @@ def _scan_classes(scan: DatasetScan, parent: Path, split: str | None) -> list[st
     for class_dir in dirs:
         class_name = display_name(class_dir.name)  # a label, never turned back into a path
         names.append(class_name)
-        files_in_class, ignored = _walk_files(class_dir, scan.outside_links)
+        files_in_class, ignored = _walk_files(class_dir, scan.outside_links, scan.special_files)
         scan.n_ignored += ignored
         for f in files_in_class:
             if not is_image_file(f):

@@ -29,7 +29,13 @@ def model_metadata(run: Any, checkpoint: str, predictor: Any) -> dict[str, Any]:
     from tlcore.runs.files import now_iso
     from tlcore.runs.run import package_versions
 
+    extra: dict[str, Any] = {}
+    if getattr(predictor, "modality", "image") == "text":  # how texts become token ids
+        from tlcore.results.text_predict import text_bundle_metadata
+
+        extra = text_bundle_metadata(predictor)
     return {
+        **extra,
         "format": BUNDLE_FORMAT,
         "format_version": FORMAT_VERSION,
         "architecture": predictor.model_name,
@@ -43,7 +49,16 @@ def model_metadata(run: Any, checkpoint: str, predictor: Any) -> dict[str, Any]:
         "checkpoint": checkpoint,
         "created": now_iso(),
         "versions": package_versions(),
+        **trust_metadata(predictor),
     }
+
+
+def trust_metadata(predictor: Any) -> dict[str, Any]:
+    """The temperature and "none of these" settings (``tlcore.results.trust``), when fitted."""
+    from tlcore.results.trust import TRUST_KEY
+
+    trust = getattr(predictor, "trust", None)
+    return {TRUST_KEY: trust.meta()} if trust is not None else {}
 
 
 def _metrics(run: Any, checkpoint: str, predictor: Any) -> dict[str, Any]:
@@ -90,6 +105,7 @@ def bundle_metadata(run: Any, checkpoint: str, predictor: Any) -> dict[str, Any]
             "split_seed": data.get("split_seed"),
             "split_source": data.get("split_source"),
             "fingerprint": data.get("fingerprint", ""),
+            "version": data.get("version"),  # the dataset version (tlcore.data.versions)
         },
         "metrics": _metrics(run, checkpoint, predictor),
     }
@@ -99,10 +115,21 @@ def write_bundle(run: Any, checkpoint: str, predictor: Any, folder: Path) -> dic
     """Fill ``folder`` (new or empty) with the bundle's files; returns its ``tlcore.json``."""
     meta = bundle_metadata(run, checkpoint, predictor)
     write_bundle_files(folder, meta, predictor.model.state_dict(), run.id)
+    if getattr(predictor, "trust", None) is not None:  # the training photos' features
+        from tlcore.results.trust import UNKNOWN_FILE, write_unknown_file
+
+        write_unknown_file(predictor.trust, folder / UNKNOWN_FILE)
+    if meta.get("modality") == "text":  # the tokenizer and encoder config travel along
+        from tlcore.results.text_predict import write_text_bundle_files
+
+        write_text_bundle_files(predictor, folder)
     metrics = meta["metrics"]
     if metrics.get("images"):
         model_card.confusion_png(
             meta["classes"], metrics["confusion"], folder / model_card.CONFUSION_FILE
         )
-    (folder / model_card.CARD_FILE).write_text(model_card.model_card(meta), encoding="utf-8")
+    card = model_card.model_card
+    if meta.get("modality") == "text":
+        from tlcore.export.text_model_card import text_model_card as card
+    (folder / model_card.CARD_FILE).write_text(card(meta), encoding="utf-8")
     return meta

@@ -23,7 +23,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tlcore.errors import ConfigError, DataError, TLCoreError
+from tlcore.export.ownership import check_replaceable, mark_export
 from tlcore.runs.scoring import load_predictor
+from tlcore.runs.trust_store import ensure_trust
 
 FORMATS = ("bundle", "onnx", "torchscript", "script")
 FILE_NAMES = {
@@ -35,6 +37,7 @@ FILE_NAMES = {
 EXPORTS_DIR = "exports"
 RESULTS_FILE = "exports.json"
 CHECK_IMAGES = 8
+OUTSIDE_CHECK_IMAGES = 4
 _STORED_SUFFIXES = (".safetensors", ".pt", ".png")  # already dense: zip would only cost time
 
 if TYPE_CHECKING:
@@ -99,6 +102,11 @@ def check_images(run: Any, predictor: Any, limit: int = CHECK_IMAGES) -> torch.T
     from tlcore.data.manifest import Manifest
 
     manifest = Manifest.load(run.manifest_path)
+    if manifest.modality == "text":  # the run's own sentences as token ids, padding trimmed
+        texts = [
+            item.text or "" for item in manifest.items_for("val") + manifest.items_for("train")
+        ]
+        return predictor.token_ids(texts[:limit])
     tensors = []
     for item in manifest.items_for("val") + manifest.items_for("train"):
         if len(tensors) >= limit:
@@ -115,6 +123,22 @@ def check_images(run: Any, predictor: Any, limit: int = CHECK_IMAGES) -> torch.T
     return torch.stack(tensors)
 
 
+def with_outside_photos(run: Any, predictor: Any, images: torch.Tensor) -> torch.Tensor:
+    """The check photos plus a few of a sample with none of the run's classes (the unknowns)."""
+    import torch
+
+    from tlcore.runs.trust_store import reference_photos
+
+    paths, _ = reference_photos(run, limit=OUTSIDE_CHECK_IMAGES)
+    outside = []
+    for path in paths:
+        try:
+            outside.append(predictor.preprocess(path))
+        except TLCoreError:
+            continue
+    return torch.cat([images, torch.stack(outside)]) if outside else images
+
+
 def _build(
     fmt: str, run: Any, checkpoint: str, predictor: Any, stage: Path, zipped: bool
 ) -> tuple[Path, Any, dict]:
@@ -122,9 +146,16 @@ def _build(
     from tlcore.export import graph_export
     from tlcore.export.bundle import model_metadata, write_bundle
     from tlcore.export.reproduce import write_reproduction
+    from tlcore.export.trusted_graph import with_trust
 
+    if getattr(predictor, "modality", "image") == "text" and fmt == "script":
+        raise ConfigError(
+            "The standalone train.py is written for photo runs; export a text run as a bundle "
+            "or ONNX."
+        )
     if fmt == "bundle":
         meta = write_bundle(run, checkpoint, predictor, stage / "bundle")
+        mark_export(stage / "bundle", "bundle")  # what --force may replace later
         details = {
             "metrics": {k: meta["metrics"].get(k) for k in ("images", "accuracy", "macro_f1")}
         }
@@ -133,12 +164,16 @@ def _build(
         return stage / "bundle", None, details
     if fmt == "script":
         folder = write_reproduction(run, stage / "reproduce")
+        mark_export(folder, "script")
         if zipped:
             return zip_folder(folder, stage / "reproduce.zip"), None, {}
         return folder, None, {}
     images = check_images(run, predictor)
+    if getattr(predictor, "trust", None) is not None:  # "none of these" must agree on both sides
+        images = with_outside_photos(run, predictor, images)
     meta = model_metadata(run, checkpoint, predictor)
-    model = predictor.model.cpu().float()
+    # with calibration and "none of these" fitted: three outputs (tlcore.export.trusted_graph)
+    model = with_trust(predictor.model.cpu().float(), getattr(predictor, "trust", None))
     if fmt == "onnx":
         path = stage / "model.onnx"
         check = graph_export.export_onnx(model, images, path, meta)
@@ -155,6 +190,18 @@ def _publish(artifact: Path, out: Path, stage: Path) -> None:
     elif artifact.is_dir() and (out.exists() or out.is_symlink()):
         out.unlink()
     os.replace(artifact, out)
+
+
+def _stage_beside(out: Path) -> Path:
+    """A hidden build folder next to ``out``; ConfigError when ``out``'s folder cannot be made."""
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        return Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot write {out}: {exc.strerror or exc} ({exc.filename or out.parent}); "
+            "choose an --out inside a folder you can write to."
+        ) from None
 
 
 def export_run(
@@ -175,9 +222,10 @@ def export_run(
         raise ConfigError(
             f"{out} already exists: choose another --out, or use --force to replace it."
         )
+    check_replaceable(out)  # --force replaces only an export tlcore wrote, never other files
+    ensure_trust(run, checkpoint)  # the temperature and "none of these" travel with the model
     predictor = load_predictor(run, checkpoint=checkpoint)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    stage = _stage_beside(out)
     try:
         artifact, check, details = _build(
             fmt, run, checkpoint, predictor, stage, out.suffix.lower() == ".zip"

@@ -31,6 +31,7 @@ from tlcore.errors import ModelError
 TOLERANCE = 1e-4
 ONNX_OPSET = 17
 INPUT_NAME, OUTPUT_NAME = "image", "logits"
+TEXT_INPUT_NAME = "input_ids"  # int64 [batch, tokens], padded with the tokenizer's pad id
 METADATA_KEY = "tlcore.json"  # ONNX metadata_props key / TorchScript extra file
 
 
@@ -47,6 +48,9 @@ class FormatCheck:
     same_top_class: bool
     passed: bool
     seconds: float
+    # with a fitted detector (tlcore.export.trusted_graph): the "none of these" score too
+    unknown_max_diff: float | None = None
+    same_unknown: bool | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -59,7 +63,16 @@ class FormatCheck:
             f"{self.runtime} {verdict} PyTorch on {self.images} real photos "
             f"(batches of {' and '.join(map(str, self.batch_sizes))}): largest probability "
             f"difference {self.max_abs_diff:.1e} (limit {self.tolerance:.0e}), {top} top class "
-            f"for every photo."
+            f"for every photo{self._unknown_text()}."
+        )
+
+    def _unknown_text(self) -> str:
+        if self.same_unknown is None:
+            return ""
+        same = "the same" if self.same_unknown else "a DIFFERENT"
+        return (
+            f", and {same} 'none of these' decision (largest unknown-score difference "
+            f"{self.unknown_max_diff:.1e})"
         )
 
 
@@ -86,11 +99,14 @@ def _require(module: str, purpose: str) -> Any:
 
 
 @torch.no_grad()
-def _reference(model: nn.Module, images: torch.Tensor) -> torch.Tensor:
+def _reference(model: nn.Module, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """PyTorch's (calibrated) probabilities and, with a detector, its unknown scores."""
+    from tlcore.export.trusted_graph import split_outputs
+
     was_training = model.training
     model.eval()
     try:
-        return model(images).float().softmax(dim=1)
+        return split_outputs(model(images))
     finally:
         model.train(was_training)
 
@@ -109,18 +125,26 @@ def compare(
     images: torch.Tensor,
     tolerance: float = TOLERANCE,
 ) -> FormatCheck:
-    """Probabilities of ``run_batch(x) -> logits`` vs the PyTorch model, batch by batch."""
+    """Probabilities (and unknown decisions) of ``run_batch(x)`` vs the PyTorch model."""
+    from tlcore.export.trusted_graph import split_outputs
+
     started = time.perf_counter()
-    expected = _reference(model, images)
+    expected, expected_score = _reference(model, images)
+    threshold = getattr(model, "threshold", None)
     worst, same = 0.0, True
+    score_worst, same_unknown = 0.0, True
     sizes = _batch_sizes(len(images))
     for size in sizes:
-        got = torch.cat(
-            [
-                torch.as_tensor(run_batch(images[i : i + size])).float().softmax(dim=1)
-                for i in range(0, len(images), size)
-            ]
-        )
+        parts = [
+            split_outputs(run_batch(images[i : i + size])) for i in range(0, len(images), size)
+        ]
+        got = torch.cat([probs for probs, _ in parts])
+        if expected_score is not None and threshold is not None:
+            scores = torch.cat([score for _, score in parts])
+            score_worst = max(score_worst, float((scores - expected_score).abs().max()))
+            same_unknown = same_unknown and bool(
+                torch.equal(scores > threshold, expected_score > threshold)
+            )
         if got.shape != expected.shape:
             raise ModelError(
                 f"the exported {fmt} model returned shape {tuple(got.shape)} for a batch of "
@@ -136,8 +160,10 @@ def compare(
         max_abs_diff=worst,
         tolerance=tolerance,
         same_top_class=same,
-        passed=worst < tolerance and same,
+        passed=worst < tolerance and same and same_unknown and score_worst < tolerance,
         seconds=time.perf_counter() - started,
+        unknown_max_diff=score_worst if expected_score is not None else None,
+        same_unknown=same_unknown if expected_score is not None else None,
     )
 
 
@@ -149,6 +175,11 @@ def export_onnx(
     ort = _require("onnxruntime", "Checking the ONNX export")
     model = model.eval()
     example = images[: min(2, len(images))]
+    # token ids of a text model (tlcore.models.text_models): texts differ in length too
+    is_text = images.dtype == torch.long
+    input_name = TEXT_INPUT_NAME if is_text else INPUT_NAME
+    input_axes = {0: "batch", 1: "tokens"} if is_text else {0: "batch"}
+    output_names = list(getattr(model, "output_names", [OUTPUT_NAME]))  # + trust's outputs
     try:
         with _quiet_exporters(), torch.no_grad():
             torch.onnx.export(
@@ -156,15 +187,22 @@ def export_onnx(
                 (example,),
                 str(out),
                 dynamo=False,
-                input_names=[INPUT_NAME],
-                output_names=[OUTPUT_NAME],
-                dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
+                input_names=[input_name],
+                output_names=output_names,
+                dynamic_axes={input_name: input_axes, **{n: {0: "batch"} for n in output_names}},
                 opset_version=ONNX_OPSET,
             )
     except Exception as exc:  # noqa: BLE001 - exporter errors come in many types
         first = (str(exc).strip().splitlines() or [""])[0][:300]
+        hint = ""
+        if "adaptive_avg_pool2d" in first:  # e.g. VGG below 224 px stretches a small feature map
+            hint = (
+                " At this image size the model resizes a feature map by an uneven factor, "
+                "which ONNX cannot express: train at the model's own size (224 px for VGG) "
+                "or export TorchScript."
+            )
         raise ModelError(
-            f"ONNX export of this model failed: {type(exc).__name__}: {first}"
+            f"ONNX export of this model failed: {type(exc).__name__}: {first}{hint}"
         ) from exc
     graph = onnx.load(str(out))
     onnx.checker.check_model(graph)
@@ -174,7 +212,8 @@ def export_onnx(
     session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
 
     def run_batch(batch: torch.Tensor) -> Any:
-        return session.run([OUTPUT_NAME], {INPUT_NAME: batch.cpu().numpy()})[0]
+        outputs = session.run(output_names, {input_name: batch.cpu().numpy()})
+        return outputs[0] if len(outputs) == 1 else outputs
 
     runtime = f"ONNX Runtime {ort.__version__}"
     return compare("onnx", runtime, run_batch, model, images)

@@ -85,10 +85,26 @@ def _data_section(meta: dict[str, Any]) -> list[str]:
         f"- Classes ({len(classes)}, in output order): {', '.join(f'`{c}`' for c in classes)}",
         f"- Split: {how}",
         f"- Manifest fingerprint: `{data.get('fingerprint', '?')[:16]}`",
+        *_version_line(data.get("version")),
         "",
         _table(["class", *splits], rows) if splits else "(no counts recorded)",
         "",
     ]
+
+
+def _version_line(version: Any) -> list[str]:
+    """Which dataset version (tlcore.data.versions) trained the model: numbers only, no names."""
+    if not isinstance(version, dict):
+        return []
+    try:
+        number = int(version.get("number", 0))
+        if number == 0:
+            return ["- Dataset version: v0 (the original labels)"]
+        fixed, left = int(version.get("relabelled", 0)), int(version.get("excluded", 0))
+    except (TypeError, ValueError):
+        return []
+    return [f"- Dataset version: v{number} ({fixed} photos relabelled, {left} left out; "
+            "the photo files unchanged)"]  # fmt: skip
 
 
 _PRESET_TEXT = {
@@ -159,16 +175,68 @@ def _metrics_section(meta: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _trust_section(meta: dict[str, Any]) -> list[str]:
+    """Calibration and "none of these" (tlcore.results.trust), with what was measured."""
+    trust = meta.get("trust")
+    if not isinstance(trust, dict):
+        return []
+    cal = trust.get("calibration") or {}
+    lines = ['## Confidence and "none of these"', ""]
+    if cal.get("ece_before") is not None and cal.get("ece_after") is not None:
+        lines.append(
+            f"- Probabilities are calibrated by temperature scaling (T = "
+            f"{cal['temperature']:.3f}, fitted on the {cal.get('images', '?')} validation "
+            "photos). Expected calibration error (the average gap between the confidence "
+            f"shown and how often it is right): **{cal['ece_before']:.1%}** before, "
+            f"**{cal['ece_after']:.1%}** after (each photo scored with a temperature fitted "
+            "on the other validation photos)."
+        )
+    unknown = trust.get("unknown")
+    if isinstance(unknown, dict):
+        flagged = unknown.get("known_flagged")
+        accepted = f" (measured: {1 - flagged:.0%})" if isinstance(flagged, float) else ""
+        lines.append(
+            f'- "None of these": a photo whose features are farther than '
+            f"**{unknown['threshold']:.3f}** from every training photo's (k-nearest-neighbour "
+            f"distance, k = {unknown.get('k', 1)}, features scaled to length 1) is reported as "
+            f"unknown. The threshold accepts {unknown.get('accept', 0.95):.0%} of the "
+            f"validation photos{accepted}."
+        )
+        ref = unknown.get("reference") or {}
+        if ref.get("photos") and ref.get("auroc") is not None:
+            lines.append(
+                f"- Measured on {ref['photos']} photos of {ref.get('source', 'other data')} "
+                f"(none of these classes): unknown-detection AUROC **{ref['auroc']:.3f}**, "
+                f"{ref.get('flagged', 0):.0%} of them flagged at the threshold."
+            )
+        lines.append(
+            "- ONNX and TorchScript exports return `logits`, `probabilities` (calibrated) and "
+            "`unknown_score`; a photo is unknown when `unknown_score` is above "
+            "`trust.unknown.threshold` in `tlcore.json`."
+        )
+    return [*lines, ""]
+
+
 def _use_section(meta: dict[str, Any]) -> list[str]:
     classes = meta["classes"]
     n = (meta.get("metrics") or {}).get("images", 0)
+    if isinstance((meta.get("trust") or {}).get("unknown"), dict):
+        always = (
+            '- It says "none of these" for photos far from all its training photos, but '
+            "that check can miss: a photo of something else that looks like the training "
+            "photos still gets one of these classes."
+        )
+    else:
+        always = (
+            "- It always answers with one of these classes, even for a photo that shows none "
+            "of them; a low top probability is a hint, not a guarantee."
+        )
     return [
         "## Intended use and limitations",
         "",
         f"- Intended use: sorting photos like the training photos into one of "
         f"{len(classes)} classes ({', '.join(classes)}), with a person checking the results.",
-        "- It always answers with one of these classes, even for a photo that shows none "
-        "of them; a low top probability is a hint, not a guarantee.",
+        always,
         f"- The numbers above come from {n} validation photos of the same collection; on "
         "photos from another camera, place or season accuracy is usually lower. Measure it "
         "on your own photos before relying on it.",
@@ -208,8 +276,10 @@ def _load_section(meta: dict[str, Any]) -> list[str]:
         "model.eval()",
         'transform = timm.data.create_transform(**meta["preprocessing"])',
         'image = Image.open("photo.jpg").convert("RGB")',
-        "with torch.no_grad():",
-        "    probabilities = model(transform(image).unsqueeze(0)).softmax(1)[0]",
+        'temperature = meta.get("trust", {}).get("calibration", {}).get("temperature", 1.0)',
+        "with torch.no_grad():  # calibrated: logits divided by the fitted temperature",
+        "    logits = model(transform(image).unsqueeze(0))",
+        "    probabilities = (logits / temperature).softmax(1)[0]",
         'print(meta["classes"][int(probabilities.argmax())])',
         "```",
         "",
@@ -236,6 +306,7 @@ def model_card(meta: dict[str, Any]) -> str:
         *_data_section(meta),
         *_training_section(meta),
         *_metrics_section(meta),
+        *_trust_section(meta),
         *_use_section(meta),
         *_load_section(meta),
         "Files: `model.safetensors` (weights), `tlcore.json` (classes, preprocessing, "

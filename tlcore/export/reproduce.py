@@ -18,6 +18,7 @@ the epoch it starts training, its LR multiplier) computed here from
 from __future__ import annotations
 
 import json
+import math
 import string
 from pathlib import Path
 from typing import Any
@@ -89,7 +90,22 @@ def literal(value: Any) -> str:
     if isinstance(value, tuple):
         inner = ", ".join(literal(v) for v in value)
         return f"({inner},)" if len(value) == 1 else f"({inner})"
-    return repr(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        return f'float("{value}")'  # repr would write nan/inf, which are not Python literals
+    if value is None or isinstance(value, bool | int | float):
+        return repr(value)
+    raise TypeError(f"{type(value).__name__} cannot be written into the script as a literal")
+
+
+def doc_text(value: Any) -> str:
+    """A value shown inside the script's docstring or a comment, never able to end either.
+
+    The body of a JSON string escapes quotes, backslashes, newlines and every other
+    control or non-ASCII character, and is also a valid body of a Python string: a
+    dataset folder named with three quotes, a newline and some Python stays text in
+    the docstring instead of becoming code that runs (issue 17).
+    """
+    return json.dumps(str(value))[1:-1]
 
 
 def _augment_block(augment: dict[str, Any] | None) -> str:
@@ -112,7 +128,15 @@ def _not_reproduced(cfg: Any) -> str:
         left_out.append(f"training on {cfg.nproc} GPUs at once (here: one device)")
     if not left_out:
         return ""
-    return "\nNot reproduced here: " + "; ".join(left_out) + ".\n"
+    return "\nNot reproduced here: " + doc_text("; ".join(left_out)) + ".\n"
+
+
+def _run_temperature(run: Any) -> float | None:
+    """The temperature fitted for the best checkpoint (tlcore.runs.trust_store), if any."""
+    from tlcore.runs.trust_store import stored_trust
+
+    trust = stored_trust(run, "best")
+    return float(trust.calibration.temperature) if trust is not None else None
 
 
 def render_script(run: Any, table: list[tuple], initial_weights: bool) -> str:
@@ -133,12 +157,12 @@ def render_script(run: Any, table: list[tuple], initial_weights: bool) -> str:
         else "(no initial weights: the run trained from scratch)"
     )
     values = {
-        "MODEL": cfg.model,
-        "DATASET": Path(source).name or source,
-        "RUN_ID": run.id,
+        "MODEL": doc_text(cfg.model),
+        "DATASET": doc_text(Path(source).name or source),
+        "RUN_ID": doc_text(run.id),
         "TLCORE_VERSION": __version__,
-        "CREATED": now_iso(),
-        "WEIGHTS_NOTE": weights_note,
+        "CREATED": doc_text(now_iso()),
+        "WEIGHTS_NOTE": doc_text(weights_note),
         "NOT_REPRODUCED": _not_reproduced(cfg),
         "MODEL_REPR": literal(cfg.model),
         "CLASSES": literal(list(manifest.classes)),
@@ -160,9 +184,10 @@ def render_script(run: Any, table: list[tuple], initial_weights: bool) -> str:
         "SEED": literal(cfg.seed),
         "NUM_WORKERS": literal(cfg.num_workers or 0),
         "AUGMENT": _augment_block(augment),
-        "FREEZE_LABEL": freeze_label(cfg.freeze),
+        "FREEZE_LABEL": doc_text(freeze_label(cfg.freeze)),
         "LAYER_GROUPS": _groups_text(table),
         "FREEZE_BN": literal(bool(cfg.freeze.get("freeze_bn", True))),
+        "RUN_TEMPERATURE": literal(_run_temperature(run)),
     }
     return string.Template(TEMPLATE).substitute(values)
 

@@ -73,6 +73,26 @@ CATALOG: list[CatalogEntry] = [
     _hub(
         "vit_small_patch16_224", "ViT", 22.051, 81.384, 224, "Small ViT, ImageNet-21k pretraining."
     ),
+    # The textbook classics (torchvision's weights, ported by timm); top-1 is torchvision's
+    # published ImageNet-1k figure for those same weights.
+    _hub(
+        "vgg16",
+        "VGG",
+        138.358,
+        71.592,
+        224,
+        "The 2014 textbook classic. Heavy: a ~530 MB download and ~15.5 GMACs a photo "
+        "(about 40x Lite0), less accurate than Lite0; slow to fine-tune on a CPU.",
+    ),
+    _hub(
+        "inception_v3",
+        "Inception",
+        23.835,
+        77.294,
+        299,
+        "The 2015 classic of many transfer tutorials. Wants 299 px photos; ~5.7 GMACs a "
+        "photo (about 15x Lite0), a ~95 MB download.",
+    ),
 ]
 
 # Bundled checkpoints: timm name -> (importable package, class with get_model_file_path()).

@@ -37,6 +37,10 @@ WEIGHT_SOURCES = ("bundled", "hub", "scratch")
 
 def default_weights(name: str) -> str:
     """'bundled' when this machine has the model's bundled checkpoint, else 'hub'."""
+    from tlcore.models.text_catalog import text_availability
+
+    if text_availability(name) == "bundled":
+        return "bundled"
     entry = catalog_entry(name)
     if entry is not None and entry.bundled and bundled_checkpoint_path(name) is not None:
         return "bundled"
@@ -79,6 +83,11 @@ def build_model(
     """``create_model`` plus the report of what was loaded (for pages and run logs)."""
     import timm
 
+    from tlcore.models.text_models import is_text_model, text_model_with_report
+
+    if is_text_model(name):  # a BERT-family sentence encoder: tlcore.models.text_models
+        _check_num_classes(num_classes)
+        return text_model_with_report(name, num_classes, weights, drop_rate)
     name = check_model_name(name)
     _check_num_classes(num_classes)
     _check_weights(weights)
@@ -123,6 +132,14 @@ def create_model(
     model, report = build_model(name, num_classes, weights, drop_rate)
     model.weights_report = report
     return model
+
+
+def model_skeleton(name: str, num_classes: int | None) -> nn.Module:
+    """The architecture with no weights at all (PyTorch's "meta" device), for tables and
+    layer groups: shapes and counts are exact, and building it costs no memory or init time
+    (VGG16's 138M random weights take seconds to initialise)."""
+    with torch.device("meta"):
+        return create_model(name, num_classes, weights="scratch")
 
 
 def imagenet_class_names() -> list[str]:

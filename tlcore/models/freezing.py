@@ -85,6 +85,12 @@ def layer_groups(model: nn.Module) -> list[LayerGroup]:
         head_id = last if max(ids[n] for n in head_keys) == last else last + 1
         for n in head_keys:
             ids[n] = head_id
+        # A neck bigger than the classifier (VGG's fc6/fc7: 119M of its 138M weights) is a
+        # group of its own, so "features" trains only the last layer, as in the VGG papers.
+        neck = [n for n in names if ids[n] == head_id and n not in head_keys]
+        if sum(params[n].numel() for n in neck) > sum(params[n].numel() for n in head_keys):
+            for n in neck:
+                ids[n] = head_id - 0.5
     order = sorted(set(ids.values()))
     buckets: dict[float, list[str]] = {i: [] for i in order}
     for n in names:

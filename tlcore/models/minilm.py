@@ -20,6 +20,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from tlcore import settings
 from tlcore.data.archive import ZipLimits, extract_zip_safely
 from tlcore.errors import ModelError
 
@@ -38,14 +39,8 @@ _NOT_INSTALLED = (
 
 
 def cache_root() -> Path:
-    """Where tlcore keeps extracted models (``TLCORE_CACHE_DIR``, else ``~/.cache/tlcore``,
-    honouring ``XDG_CACHE_HOME``)."""
-    value = os.environ.get("TLCORE_CACHE_DIR")
-    if value:
-        return Path(value).expanduser().resolve()
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    base = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
-    return (base / "tlcore").resolve()
+    """Where tlcore keeps extracted models: ``settings.cache_dir()`` (``TLCORE_CACHE_DIR``)."""
+    return settings.cache_dir()
 
 
 def model_zip() -> Path:

@@ -217,6 +217,16 @@ def _strip_prefixes(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return out
 
 
+def looks_pickled(path: Path) -> bool:
+    """torch.save's zip format or a raw pickle (protocol 2+ starts with 0x80), not text."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(4)
+    except OSError:
+        return False
+    return head.startswith((b"PK\x03\x04", b"\x80"))
+
+
 def read_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
     """A plain state dict from a weights file, never executing code from it.
 
@@ -244,6 +254,11 @@ def read_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
         try:
             obj = torch.load(path, map_location="cpu", weights_only=True)
         except pickle.UnpicklingError as exc:
+            if not looks_pickled(path):  # text or noise: torch calls every parse failure this
+                raise WeightsError(
+                    f"{path.name} is not a PyTorch weights file (it is neither a torch.save "
+                    "archive nor a pickle; perhaps text saved with the wrong extension)."
+                ) from exc
             raise WeightsError(
                 f"{path.name} was refused: it holds pickled Python objects, not plain weights "
                 "(for example a whole model saved with torch.save(model), or code that would "

@@ -26,12 +26,14 @@ from typing import Any
 
 import torch
 
-from tlcore.errors import ModelError
+from tlcore.data.archive import check_archive, read_member_safely
+from tlcore.errors import ArchiveError, ModelError
 
 BUNDLE_META = "tlcore.json"
 WEIGHTS_FILE = "model.safetensors"
 BUNDLE_FORMAT = "tlcore-bundle"
 FORMAT_VERSION = 1
+MAX_META_BYTES = 64 * 1024**2  # a tlcore.json is a few kB; more is not a bundle
 PREPROCESSING_KEYS = ("input_size", "interpolation", "mean", "std", "crop_pct", "crop_mode")
 
 
@@ -84,24 +86,17 @@ def _check_meta(meta: Any, label: str) -> dict[str, Any]:
     def bad(why: str) -> ModelError:
         return ModelError(f"{label} is not a usable tlcore bundle: {why}.")
 
+    from tlcore.results.bundle_checks import check_meta_fields
+
     if not isinstance(meta, dict) or meta.get("format") != BUNDLE_FORMAT:
         raise bad(f"its {BUNDLE_META} is not a tlcore bundle description")
-    if int(meta.get("format_version", 0)) > FORMAT_VERSION:
+    version = meta.get("format_version", 0)
+    if isinstance(version, int) and version > FORMAT_VERSION:
         raise bad(
             f"it was written by a newer tlcore (bundle format {meta['format_version']}); "
             "upgrade tlcore to load it"
         )
-    classes = meta.get("classes")
-    if not isinstance(meta.get("architecture"), str) or not meta["architecture"]:
-        raise bad("no architecture name")
-    if not isinstance(classes, list) or not classes or not all(isinstance(c, str) for c in classes):
-        raise bad("no list of class names")
-    pre = meta.get("preprocessing")
-    if not isinstance(pre, dict) or not {"input_size", "mean", "std"} <= set(pre):
-        raise bad("no preprocessing (input_size, mean, std)")
-    name = str(meta.get("weights_file", WEIGHTS_FILE))
-    if PurePosixPath(name).name != name:
-        raise bad(f"weights_file {name!r} must be a plain file name")
+    check_meta_fields(meta, label, BUNDLE_META)  # every field, one line per problem
     return meta
 
 
@@ -132,14 +127,19 @@ def read_bundle(path: str | Path) -> tuple[dict[str, Any], dict[str, torch.Tenso
             prefix = _zip_prefix(zf.namelist())
             if prefix is None:
                 raise ModelError(f"{label} is a zip without {BUNDLE_META}: not a tlcore bundle.")
-            meta = _check_meta(json.loads(zf.read(prefix + BUNDLE_META).decode("utf-8")), label)
+            # the safe-unzip limits (sizes, ratios, names) before a byte is inflated in memory
+            check_archive(zf, path.name, path.stat().st_size)
+            raw = read_member_safely(zf, prefix + BUNDLE_META, max_bytes=MAX_META_BYTES)
+            meta = _check_meta(json.loads(raw.decode("utf-8")), label)
             try:
-                blob = zf.read(prefix + meta.get("weights_file", WEIGHTS_FILE))
+                blob = read_member_safely(zf, prefix + meta.get("weights_file", WEIGHTS_FILE))
             except KeyError:
                 raise ModelError(
                     f"{label} is not a usable tlcore bundle: its weights file is missing."
                 ) from None
             return meta, load(blob)
+    except ArchiveError as exc:
+        raise ModelError(f"{label} was refused as a bundle: {exc}") from None
     except (OSError, ValueError, TypeError, zipfile.BadZipFile, SafetensorError) as exc:
         raise ModelError(f"{label} cannot be read as a tlcore bundle ({exc}).") from None
 

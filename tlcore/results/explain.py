@@ -7,7 +7,10 @@ the model once instead of a table of names: the module whose output *is* the
 tensor ``forward_features`` returns is the last spatial feature map (``bn2`` in
 EfficientNet, ``layer4`` in ResNet, ``stages.3`` in ConvNeXt); token models use
 their last block's ``norm1`` (the package's recipe for ViT), because after the
-final per-token norm only the class token receives a gradient.
+final per-token norm only the class token receives a gradient. The heat map is
+laid on exactly the pixels the model saw (the resized centre crop, ``model_view``)
+rather than stretched over the whole photo, and ``CamResult.view`` says which part
+of the photo that is.
 
 The embedding map projects the backbone's pooled features of the validation
 images to 2-D with PCA (exact SVD in torch), so people can see whether their
@@ -17,8 +20,9 @@ classes separate, before and after fine-tuning.
 from __future__ import annotations
 
 import math
+import weakref
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -40,14 +44,26 @@ class CamTarget:
 
 @dataclass
 class CamResult:
-    """A heat map over the original image (H, W) in [0, 1] and the overlay people look at."""
+    """A heat map in [0, 1] over exactly the pixels the model saw, and the overlay people see.
 
-    heatmap: np.ndarray
-    overlay: Image.Image
+    The model sees a resized, centre-cropped square of the photo; the map and the
+    overlay cover that square (``view`` says which part of the photo it is, ``box``
+    where it lies in the original), so no part of the picture is tinted without a reason.
+    """
+
+    heatmap: np.ndarray  # (H, W) of the model's input
+    overlay: Image.Image  # the model's input pixels with the heat map on top
     class_index: int
     label: str
     probability: float
     layer: str
+    probabilities: list[float] = field(default_factory=list)  # every class, in class order
+    box: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)  # the view in the photo
+    view: str = ""  # "the centre 328×328 of the 500×375 photo, seen at 224×224"
+    photo_size: tuple[int, int] = (0, 0)  # (width, height) of the whole photo
+
+
+_TARGETS: weakref.WeakKeyDictionary[nn.Module, CamTarget] = weakref.WeakKeyDictionary()
 
 
 def _tokens_to_grid(prefix: int) -> Callable[[torch.Tensor], torch.Tensor]:
@@ -134,24 +150,38 @@ def model_view_box(transform: Any, width: int, height: int) -> tuple[float, floa
     return x0, y0, x0 + w / sx, y0 + h / sy
 
 
-def _paste_on_original(
-    cam: np.ndarray, box: tuple[float, ...], size: tuple[int, int]
-) -> np.ndarray:
-    """The crop-sized CAM placed where that crop lies in the original image (zeros elsewhere)."""
-    width, height = size
-    left, top, right, bottom = (int(round(v)) for v in box)
-    heat = np.zeros((height, width), dtype=np.float32)
-    box_w, box_h = max(1, right - left), max(1, bottom - top)
-    scaled = np.asarray(
-        Image.fromarray(cam.astype(np.float32), mode="F").resize(
-            (box_w, box_h), Image.Resampling.BILINEAR
-        )
-    )
-    x_a, y_a = max(0, left), max(0, top)
-    x_b, y_b = min(width, right), min(height, bottom)
-    if x_b > x_a and y_b > y_a:
-        heat[y_a:y_b, x_a:x_b] = scaled[y_a - top : y_b - top, x_a - left : x_b - left]
-    return np.clip(heat, 0.0, 1.0)
+def model_view(transform: Any, image: Image.Image) -> Image.Image:
+    """The pixels the model sees: the transform's resize and crop steps applied to the photo,
+    stopping before it becomes a normalised tensor."""
+    from torchvision.transforms import CenterCrop, Resize
+
+    for step in getattr(transform, "transforms", []):
+        if not isinstance(step, Resize | CenterCrop):
+            break
+        image = step(image)
+    return image
+
+
+def view_text(box: tuple[float, ...], photo: tuple[int, int], seen: tuple[int, int]) -> str:
+    """Which part of the photo the model saw, in words."""
+    left, top, right, bottom = box
+    part_w, part_h = round(right - left), round(bottom - top)
+    whole = part_w >= photo[0] - 1 and part_h >= photo[1] - 1
+    part = "the whole" if whole else f"the centre {part_w}×{part_h} pixels of the"
+    return f"{part} {photo[0]}×{photo[1]} photo, seen at {seen[0]}×{seen[1]}"
+
+
+def outline_view(image: Image.Image, box: tuple[float, ...], max_side: int = 320) -> Image.Image:
+    """The whole photo, scaled to ``max_side``, with the part the model saw outlined."""
+    from PIL import ImageDraw
+
+    copy = image.convert("RGB")
+    copy.thumbnail((max_side, max_side), Image.Resampling.BICUBIC)
+    scale = copy.width / max(1, image.width)
+    line = max(2, round(min(copy.size) / 100))
+    outline = [round(v * scale) for v in box]
+    ImageDraw.Draw(copy).rectangle(outline, outline=(255, 255, 255), width=line)
+    return copy
 
 
 def gradcam(
@@ -166,10 +196,12 @@ def gradcam(
 
     pil = image.convert("RGB") if isinstance(image, Image.Image) else load_rgb(image)
     model = predictor.model
-    target = cam_target(model, predictor.data_config["input_size"])
+    target = _TARGETS.get(model)
+    if target is None:  # one probing pass per model, not per photo
+        target = _TARGETS[model] = cam_target(model, predictor.data_config["input_size"])
     x = predictor.preprocess(pil).unsqueeze(0).to(predictor.device)
-    with torch.no_grad():
-        probs = model(x).float().softmax(1)[0].cpu()
+    with torch.no_grad():  # calibrated, as everywhere a probability is shown
+        probs = (model(x).float() / getattr(predictor, "temperature", 1.0)).softmax(1)[0].cpu()
     index = int(probs.argmax()) if class_index is None else int(class_index)
     if not 0 <= index < len(predictor.classes):
         raise ModelError(f"class index {index} is out of range (0..{len(predictor.classes) - 1}).")
@@ -181,9 +213,13 @@ def gradcam(
     ):
         crop_map = cam(input_tensor=x, targets=[ClassifierOutputTarget(index)])[0]
     model.eval()
+    # the same resize and crop as the model's input, so the map lies on exactly those pixels
     box = model_view_box(predictor.transform, *pil.size)
-    heat = _paste_on_original(np.nan_to_num(crop_map), box, pil.size)
-    rgb = np.asarray(pil, dtype=np.float32) / 255.0
+    seen = model_view(predictor.transform, pil)
+    heat = np.clip(np.nan_to_num(crop_map).astype(np.float32), 0.0, 1.0)
+    if seen.size != (heat.shape[1], heat.shape[0]):  # a transform this code does not follow
+        seen = seen.resize((heat.shape[1], heat.shape[0]), Image.Resampling.BICUBIC)
+    rgb = np.asarray(seen, dtype=np.float32) / 255.0
     overlay = show_cam_on_image(rgb, heat, use_rgb=True, image_weight=image_weight)
     return CamResult(
         heatmap=heat,
@@ -192,6 +228,10 @@ def gradcam(
         label=predictor.classes[index],
         probability=float(probs[index]),
         layer=target.name,
+        probabilities=[float(p) for p in probs],
+        box=box,
+        view=view_text(box, pil.size, seen.size),
+        photo_size=pil.size,
     )
 
 

@@ -24,13 +24,15 @@ from torch import nn
 
 from tlcore.data.images import load_rgb
 from tlcore.errors import DataError, ModelError, TLCoreError
+from tlcore.results.trust import Trust, read_bundle_trust
+from tlcore.results.unknown import UnknownDetector
 
 CHECKPOINTS = ("best", "last")
 BATCH_SIZE = 32
 MAX_FILE_BYTES = 50_000_000  # far above any photo; refuses a mislabelled video or disk image
 
 ImageLike = Image.Image | str | Path
-CSV_COLUMNS = ("path", "label", "probability", "top", "error")
+CSV_COLUMNS = ("path", "label", "probability", "unknown", "unknown_score", "top", "error")
 
 
 @dataclass
@@ -42,6 +44,8 @@ class Prediction:
     probability: float | None = None
     top: list[tuple[str, float]] = field(default_factory=list)
     error: str | None = None
+    unknown: bool | None = None  # "none of these": None when the model has no detector
+    unknown_score: float | None = None  # distance to the nearest training photo
 
     def to_dict(self) -> dict[str, Any]:
         if self.error is not None:
@@ -50,6 +54,8 @@ class Prediction:
             "path": self.path,
             "label": self.label,
             "probability": self.probability,
+            "unknown": self.unknown,
+            "unknown_score": self.unknown_score,
             "top": [{"label": name, "probability": p} for name, p in self.top],
         }
 
@@ -82,6 +88,10 @@ class Predictor:
         self.transform: Callable[[Image.Image], torch.Tensor] = build_transform(
             self.data_config, train=False
         )
+        # trust (tlcore.results.calibration / .unknown): set from the run or the bundle
+        self.temperature = 1.0  # logits are divided by it before the softmax
+        self.trust: Trust | None = None
+        self.unknown: UnknownDetector | None = None
         n_out = getattr(self.model, "num_classes", len(self.classes))
         if n_out != len(self.classes):
             raise ModelError(
@@ -100,6 +110,11 @@ class Predictor:
         from tlcore.results.bundle_format import preprocessing_config, read_bundle
 
         meta, state = read_bundle(bundle)
+        if meta.get("modality") == "text":  # loaded by tlcore.load / runs.scoring.load_model
+            raise ModelError(
+                f"{bundle} holds a text model: load it with tlcore.load (or "
+                "TextPredictor.from_text_bundle)."
+            )
         name, classes = meta["architecture"], list(meta["classes"])
         model = _model_from_state(name, len(classes), state, str(bundle))
         predictor = cls(
@@ -113,7 +128,14 @@ class Predictor:
         )
         predictor.data_config = preprocessing_config(meta)
         predictor.transform = build_transform(predictor.data_config, train=False)
-        return predictor
+        return predictor.set_trust(read_bundle_trust(bundle, meta))
+
+    def set_trust(self, trust: Trust | None) -> Predictor:
+        """Use a fitted temperature and "none of these" detector from now on (None: neither)."""
+        self.trust = trust
+        self.temperature = trust.calibration.temperature if trust is not None else 1.0
+        self.unknown = trust.detector if trust is not None else None
+        return self
 
     # -- predicting ----------------------------------------------------------------------
     def preprocess(self, image: ImageLike) -> torch.Tensor:
@@ -134,8 +156,37 @@ class Predictor:
         return torch.cat(out) if out else torch.empty(0, len(self.classes))
 
     def predict(self, images: Sequence[ImageLike]) -> torch.Tensor:
-        """Class probabilities (N, classes), rows summing to 1, in ``self.classes`` order."""
-        return self.logits(images).softmax(dim=1)
+        """Calibrated class probabilities (N, classes), rows summing to 1, in class order."""
+        return (self.logits(images) / self.temperature).softmax(dim=1)
+
+    @torch.no_grad()
+    def logits_and_features(self, images: Sequence[ImageLike]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Raw scores and pooled backbone features from one pass (both on the CPU)."""
+        from tlcore.training.devices import autocast, to_device
+
+        logits, feats = [], []
+        for start in range(0, len(images), BATCH_SIZE):
+            batch = torch.stack([self.preprocess(im) for im in images[start : start + BATCH_SIZE]])
+            with autocast(self.device):
+                x = self.model.forward_features(to_device(batch, self.device))
+                feats.append(self.model.forward_head(x, pre_logits=True).float().cpu())
+                logits.append(self.model.forward_head(x).float().cpu())
+        if not logits:
+            return torch.empty(0, len(self.classes)), torch.empty(0, 0)
+        return torch.cat(logits), torch.cat(feats)
+
+    def predict_with_unknown(
+        self, images: Sequence[ImageLike]
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Calibrated probabilities and unknown-ness scores (None without a detector)."""
+        if self.unknown is None:
+            return self.predict(images), None
+        logits, feats = self.logits_and_features(images)
+        return (logits / self.temperature).softmax(dim=1), self.unknown.scores(feats)
+
+    @property
+    def unknown_threshold(self) -> float | None:
+        return None if self.unknown is None else self.unknown.threshold
 
     @torch.no_grad()
     def embed(self, images: Sequence[ImageLike]) -> torch.Tensor:
@@ -157,12 +208,17 @@ class Predictor:
         ]
 
     def predict_files(
-        self, paths: Sequence[str | Path], k: int = 3, names: Sequence[str] | None = None
+        self,
+        paths: Sequence[str | Path],
+        k: int = 3,
+        names: Sequence[str] | None = None,
+        unknown_threshold: float | None = None,
     ) -> list[Prediction]:
         """One Prediction per path, in order; unreadable files get an error, the rest a label.
 
         Files are decoded a batch at a time, so one corrupt upload cannot spoil the
-        others and a large folder never sits in memory at once.
+        others and a large folder never sits in memory at once. ``unknown_threshold``
+        replaces the one set on validation (a higher one calls fewer photos unknown).
         """
         names = list(names) if names is not None else [str(p) for p in paths]
         results = [Prediction(path=n) for n in names]
@@ -175,10 +231,14 @@ class Predictor:
                     results[i].error = str(exc)
             if not good:
                 continue
-            probs = self.predict([im for _, im in good])
-            for (i, _), top in zip(good, self.top_k(probs, k), strict=True):
+            probs, scores = self.predict_with_unknown([im for _, im in good])
+            for row, ((i, _), top) in enumerate(zip(good, self.top_k(probs, k), strict=True)):
                 results[i].top = top
                 results[i].label, results[i].probability = top[0]
+                if scores is not None and self.unknown is not None:
+                    score = scores[row : row + 1]
+                    results[i].unknown_score = float(score[0])
+                    results[i].unknown = bool(self.unknown.is_unknown(score, unknown_threshold)[0])
         return results
 
 
@@ -199,12 +259,17 @@ def read_for_prediction(path: str | Path) -> Image.Image:
 
 def model_with_weights(name: str, num_classes: int, weights_path: Path) -> nn.Module:
     """The architecture with a head for ``num_classes``, then every tensor from the file."""
+    from safetensors import SafetensorError
     from safetensors.torch import load_file
 
     try:
         state = load_file(str(weights_path))
-    except (OSError, RuntimeError, ValueError) as exc:
-        raise ModelError(f"cannot read the model weights {weights_path}: {exc}") from None
+    except (OSError, RuntimeError, ValueError, SafetensorError) as exc:
+        first = (str(exc).strip().splitlines() or [""])[0][:200]
+        raise ModelError(
+            f"the model weights {weights_path} are damaged or not a safetensors file ({first}): "
+            "export or predict with the other checkpoint (--checkpoint last/best), or retrain."
+        ) from None
     return _model_from_state(name, num_classes, state, str(weights_path))
 
 
@@ -226,14 +291,16 @@ def _model_from_state(
 
 
 def predictions_csv(results: Sequence[Prediction]) -> str:
-    """One row per input: path, label, probability, top ("a 0.91; b 0.09"), error."""
+    """One row per input: path, label, probability, unknown, unknown_score, top, error."""
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(CSV_COLUMNS)
     for r in results:
         top = "; ".join(f"{name} {p:.4f}" for name, p in r.top)
         prob = "" if r.probability is None else f"{r.probability:.6f}"
-        writer.writerow([r.path, r.label or "", prob, top, r.error or ""])
+        unknown = "" if r.unknown is None else str(r.unknown).lower()
+        score = "" if r.unknown_score is None else f"{r.unknown_score:.6f}"
+        writer.writerow([r.path, r.label or "", prob, unknown, score, top, r.error or ""])
     return buffer.getvalue()
 
 

@@ -26,10 +26,12 @@ def write_json_atomic(path: Path, obj: Any) -> None:
 
 
 def read_json(path: Path) -> dict[str, Any] | None:
+    """The JSON object in ``path``; None when it is missing, unreadable or not an object."""
     try:
-        return json.loads(path.read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):  # missing, a folder, no permission, bad JSON or UTF-8
         return None
+    return value if isinstance(value, dict) else None
 
 
 def read_events(path: Path) -> list[dict[str, Any]]:

@@ -85,6 +85,40 @@ def check_nproc(config: TrainConfig) -> None:
         )
 
 
+def check_memory(config: TrainConfig) -> None:
+    """Refuse a batch that cannot fit in the device's memory (``tlcore.training.memory_estimate``)."""
+    from tlcore.training.memory_estimate import (
+        DEFAULT_SIDE,
+        batch_bytes,
+        gigabytes,
+        machine_memory_bytes,
+    )
+
+    total = machine_memory_bytes(config.device)
+    if not total:
+        return
+    size = config.img_size or _default_size(config.model) or DEFAULT_SIDE
+    trains_backbone = config.freeze.get("preset") != "features"
+    needed = batch_bytes(size, config.batch_size, trains_backbone)
+    if needed > total:
+        raise ConfigError(
+            f"batch_size {config.batch_size} at {size} px needs at least an estimated "
+            f"{gigabytes(needed)} of memory for one training batch, more than the "
+            f"{gigabytes(total)} this machine has: choose a smaller batch size or image size."
+        )
+
+
+def check_weights_file(config: TrainConfig) -> None:
+    """A ``weights`` path must be a readable weights file before a run is created for it."""
+    from tlcore.models.factory import WEIGHT_SOURCES
+    from tlcore.models.weights import read_checkpoint
+
+    if config.weights in WEIGHT_SOURCES:
+        return
+
+    read_checkpoint(config.weights)  # WeightsError naming the file and what is wrong
+
+
 def is_admin(token: str | None) -> bool:
     """``token`` matches ``TLCORE_ADMIN_TOKEN`` (never true when no token is set)."""
     expected = settings.admin_token()

@@ -109,7 +109,10 @@ class Run:
 
         limits.check_config(config)  # the admin's caps on a shared server
         limits.check_nproc(config)
+        limits.check_memory(config)  # a batch that cannot fit fails here, not in the worker
+        limits.check_weights_file(config)
         from tlcore.data.manifest import Manifest
+        from tlcore.data.versions import version_record
 
         if config.manifest_path:
             manifest = Manifest.load(Path(config.manifest_path))
@@ -122,11 +125,20 @@ class Run:
             config.manifest_path = str(prepared.manifest_path)
         if not manifest.items_for("train"):
             raise DataError(f"cannot train on {config.data}: the training split has no images.")
+        from tlcore.models.text_catalog import check_model_fits_data
+
+        check_model_fits_data(config.model, manifest.modality)
         limits.check_dataset(len(manifest.items))
         root = settings.runs_dir()
-        root.mkdir(parents=True, exist_ok=True)
         run = cls(root / make_run_id(config))
-        run.dir.mkdir()
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+            run.dir.mkdir()
+        except OSError as exc:  # TLCORE_RUNS_DIR is a file, read-only, on a full disk...
+            raise RunError(
+                f"cannot create a run in the runs folder {root} (TLCORE_RUNS_DIR): "
+                f"{exc.strerror or exc}. Point TLCORE_RUNS_DIR at a folder you can write to."
+            ) from None
         manifest.save(run.manifest_path)
         write_json_atomic(
             run.config_path,
@@ -143,6 +155,7 @@ class Run:
                     "counts": manifest.counts(),
                     "split_seed": manifest.seed,
                     "split_source": manifest.split_source,
+                    "version": version_record(config.manifest_path),  # tlcore.data.versions
                 },
                 "versions": package_versions(),
             },
@@ -216,11 +229,16 @@ class Run:
         record = read_json(self.config_path)
         if record is None:
             raise RunError(f"{self.config_path} is missing or unreadable.")
+        if not isinstance(record.get("config"), dict):
+            raise RunError(f"{self.config_path} holds no training settings ('config').")
         return record
 
     @property
     def config(self) -> TrainConfig:
-        return TrainConfig.from_dict(self.record["config"])
+        try:
+            return TrainConfig.from_dict(self.record["config"])
+        except TypeError as exc:
+            raise RunError(f"{self.config_path} has unusable settings ({exc}).") from None
 
     def write_status(self, state: str, **fields: Any) -> dict[str, Any]:
         """Replace status.json; fields not given are carried over from the previous status."""
@@ -232,7 +250,13 @@ class Run:
 
     def status(self) -> dict[str, Any]:
         """The worker's last word, corrected when its process has died without saying so."""
-        status = read_json(self.status_path) or {"state": "queued", "message": "No status yet."}
+        status = read_json(self.status_path)
+        if status is None:
+            status = (
+                self._status_from_metrics()
+                if self.status_path.exists()
+                else {"state": "queued", "message": "No status yet."}
+            )
         status.setdefault("epoch", 0)
         status.setdefault("step", 0)
         if status.get("state") in ACTIVE_STATES and not self._worker_alive(status):
@@ -243,6 +267,22 @@ class Run:
                 f"after epoch {status.get('epoch', 0)}. Resume to continue from the last checkpoint."
             )
         return status
+
+    def _status_from_metrics(self) -> dict[str, Any]:
+        """A damaged status.json: what metrics.jsonl and the checkpoints say happened."""
+        epochs = self.epochs()
+        done = epochs[-1]["epoch"] if epochs else 0
+        try:
+            target = int(self.config.epochs)
+        except (RunError, TypeError, ValueError):
+            target = None
+        note = "status.json is damaged; this state is rebuilt from metrics.jsonl"
+        if target and done >= target and (self.checkpoints_dir / "best.safetensors").is_file():
+            return {"state": "finished", "epoch": done, "epochs": target,
+                    "message": f"Finished {done} epochs ({note})."}  # fmt: skip
+        return {"state": "failed", "epoch": done, "epochs": target, "interrupted": True,
+                "message": f"Stopped after epoch {done} ({note}). Resume to continue "
+                "from the last checkpoint."}  # fmt: skip
 
     def _worker_alive(self, status: dict[str, Any]) -> bool:
         pid = status.get("pid")
@@ -266,7 +306,15 @@ class Run:
         return epochs[-1].get("confusion") if epochs else None
 
     def summary(self) -> dict[str, Any]:
-        """One row for the runs table."""
+        """One row for the runs table; a run whose files are damaged is a 'broken' row saying why."""
+        try:
+            return self._summary()
+        except (RunError, AttributeError, KeyError, TypeError, ValueError) as exc:
+            return {"id": self.id, "name": "", "state": "broken", "model": None, "freeze": "",
+                    "best_val_acc": None, "epochs_done": 0, "epochs": None, "created": None,
+                    "owner": "", "message": f"Cannot be read: {exc}"}  # fmt: skip
+
+    def _summary(self) -> dict[str, Any]:
         record, status, epochs = self.record, self.status(), self.epochs()
         config = record.get("config", {})
         val = [e["val_acc"] for e in epochs if e.get("val_acc") is not None]

@@ -9,40 +9,29 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from tlcore.errors import DataError, RunError
+from tlcore.errors import DataError
 from tlcore.results.evaluation import EvaluationReport, evaluate_probabilities
-from tlcore.results.predict import CHECKPOINTS, Predictor, model_with_weights
+from tlcore.results.predict import Predictor
+from tlcore.runs.checkpoint_model import (
+    checkpoint_stamp,
+    evaluation_path,
+    raw_predictor,
+    same_weights,
+)
 from tlcore.runs.run import Run
+from tlcore.runs.trust_store import stored_trust
+
+__all__ = ["evaluation_path", "evaluate_run", "load_model", "load_predictor", "raw_predictor"]
 
 
 def load_predictor(run: Any, checkpoint: str = "best", device: str = "cpu") -> Predictor:
-    """The model of a run (a ``Run``, its id or its folder) at its best or last epoch."""
-    from tlcore.data.manifest import Manifest
-    from tlcore.training.checkpoints import checkpoint_paths
-
-    if checkpoint not in CHECKPOINTS:
-        raise RunError(f"checkpoint must be 'best' or 'last', got {checkpoint!r}.")
+    """The model of a run (a ``Run``, its id or its folder) at its best or last epoch, with
+    the temperature and "none of these" detector fitted for that checkpoint, if any."""
     run = run if isinstance(run, Run) else Run.open(run)
-    config = run.config
-    classes = run.record.get("data", {}).get("classes")
-    if not classes:
-        classes = Manifest.load(run.manifest_path).classes
-    weights_path, _ = checkpoint_paths(run.checkpoints_dir, checkpoint)
-    if not weights_path.is_file():
-        raise RunError(
-            f"run {run.id} has no '{checkpoint}' checkpoint yet ({weights_path} is missing): "
-            "wait until the first epoch has finished, or pick another run."
-        )
-    model = model_with_weights(config.model, len(classes), weights_path)
-    return Predictor(
-        model,
-        classes,
-        config.img_size,
-        model_name=config.model,
-        weights=config.weights,
-        source=f"run {run.id} ({checkpoint})",
-        device=device,
-    )
+    predictor = raw_predictor(run, checkpoint, device)
+    if getattr(predictor.model, "text_config", None) is not None:
+        return predictor
+    return predictor.set_trust(stored_trust(run, checkpoint))
 
 
 def load_model(source: Any, checkpoint: str = "best", device: str = "cpu") -> Predictor:
@@ -50,6 +39,12 @@ def load_model(source: Any, checkpoint: str = "best", device: str = "cpu") -> Pr
     from tlcore.results.bundle_format import is_bundle
 
     if isinstance(source, str | Path) and is_bundle(source):
+        from tlcore.results.bundle_format import read_bundle
+
+        if read_bundle(source)[0].get("modality") == "text":  # tlcore.results.text_predict
+            from tlcore.results.text_predict import TextPredictor
+
+            return TextPredictor.from_text_bundle(source, device=device)
         return Predictor.from_bundle(source, device=device)
     return load_predictor(source, checkpoint=checkpoint, device=device)
 
@@ -74,6 +69,9 @@ def evaluate_run(
     if not items:
         raise DataError(f"run {run.id} has no images in the '{split}' split to evaluate on.")
     paths = [item.path for item in items]
+    what = "images"
+    if manifest.modality == "text":  # the sentences themselves are scored and shown
+        paths, what = [item.text or "" for item in items], "texts"
     probabilities = predictor.predict(paths)
     return evaluate_probabilities(
         probabilities,
@@ -81,5 +79,61 @@ def evaluate_run(
         manifest.classes,
         paths,
         worst_k=worst_k,
-        source=f"{predictor.source} on {len(items)} {split} images",
+        source=f"{predictor.source} on {len(items)} {split} {what}",
     )
+
+
+# -- the score a finished run keeps (the Evaluate page reads it instead of scoring again) ----
+
+
+def store_evaluation(run: Run, checkpoint: str, report: EvaluationReport) -> Path:
+    """Write ``report`` next to the checkpoint it scores (atomically)."""
+    from tlcore.runs.files import write_json_atomic
+
+    path = evaluation_path(run, checkpoint)
+    write_json_atomic(
+        path, {"checkpoint": checkpoint_stamp(run, checkpoint), "report": report.to_dict()}
+    )
+    return path
+
+
+def stored_evaluation(run: Any, checkpoint: str = "best") -> EvaluationReport | None:
+    """The score kept for this checkpoint, or None when missing or the checkpoint changed."""
+    from dataclasses import fields
+
+    from tlcore.results.evaluation import Mistake
+    from tlcore.runs.files import read_json
+
+    run = run if isinstance(run, Run) else Run.open(run)
+    stored = read_json(evaluation_path(run, checkpoint))
+    if not stored or stored.get("checkpoint") != checkpoint_stamp(run, checkpoint):
+        return None
+    data = dict(stored.get("report") or {})
+    try:
+        data["worst"] = [Mistake(**m) for m in data.get("worst", [])]
+        known = {f.name for f in fields(EvaluationReport)}
+        return EvaluationReport(**{k: v for k, v in data.items() if k in known})
+    except TypeError:  # written by another version: score again
+        return None
+
+
+def score_finished_run(run: Run, last: Predictor | None = None) -> dict[str, EvaluationReport]:
+    """Score the best checkpoint (what the Evaluate page opens on) once, when the run ends.
+
+    ``last`` is the trained model still in memory: when the best checkpoint holds the
+    same weights it is used instead of reading the file again, and the report is kept
+    for the last checkpoint too. A different last checkpoint is scored when asked for.
+    """
+    if checkpoint_stamp(run, "best") is None:
+        return {}
+    same = checkpoint_stamp(run, "last") is not None and same_weights(run)
+    report = evaluate_run(run, "best", predictor=last if same else None)
+    report.source = report.source.replace("(last)", "(best)")
+    reports = {"best": report}
+    if same:
+        reports["last"] = EvaluationReport(
+            **{**report.__dict__, "source": report.source.replace("(best)", "(last)")}
+        )
+    for checkpoint, kept in reports.items():
+        store_evaluation(run, checkpoint, kept)
+    return reports

@@ -8,12 +8,14 @@ only ever reads the run directory.
 
 from __future__ import annotations
 
+import _thread
 import argparse
 import contextlib
 import errno
 import logging
 import os
 import sys
+import threading
 import time
 import traceback
 from collections.abc import Iterator
@@ -93,20 +95,88 @@ def device_slot(run: Run, device: str) -> Iterator[bool]:
         held.close()
 
 
+STOPPED_BEFORE_TRAINING = "Stopped by request before training started. Resume to start it."
+STOP_GRACE_S = 10.0
+
+
+class StopBeforeTraining:
+    """Honour ``stop.request`` while the worker loads the model and data or embeds photos.
+
+    The trainer checks the request after each step; before the first one (loading,
+    the fast path's embedding pass, a slow check) nothing did, so ``tlcore stop`` was
+    ignored. A watcher thread interrupts the main thread (KeyboardInterrupt, so
+    ``finally`` blocks still clean up) and, if it does not end within
+    ``STOP_GRACE_S``, records the stop and ends the process.
+    """
+
+    def __init__(self, run: Run, poll_s: float = 0.2) -> None:
+        self.run, self.poll_s = run, poll_s
+        self.armed = threading.Event()
+        self.thread = threading.Thread(target=self._watch, name="stop-watch", daemon=True)
+
+    def __enter__(self) -> StopBeforeTraining:
+        self.armed.set()
+        WATCHERS.append(self)
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.disarm()
+        WATCHERS.remove(self)
+
+    def disarm(self) -> None:
+        """Training has started: the trainer honours the request from here on."""
+        self.armed.clear()
+
+    def _watch(self) -> None:
+        while self.armed.is_set():
+            if self.run.stop_path.exists():
+                _thread.interrupt_main()
+                deadline = time.monotonic() + STOP_GRACE_S
+                while self.armed.is_set() and time.monotonic() < deadline:
+                    time.sleep(self.poll_s)
+                if self.armed.is_set():  # stuck in native code: record it and end here
+                    self.run.write_status("stopped", pid=os.getpid(),
+                                          message=STOPPED_BEFORE_TRAINING)  # fmt: skip
+                    os._exit(0)
+                return
+            time.sleep(self.poll_s)
+
+
+WATCHERS: list[StopBeforeTraining] = []
+
+
 class RunRecorder:
     """The callback that writes the run directory: events, status, checkpoints, stop requests."""
 
     def __init__(self, run: Run) -> None:
         self.run = run
         self.last_status = 0.0
+        self.embedding: list[float] = []  # start and end of the fast path's pass (monotonic)
 
     def on_fit_start(self, trainer: Any) -> None:
         path = "fast path (cached embeddings)" if trainer.fast_path else "full model"
         why = f" ({trainer.fast_path_reason})" if trainer.fast_path_reason else ""
         log.info("training on %s with the %s%s", trainer.device, path, why)
-        self.status(trainer, "Embedding images once (fast path)." if trainer.fast_path else "")
+        photos = len(trainer.train_set) + len(trainer.val_set)
+        self.status(trainer, f"Embedding the {photos} photos once (fast path)." if trainer.fast_path
+                    else f"Reading the {photos} photos for epoch 1.")  # fmt: skip
+
+    def on_embed_progress(self, trainer: Any, done: int, total: int) -> None:
+        """The fast path's one pass over the photos, k of N, at most twice a second."""
+        if done == 0 or done >= total:
+            self.embedding = [*self.embedding[:1], time.monotonic()]
+        if done >= total:
+            self.status(trainer, f"Embedded all {total} photos; now the new head learns.")
+        elif done == 0 or time.monotonic() - self.last_status > STATUS_EVERY_S:
+            self.status(trainer, f"Embedding the photos once (fast path): {done} of {total}.")
 
     def on_epoch_start(self, trainer: Any, epoch: int) -> None:
+        if len(self.embedding) == 2 and not trainer.embedding_cache_hits:
+            remember_embedding_speed(trainer, self.embedding[1] - self.embedding[0])
+        self.embedding = []
+        for watcher in WATCHERS:  # from here the trainer honours stop.request after each step
+            watcher.disarm()
         self.status(trainer, f"Training epoch {epoch} of {trainer.config.epochs}.")
 
     def on_step_end(self, trainer: Any, event: dict[str, Any]) -> None:
@@ -114,7 +184,11 @@ class RunRecorder:
         if self.run.stop_path.exists():
             trainer.request_stop(f"Stopped by request at step {trainer.step}.")
         if time.monotonic() - self.last_status > STATUS_EVERY_S:
-            self.status(trainer, f"Training epoch {event['epoch']} of {trainer.config.epochs}.")
+            batch, batches = trainer.batch_in_epoch, trainer.steps_per_epoch
+            where = f": batch {batch} of {batches}" if 0 < batch <= batches else ""
+            self.status(
+                trainer, f"Training epoch {event['epoch']} of {trainer.config.epochs}{where}."
+            )
 
     def on_epoch_end(self, trainer: Any, event: dict[str, Any]) -> None:
         from tlcore.training.checkpoints import save_checkpoint
@@ -139,6 +213,18 @@ class RunRecorder:
         self.run.write_status("running", pid=os.getpid(), epoch=trainer.epoch, step=trainer.step,
                               epochs=trainer.config.epochs, fast_path=trainer.fast_path,
                               device=str(trainer.device), message=message)  # fmt: skip
+
+
+def remember_embedding_speed(trainer: Any, seconds: float) -> None:
+    """A real pass over every photo is the truest speed of this machine: the Train page's
+    next estimate uses it instead of its short measurement."""
+    from tlcore.training.devices import device_name
+    from tlcore.training.estimate import remember_observed_speed
+
+    images = len(trainer.train_views[0]) * len(trainer.train_views) + len(trainer.val_set)
+    with contextlib.suppress(Exception):  # only an estimate: never fail a run for it
+        remember_observed_speed(trainer.config.model, trainer.config.img_size,
+                                device_name(trainer.device), seconds / max(images, 1))  # fmt: skip
 
 
 def share_cpu_threads() -> None:
@@ -173,7 +259,7 @@ def choose_trainer(
 def train_run(run: Run, resume: bool) -> str:
     """Build the trainer, continue from the last checkpoint if asked, train; the final state."""
     from tlcore.data.manifest import Manifest
-    from tlcore.training.checkpoints import has_checkpoint, load_checkpoint, save_checkpoint
+    from tlcore.training.checkpoints import save_checkpoint
 
     config = run.config
     main = distributed.is_main()  # under torchrun only rank 0 writes the run directory
@@ -184,11 +270,11 @@ def train_run(run: Run, resume: bool) -> str:
     manifest = Manifest.load(run.manifest_path)
     recorders = [RunRecorder(run)] if main else []
     trainer = choose_trainer(config, manifest, recorders, cache_dir)
-    if resume and has_checkpoint(run.checkpoints_dir, "last"):
-        trainer.load_state_dict(load_checkpoint(run.checkpoints_dir, "last", trainer.model))
-        if not main:  # the checkpoint holds the epoch's totals over all ranks: count them once
-            trainer.partial.update(loss_sum=0.0, correct=0, seen=0)
-        log.info("resumed from epoch %d, step %d", trainer.epoch, trainer.step)
+    resume_note = resume_from_intact_checkpoint(run, trainer) if resume else ""
+    if resume and not main:  # the checkpoint holds the epoch's totals over all ranks: count once
+        trainer.partial.update(loss_sum=0.0, correct=0, seen=0)
+    if resume_note and main:
+        run.write_status("running", pid=os.getpid(), message=resume_note)
     if main:
         keep_history_until(run.metrics_path, trainer.epoch, trainer.step)
     outcome = trainer.fit()
@@ -203,10 +289,91 @@ def train_run(run: Run, resume: bool) -> str:
     message = trainer.stop_message or f"Finished {trainer.epoch} epochs: {summary}."
     if outcome == "stopped" and summary:
         message = f"{message} After {trainer.epoch} epochs: {summary}."
+    if resume_note:
+        message = f"{message} ({resume_note})"
+    if outcome == "finished":
+        fit_trust_for_predictions(run, trainer)  # first: the scores below use calibrated numbers
+        score_for_evaluate_page(run, trainer)
     log.info("run %s: %s", outcome, message)
     run.write_status(outcome, pid=os.getpid(), epoch=trainer.epoch, step=trainer.step,
                      message=message, best_val_acc=best["val_acc"] if best["epoch"] else None)  # fmt: skip
     return outcome
+
+
+def fit_trust_for_predictions(run: Run, trainer: Any) -> None:
+    """Fit the temperature and the "none of these" detector once (tlcore.runs.trust_store)."""
+    from tlcore.runs.trust_store import fit_finished_run_trust
+
+    run.write_status("running", pid=os.getpid(), epoch=trainer.epoch, step=trainer.step,
+                     message="Calibrating the probabilities on the validation photos.")  # fmt: skip
+    try:
+        fit_finished_run_trust(run)
+    except Exception as exc:  # noqa: BLE001 - fitted on first use instead; the run is done
+        log.warning("could not calibrate the finished run: %s", exc)
+
+
+def score_for_evaluate_page(run: Run, trainer: Any) -> None:
+    """Score the finished run once, here, so the Evaluate page opens on stored numbers."""
+    from tlcore.results.predict import Predictor
+    from tlcore.runs.scoring import score_finished_run
+
+    n_val = len(getattr(trainer, "val_set", []) or [])
+    run.write_status("running", pid=os.getpid(), epoch=trainer.epoch, step=trainer.step,
+                     message=f"Scoring the model on the {n_val} validation photos.")  # fmt: skip
+    config, in_memory = run.config, None
+    with contextlib.suppress(Exception):  # a model Predictor cannot wrap: read from the file
+        in_memory = Predictor(trainer.model, trainer.classes, config.img_size,
+                              model_name=config.model, weights=config.weights,
+                              source=f"run {run.id} (last)", device=trainer.device.type)  # fmt: skip
+    if in_memory is not None:  # calibrated, like every probability shown (issue 20)
+        from tlcore.runs.trust_store import stored_trust
+
+        in_memory.set_trust(stored_trust(run, "best"))
+    try:
+        score_finished_run(run, last=in_memory)
+    except Exception as exc:  # noqa: BLE001 - the page can still score it; the run is done
+        log.warning("could not score the finished run for the Evaluate page: %s", exc)
+
+
+def resume_from_intact_checkpoint(run: Run, trainer: Any) -> str:
+    """Load the newest intact checkpoint (last, else best) into ``trainer``; a note if one was not.
+
+    A truncated ``last`` (a crash or a full disk mid-write on another system) must not
+    make a run impossible to resume: it is skipped with a note saying so, and the run
+    goes on from ``best``, or from the start when no checkpoint can be read.
+    """
+    import copy
+
+    from tlcore.training.checkpoints import CheckpointDamaged, has_checkpoint, load_checkpoint
+
+    pristine = copy.deepcopy(trainer.model.state_dict()), trainer.state_dict()
+    damaged: list[str] = []
+    for name in ("last", "best"):
+        if not has_checkpoint(run.checkpoints_dir, name):
+            continue
+        try:
+            trainer.load_state_dict(load_checkpoint(run.checkpoints_dir, name, trainer.model))
+        except (CheckpointDamaged, KeyError, TypeError, ValueError) as exc:
+            log.warning("checkpoint %s not used: %s", name, exc)
+            damaged.append(str(exc) if isinstance(exc, CheckpointDamaged) else f"'{name}': {exc}")
+            trainer.model.load_state_dict(pristine[0])
+            trainer.load_state_dict(pristine[1])
+            continue
+        log.info(
+            "resumed from epoch %d, step %d (%s checkpoint)", trainer.epoch, trainer.step, name
+        )
+        if not damaged:
+            return ""
+        return _sentence(f"{'; '.join(damaged)}: resumed from the '{name}' checkpoint "
+                         f"(epoch {trainer.epoch}).")  # fmt: skip
+    if damaged:
+        return _sentence(f"{'; '.join(damaged)}: no intact checkpoint, so training started "
+                         "again from epoch 0.")  # fmt: skip
+    return ""
+
+
+def _sentence(text: str) -> str:
+    return text[:1].upper() + text[1:]
 
 
 def fault_message(exc: BaseException) -> str:
@@ -266,13 +433,18 @@ def execute(run: Run, resume: bool, worker_cmd: str | None = None) -> int:
                 if main:
                     run.write_status("stopped", pid=os.getpid(), message="Stopped while queued.")
                 return 0
-            train_run(run, resume)
+            alone = main and distributed.world_size() == 1
+            with StopBeforeTraining(run) if alone else contextlib.nullcontext():
+                train_run(run, resume)
         return 0
     except BaseException as exc:  # noqa: BLE001 - every fault must end as a state
         if isinstance(exc, KeyboardInterrupt | SystemExit) and not isinstance(
             exc, KeyboardInterrupt
         ):
             raise
+        if isinstance(exc, KeyboardInterrupt) and main and run.stop_path.exists():
+            run.write_status("stopped", pid=os.getpid(), message=STOPPED_BEFORE_TRAINING)
+            return 0
         traceback.print_exc(file=sys.stdout)
         message = fault_message(exc)
         log.error("run failed: %s", message)

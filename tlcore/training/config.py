@@ -21,7 +21,18 @@ AUGMENTS = ("none", "light", "strong")  # mirrors tlcore.data.dataset.AUGMENT_PR
 DEVICES = ("auto", "cpu", "cuda", "mps")
 DECODED_CACHE_MODES = ("auto", "memory", "disk", "off")  # mirrors tlcore.data.decoded_cache.MODES
 MIN_IMG_SIZE = 32
+# Upper bounds, checked before a run exists (issue 17): past them a setting is a typo or an
+# attack (a billion epochs hung the worker, a huge seed overflowed inside it), not a choice.
+MAX_EPOCHS = 1000
+MAX_IMG_SIZE = 2048  # px; the largest timm models take 800
+MAX_BATCH_SIZE = 4096
+MAX_SEED = 2**32 - 1  # what numpy and torch generators take
+MAX_NUM_WORKERS = 64
 DOMAIN_ADAPTATIONS = ("none", "dann")  # tlcore.training.domain_adaptation
+# how the fast path trains the head: "lbfgs" to convergence (tlcore.training.head_solver),
+# "optimizer" with the epoch loop and the optimizer/learning rate above
+HEAD_SOLVERS = ("lbfgs", "optimizer")
+MAX_AUGMENT_VIEWS = 32
 
 
 @dataclass
@@ -48,8 +59,13 @@ class TrainConfig:
     label_smoothing: float = 0.0
     class_balanced: bool = False
     early_stopping: int = 0
-    augment: str = "light"
+    # "none" keeps feature extraction on its fast path (see suggested_settings for the rest)
+    augment: str = "none"
+    # augmented views of each training photo embedded once for the fast path (0: none)
+    augment_views: int = 0
+    head_solver: str = "lbfgs"
     drop_rate: float = 0.0
+    max_tokens: int = 128  # text only: word pieces read per text (tlcore.data.text_dataset)
     device: str = "auto"
     num_workers: int | None = None  # None: fit the machine (tlcore.data.loading.auto_num_workers)
     decoded_cache: str = "auto"  # decode each image once: RAM, then disk past a budget
@@ -83,20 +99,34 @@ class TrainConfig:
         if not str(self.model).strip():
             raise ConfigError("model is empty: choose a model from the catalog.")
         checks: list[tuple[str, bool, str]] = [
-            ("epochs", _is_int(self.epochs) and self.epochs >= 1, "a whole number >= 1"),
+            (
+                "epochs",
+                _is_int(self.epochs) and 1 <= self.epochs <= MAX_EPOCHS,
+                f"a whole number from 1 to {MAX_EPOCHS}",
+            ),
             ("lr", _is_num(self.lr) and 0 < self.lr <= 10, "a number > 0 (e.g. 0.001)"),
-            ("batch_size", _is_int(self.batch_size) and self.batch_size >= 1, "an integer >= 1"),
+            (
+                "batch_size",
+                _is_int(self.batch_size) and 1 <= self.batch_size <= MAX_BATCH_SIZE,
+                f"a whole number from 1 to {MAX_BATCH_SIZE}",
+            ),
             (
                 "img_size",
-                self.img_size is None or (_is_int(self.img_size) and self.img_size >= MIN_IMG_SIZE),
-                f"empty (the model's default) or a whole number >= {MIN_IMG_SIZE}",
+                self.img_size is None
+                or (_is_int(self.img_size) and MIN_IMG_SIZE <= self.img_size <= MAX_IMG_SIZE),
+                f"empty (the model's default) or a whole number from {MIN_IMG_SIZE} to "
+                f"{MAX_IMG_SIZE}",
             ),
             (
                 "val_fraction",
                 _is_num(self.val_fraction) and 0 < self.val_fraction < 1,
                 "between 0 and 1 (e.g. 0.2)",
             ),
-            ("seed", _is_int(self.seed), "a whole number"),
+            (
+                "seed",
+                _is_int(self.seed) and 0 <= self.seed <= MAX_SEED,
+                f"a whole number from 0 to {MAX_SEED}",
+            ),
             ("optimizer", self.optimizer in OPTIMIZERS, f"one of {', '.join(OPTIMIZERS)}"),
             ("schedule", self.schedule in SCHEDULES, f"one of {', '.join(SCHEDULES)}"),
             ("augment", self.augment in AUGMENTS, f"one of {', '.join(AUGMENTS)}"),
@@ -117,11 +147,22 @@ class TrainConfig:
                 _is_num(self.label_smoothing) and 0 <= self.label_smoothing < 1,
                 "in [0, 1) (e.g. 0.1)",
             ),
+            (
+                "augment_views",
+                _is_int(self.augment_views) and 0 <= self.augment_views <= MAX_AUGMENT_VIEWS,
+                f"a whole number from 0 to {MAX_AUGMENT_VIEWS}",
+            ),
+            ("head_solver", self.head_solver in HEAD_SOLVERS, f"one of {', '.join(HEAD_SOLVERS)}"),
             ("drop_rate", _is_num(self.drop_rate) and 0 <= self.drop_rate < 1, "in [0, 1)"),
-            ("early_stopping", _is_int(self.early_stopping) and self.early_stopping >= 0, ">= 0"),
+            (
+                "early_stopping",
+                _is_int(self.early_stopping) and 0 <= self.early_stopping <= MAX_EPOCHS,
+                f"a whole number from 0 to {MAX_EPOCHS}",
+            ),
             (
                 "num_workers",
-                self.num_workers is None or (_is_int(self.num_workers) and self.num_workers >= 0),
+                self.num_workers is None
+                or (_is_int(self.num_workers) and 0 <= self.num_workers <= MAX_NUM_WORKERS),
                 "empty (fit the machine) or a whole number >= 0",
             ),
             (
@@ -141,8 +182,30 @@ class TrainConfig:
         for name, ok, want in checks:
             if not ok:
                 raise bad(name, getattr(self, name), want)
+        if self.augment_views and self.augment == "none":
+            raise ConfigError(
+                f"augment_views = {self.augment_views} needs augmentation to make the views "
+                "differ: set augment to light or strong, or augment_views to 0."
+            )
         self._validate_domain_adaptation()
+        self._validate_text()
         return self
+
+    def _validate_text(self) -> None:
+        """A text model (tlcore.models.text_models) reads token ids: no pixels to augment."""
+        if not (_is_int(self.max_tokens) and 8 <= self.max_tokens <= 512):
+            raise ConfigError(f"max_tokens = {self.max_tokens!r} is not valid: use 8 to 512.")
+        from tlcore.models.text_catalog import is_text_model
+
+        if not is_text_model(self.model):
+            return
+        if self.augment != "none" or self.augment_views:
+            raise ConfigError(
+                f"augment = {self.augment!r} is for photos; a text model has no augmentation: "
+                "set augment to none (and augment_views to 0)."
+            )
+        if self.domain_adaptation != "none":
+            raise ConfigError("domain_adaptation is for photos; set it to none for a text model.")
 
     def _validate_domain_adaptation(self) -> None:
         """target_data / domain_adaptation / dann_weight (see tlcore.training.domain_adaptation)."""
@@ -194,3 +257,48 @@ def _is_num(value: Any) -> bool:
     return _is_int(value) or (
         isinstance(value, float) and value == value and abs(value) != float("inf")
     )
+
+
+def suggested_settings(freeze: Any = "features") -> dict[str, Any]:
+    """Training settings that suit a freeze plan (a preset name, FreezePlan dict or FreezePlan).
+
+    Pages and the CLI start from these; the Train page offers them when the plan changes.
+
+    Feature extraction: no augmentation, so the backbone runs once per photo, and the
+    head trained to convergence by L-BFGS with its L2 chosen by 5-fold cross-validation
+    on the training photos (``head_solver="lbfgs"``; ``lr`` is then unused). Measured in
+    ``benchmarks/bench_head_defaults.py``: as accurate as scikit-learn's tuned logistic
+    regression on the same embeddings, in about one embedding pass. Cached augmented
+    views (``augment_views``) cost one more pass over the training photos each, for at
+    most a photo or two on the samples, so they are not the default.
+
+    Fine-tuning changes the backbone, so each epoch must see new pixels: light
+    augmentation and 10 epochs; 1e-3 when only the top groups train (their new head
+    needs it), 1e-4 when every layer trains (the usual fine-tuning rate, which keeps the
+    pretrained features). These two are common practice, not measured here.
+    """
+    preset = freeze
+    if not isinstance(freeze, str):
+        preset = (freeze if isinstance(freeze, dict) else freeze.to_dict()).get("preset", "")
+    if preset == "features":
+        return {"epochs": 5, "lr": 1e-3, "augment": "none", "augment_views": 0,
+                "head_solver": "lbfgs", "label_smoothing": 0.0, "early_stopping": 0,
+                "backbone_lr_scale": 1.0, "reason": SUGGESTION_REASONS["features"]}  # fmt: skip
+    return {"epochs": 10, "lr": 1e-4 if preset == "full" else 1e-3, "augment": "light",
+            "augment_views": 0, "head_solver": "lbfgs", "label_smoothing": 0.0,
+            "early_stopping": 0,
+            # the Train page applies it as the freeze plan's per-group LR multipliers
+            "backbone_lr_scale": 1.0 if preset == "full" else 0.1,
+            "reason": SUGGESTION_REASONS["full" if preset == "full" else "fine-tune"]}  # fmt: skip
+
+
+SUGGESTION_REASONS = {  # why, in words a newcomer reads on the Train page
+    "features": "Only the new head learns, so without augmentation each photo goes through "
+    "the network just once and the head is then fitted in seconds.",
+    "fine-tune": "Layers that learn change what the network sees, so every epoch should see "
+    "slightly different photos (light augmentation) and it needs more epochs. The pretrained "
+    "layers get 10× smaller steps than the new head: they adjust what they learned on "
+    "ImageNet instead of overwriting it.",
+    "full": "Every layer learns: one small learning rate (0.0001) for all of them keeps the "
+    "pretrained features while they adapt, with light augmentation and more epochs.",
+}

@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime
 import logging
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -253,13 +254,14 @@ def embed_cached(
     loader: torch.utils.data.DataLoader,
     device: torch.device,
     cache_file: Path | None,
+    progress: Callable[[int], None] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, bool]:
     """``features.embed_cached`` with the work split over ranks; every rank gets all rows.
 
     Each rank embeds its shard, the shards are all-gathered, rank 0 writes the cache.
     """
     if not active():
-        return features.embed_cached(model, loader, device, cache_file)
+        return features.embed_cached(model, loader, device, cache_file, progress)
     if not any_rank(cache_file is None or not cache_file.is_file()):
         return features.embed_cached(model, loader, device, cache_file)  # every rank can read it
     indices = eval_indices(len(loader.dataset))

@@ -14,6 +14,7 @@ import hashlib
 import json
 import logging
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -37,10 +38,18 @@ def head_param_names(model: nn.Module) -> set[str]:
     return {name for name, p in model.named_parameters() if id(p) in ids}
 
 
-def fast_path_reason(model: nn.Module, trainable_per_epoch: list[set[str]], augment: str) -> str:
-    """Why the fast path cannot be used ("" when it can)."""
-    if augment != "none":
-        return f"augmentation is '{augment}' (each epoch sees different pixels)"
+def fast_path_reason(
+    model: nn.Module, trainable_per_epoch: list[set[str]], augment: str, augment_views: int = 0
+) -> str:
+    """Why the fast path cannot be used ("" when it can).
+
+    With augmentation the fast path still applies when ``augment_views`` augmented
+    copies of each training photo are embedded once (``embed_views``).
+    """
+    if augment != "none" and not augment_views:
+        return (
+            f"augmentation is '{augment}' with no cached views (each epoch sees different pixels)"
+        )
     if not hasattr(model, "forward_head") or not hasattr(model, "forward_features"):
         return "the model has no forward_features/forward_head split"
     head = head_param_names(model)
@@ -52,9 +61,15 @@ def fast_path_reason(model: nn.Module, trainable_per_epoch: list[set[str]], augm
 
 @torch.no_grad()
 def embed(
-    model: nn.Module, loader: torch.utils.data.DataLoader, device: torch.device
+    model: nn.Module,
+    loader: torch.utils.data.DataLoader,
+    device: torch.device,
+    progress: Callable[[int], None] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Pooled pre-logit features (eval mode, no head dropout) and labels, in loader order."""
+    """Pooled pre-logit features (eval mode, no head dropout) and labels, in loader order.
+
+    ``progress`` is told how many images each batch held (the run's status shows k of N).
+    """
     was_training = model.training
     model.eval()
     features, labels = [], []
@@ -68,6 +83,8 @@ def embed(
             )
         features.append(pooled.float())
         labels.append(targets.to(device))
+        if progress is not None:
+            progress(len(targets))
     model.train(was_training)
     return torch.cat(features), torch.cat(labels)
 
@@ -90,6 +107,7 @@ def embed_cached(
     loader: torch.utils.data.DataLoader,
     device: torch.device,
     cache_file: Path | None,
+    progress: Callable[[int], None] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, bool]:
     """``embed`` with an on-disk cache, so re-runs and resumes skip the backbone; (.., hit)."""
     from safetensors.torch import load_file, save_file
@@ -101,7 +119,7 @@ def embed_cached(
                 return cached["features"].to(device), cached["labels"].to(device), True
         except Exception as exc:  # a torn or foreign file: recompute and overwrite it
             log.warning("ignoring unreadable embedding cache %s: %s", cache_file, exc)
-    features, labels = embed(model, loader, device)
+    features, labels = embed(model, loader, device, progress)
     if cache_file is not None:
         cache_file.parent.mkdir(parents=True, exist_ok=True)
         tmp = cache_file.with_name(f".{cache_file.name}.{os.getpid()}.tmp")

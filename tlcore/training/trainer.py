@@ -22,7 +22,7 @@ from torch import nn
 from tlcore import __version__
 from tlcore.data.loading import EpochLoaders
 from tlcore.errors import RunError
-from tlcore.training import distributed, features
+from tlcore.training import distributed, features, head_solver
 from tlcore.training.config import TrainConfig
 from tlcore.training.devices import (
     autocast,
@@ -47,6 +47,7 @@ class Callback:
     def on_epoch_start(self, trainer: Trainer, epoch: int) -> None: ...
     def on_step_end(self, trainer: Trainer, event: dict[str, Any]) -> None: ...
     def on_epoch_end(self, trainer: Trainer, event: dict[str, Any]) -> None: ...
+    def on_embed_progress(self, trainer: Trainer, done: int, total: int) -> None: ...
 
 
 class FreezeSchedule(Callback):
@@ -141,10 +142,20 @@ class Trainer:
                           *distributed.callbacks()]  # fmt: skip
         self.ddp: nn.Module | None = None  # DistributedDataParallel, set under torchrun
 
-        data_config = self.data_config = resolve_data_config(self.model, cfg.img_size)
-        train_tf = build_transform(data_config, train=True, augment=cfg.augment)
-        self.train_set = ManifestDataset(manifest, "train", train_tf)
-        self.val_set = ManifestDataset(manifest, "val", build_transform(data_config, train=False))
+        if manifest.modality == "text":  # token ids instead of pixels: tlcore.data.text_dataset
+            from tlcore.data.text_dataset import text_datasets
+
+            self.data_config = {**self.model.text_config, "max_tokens": cfg.max_tokens}
+            self.train_set, self.val_set = text_datasets(manifest, self.data_config)
+            self.plain_train_set = self.train_set
+        else:
+            data_config = self.data_config = resolve_data_config(self.model, cfg.img_size)
+            train_tf = build_transform(data_config, train=True, augment=cfg.augment)
+            eval_tf = build_transform(data_config, train=False)
+            self.train_set = ManifestDataset(manifest, "train", train_tf)
+            self.val_set = ManifestDataset(manifest, "val", eval_tf)
+            # the fast path embeds each training photo as it is, plus augment_views augmented copies
+            self.plain_train_set = ManifestDataset(manifest, "train", eval_tf)
         self.manifest_fingerprint = manifest.fingerprint()
         self.files_stamp = manifest.files_stamp()
         self.train_labels = torch.tensor([it.label for it in manifest.items_for("train")])
@@ -152,7 +163,9 @@ class Trainer:
         self.fast_path_reason = self._fast_path_reason()
         self.fast_path = not self.fast_path_reason
         self.embeddings: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+        self.train_views: torch.Tensor | None = None  # (1 + augment_views, N, D), fast path
         self.embedding_cache_hits = 0
+        self.head_fit: head_solver.HeadFit | None = None  # set by the L-BFGS head solver
 
         self.optimizer = self._build_optimizer(optimizer_param_groups)
         self.scaler = grad_scaler(self.device)
@@ -184,6 +197,8 @@ class Trainer:
         self.emit("on_fit_start")
         if self.fast_path and not self.embeddings:
             self.embed_datasets()
+        if self.fast_path and cfg.head_solver == "lbfgs":  # the head to convergence, in seconds
+            return head_solver.fit_epochs(self)
         for epoch in range(self.epoch + 1, cfg.epochs + 1):
             self.model.train()
             self.emit("on_epoch_start", epoch)
@@ -268,10 +283,13 @@ class Trainer:
             self.batch_in_epoch * bs :
         ]
         if self.fast_path:
-            inputs, targets = self.embeddings["train"]
+            views, targets = self.train_views, self.embeddings["train"][1]
+            # each epoch draws one of the cached views of every photo (view 0: the photo as is)
+            pick = torch.randint(len(views), (views.shape[1],),
+                                 generator=torch.Generator().manual_seed(self.config.seed + epoch))  # fmt: skip
             for i in range(0, len(order), bs):
-                idx = order[i : i + bs].to(inputs.device)
-                yield inputs[idx], targets[idx]
+                idx = order[i : i + bs]
+                yield views[pick[idx].to(views.device), idx.to(views.device)], targets[idx]
             return
         for images, targets in self.loader(self.train_set, sampler=order.tolist()):
             yield to_device(images, self.device), targets.to(self.device)
@@ -281,21 +299,43 @@ class Trainer:
         return self.loaders.get(dataset, sampler, decoded=not self.fast_path)
 
     def embed_datasets(self) -> None:
-        """Fast path: run the frozen backbone once over train and val (or read the cache)."""
+        """Fast path: run the frozen backbone once over train and val, plus the augmented
+        views of the training photos (or read them from the cache)."""
         started = time.perf_counter()
-        for split, dataset in (("train", self.train_set), ("val", self.val_set)):
+        cfg = self.config
+        passes = [("train", self.plain_train_set, {}), ("val", self.val_set, {})]
+        passes += [("train", self.train_set, {"augment": cfg.augment, "view": view, "seed": cfg.seed})
+                   for view in range(1, cfg.augment_views + 1)]  # fmt: skip
+        views = []
+        total, done = sum(len(dataset) for _, dataset, _ in passes), 0
+
+        def progress(images: int) -> None:  # "embedding k of N photos" in the run's status
+            nonlocal done
+            done += images
+            self.emit("on_embed_progress", done, total)
+
+        self.emit("on_embed_progress", 0, total)
+        for split, dataset, extra in passes:
             cache_file = None
             if self.cache_dir is not None:
-                key = features.cache_key(self.embedding_identity() | {"split": split})
+                key = features.cache_key(self.embedding_identity() | {"split": split} | extra)
                 cache_file = self.cache_dir / f"{key}.safetensors"
+            if extra:  # the same random views for the same seed, so the cache stays truthful
+                seed_everything(cfg.seed * 1_000 + extra["view"])
             x, y, hit = distributed.embed_cached(
-                self.model, self.loader(dataset), self.device, cache_file
+                self.model, self.loader(dataset), self.device, cache_file, progress
             )
-            self.embeddings[split] = (x, y)
+            if hit:  # read from the cache: the whole pass at once
+                progress(len(dataset))
+            if split not in self.embeddings:
+                self.embeddings[split] = (x, y)
+            if split == "train":
+                views.append(x)
             self.embedding_cache_hits += hit
-        log.info("fast path: embedded %d images in %.2f s (%d of 2 splits from the cache)",
-                 len(self.train_set) + len(self.val_set), time.perf_counter() - started,
-                 self.embedding_cache_hits)  # fmt: skip
+        self.train_views = torch.stack(views)
+        log.info("fast path: embedded %d images in %.2f s (%d of %d passes from the cache)",
+                 len(self.train_set) * len(views) + len(self.val_set),
+                 time.perf_counter() - started, self.embedding_cache_hits, len(passes))  # fmt: skip
 
     def embedding_identity(self) -> dict[str, Any]:
         """Everything that changes the cached embeddings: weights, pixels, images, numerics."""
@@ -388,12 +428,17 @@ class Trainer:
             apply_freeze(self.model, self.groups, self.plan, epoch)
             trainable.append({n for n, p in self.model.named_parameters() if p.requires_grad})
         apply_freeze(self.model, self.groups, self.plan, 0)
-        return features.fast_path_reason(self.model, trainable, self.config.augment)
+        return features.fast_path_reason(
+            self.model, trainable, self.config.augment, self.config.augment_views
+        )
 
     # -- control and checkpoints ---------------------------------------------------------
     def emit(self, event: str, *args: Any) -> None:
+        """Call ``event`` on every callback that defines it (progress events are optional)."""
         for callback in self.callbacks:
-            getattr(callback, event)(self, *args)
+            handler = getattr(callback, event, None)
+            if handler is not None:
+                handler(self, *args)
 
     def request_stop(self, message: str, state: str = "stopped") -> None:
         """Honoured after the current step; ``fit`` returns ``state``."""

@@ -1,0 +1,313 @@
+"""Trust on the Evaluate and Predict pages: honest percentages, "none of these", clickable mistakes.
+
+The numbers come from ``tlcore.runs.trust_store`` (fitted by the worker when a run
+finishes); a run without them (stopped early, or trained before this existed) gets a
+button that fits them on the spot.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import plotly.graph_objects as go
+import streamlit as st
+
+from appkit import inference
+from appkit.text import md, md_list
+from tlcore.data.manifest import Manifest
+from tlcore.errors import TLCoreError
+from tlcore.results.confusion_cells import photos_in_cell
+from tlcore.results.predict import read_upload
+from tlcore.results.trust import Trust
+from tlcore.runs.run import Run
+from tlcore.runs.trust_store import ensure_trust, is_photo_run, stored_trust
+
+MAX_CELL_PHOTOS = 12
+
+
+def trust(run: Run, checkpoint: str) -> Trust | None:
+    """The stored trust of this checkpoint (None when not fitted yet)."""
+    return stored_trust(run, checkpoint)
+
+
+def offer_fit(run: Run, checkpoint: str, key: str) -> None:
+    """For a run without calibration: what is missing, and a button that fits it now."""
+    if inference.is_training(run) or not is_photo_run(run):
+        return
+    st.info(
+        'This model has no calibration and no "none of these" check yet (the run stopped '
+        "early, or was trained by an older version). Measuring them scores every training "
+        "and validation photo once."
+    )
+    if st.button("Measure them now", key=key):
+        try:
+            with st.spinner("Scoring the training and validation photos…"):
+                ensure_trust(run, checkpoint)
+        except TLCoreError as exc:
+            st.error(md(exc))
+            return
+        for cached in ("_predictor", "_evaluation", "_explained"):  # they held the old numbers
+            function = getattr(inference, cached, None)
+            if function is not None and hasattr(function, "clear"):
+                function.clear()
+        st.rerun()
+
+
+# -- Evaluate: can its percentages be believed? ----------------------------------------------
+
+
+def reliability_chart(fitted: Trust) -> go.Figure:
+    """Confidence against accuracy per bin, before and after; the diagonal is 'honest'."""
+    cal = fitted.calibration
+    fig = go.Figure()
+    fig.add_scatter(
+        x=[0, 1], y=[0, 1], mode="lines", name="honest", line={"dash": "dot", "color": "gray"}
+    )
+    for name, bins, colour in (
+        ("before calibration", cal.bins_before, "#d62728"),
+        ("after calibration", cal.bins_after, "#1f77b4"),
+    ):
+        used = [b for b in bins if b["count"]]
+        fig.add_scatter(
+            x=[b["confidence"] for b in used],
+            y=[b["accuracy"] for b in used],
+            mode="lines+markers",
+            name=name,
+            marker={"size": [8 + min(20, b["count"]) for b in used], "color": colour},
+            customdata=[b["count"] for b in used],
+            hovertemplate="said %{x:.0%}, right %{y:.0%} (%{customdata} photos)<extra></extra>",
+        )
+    fig.update_xaxes(title="how sure the model said it was", range=[0, 1.02], tickformat=".0%")
+    fig.update_yaxes(title="how often it was right", range=[0, 1.02], tickformat=".0%")
+    fig.update_layout(height=360, margin={"l": 10, "r": 10, "t": 30, "b": 10})
+    return fig
+
+
+def calibration_section(run: Run, checkpoint: str) -> None:
+    """Reliability diagram and ECE before/after, in words a newcomer understands."""
+    st.subheader("Can you believe its percentages?")
+    fitted = trust(run, checkpoint)
+    if fitted is None:
+        offer_fit(run, checkpoint, "evaluate_fit_trust")
+        return
+    cal = fitted.calibration
+    if cal.ece_before is None or cal.ece_after is None:
+        st.caption("No validation photos: the percentages could not be checked.")
+        return
+    st.markdown(
+        "When the model says **90 %**, it should be right about 9 times in 10. The "
+        "**calibration error** is how far, on average, the percentage it shows is from how "
+        "often it is really right on the validation photos (0 % = perfectly honest)."
+    )
+    a, b, c = st.columns(3)
+    a.metric("Calibration error, raw", f"{cal.ece_before:.1%}")
+    b.metric(
+        "Calibration error, calibrated",
+        f"{cal.ece_after:.1%}",
+        delta=f"{cal.ece_after - cal.ece_before:+.1%}",
+        delta_color="inverse",
+        help="Each validation photo is scored with a temperature fitted on the other photos, "
+        "so this number is not flattered by the fit.",
+    )
+    c.metric("Temperature", f"{cal.temperature:.2f}")
+    surer = "surer of itself" if cal.temperature < 1 else "more modest"
+    st.caption(
+        f"Every percentage this app shows and exports is calibrated: the model's raw scores "
+        f"are divided by the temperature {cal.temperature:.2f} before they become "
+        f"percentages, which makes it {surer}. Its top guess never changes. "
+        f"Measured on {cal.images} validation photos; with few photos these numbers are rough."
+    )
+    st.plotly_chart(reliability_chart(fitted), key="reliability_chart")
+    unknown_summary(fitted)
+
+
+def unknown_summary(fitted: Trust) -> None:
+    """How "none of these" is decided, and how well it was measured to work."""
+    detector = fitted.detector
+    if detector is None:
+        return
+    text = (
+        f"**None of these.** A photo is called unknown when it is farther than "
+        f"**{detector.threshold:.3f}** from every training photo (in what the backbone sees). "
+        f"That threshold accepts {detector.accept:.0%} of the validation photos."
+    )
+    ref = fitted.reference
+    if ref.get("photos") and ref.get("auroc") is not None:
+        text += (
+            f" Tried on {ref['photos']} photos of {md(ref.get('source', 'other data'))}, "
+            f"none of them your classes: it flagged **{ref['flagged']:.0%}** of them "
+            f"(AUROC {ref['auroc']:.2f}, where 1 is perfect and 0.5 is a coin toss)."
+        )
+    st.markdown(text)
+
+
+# -- Evaluate: the photos behind a cell of the confusion matrix --------------------------------
+
+
+@st.cache_data(show_spinner="Scoring the validation photos…", max_entries=8)
+def _validation_probabilities(
+    run_dir: str, checkpoint: str, stamp: float
+) -> tuple[list[str], list[int], list[str], Any]:
+    run = Run.open(run_dir)
+    manifest = Manifest.load(run.manifest_path)
+    items = manifest.items_for("val")
+    paths = [it.path for it in items]
+    probs = inference.predictor(run, checkpoint).predict(paths)
+    return paths, [it.label for it in items], list(manifest.classes), probs
+
+
+def _cell_chart(classes: list[str], matrix: list[list[int]]) -> go.Figure:
+    """The confusion matrix as squares that can be clicked (one point per cell)."""
+    xs, ys, counts = [], [], []
+    for t, row in enumerate(matrix):
+        for p, count in enumerate(row):
+            xs.append(classes[p])
+            ys.append(classes[t])
+            counts.append(count)
+    peak = max(counts) or 1
+    fig = go.Figure(
+        go.Scatter(
+            x=xs,
+            y=ys,
+            mode="markers+text",
+            text=[str(c) for c in counts],
+            marker={
+                "symbol": "square",
+                "size": max(28, 260 // max(1, len(classes))),
+                "color": counts,
+                "colorscale": "Blues",
+                "cmin": 0,
+                "cmax": peak,
+                "line": {"color": "gray", "width": 1},
+            },
+            textfont={"color": ["white" if c > peak / 2 else "black" for c in counts]},
+            hovertemplate="true %{y}, guessed %{x}: %{text} photos<extra></extra>",
+        )
+    )
+    fig.update_yaxes(autorange="reversed", title="true class", type="category")
+    fig.update_xaxes(title="model's guess", type="category")
+    fig.update_layout(height=140 + 60 * len(classes), margin={"l": 10, "r": 10, "t": 10, "b": 10})
+    return fig
+
+
+def confusion_cell_section(run: Run, checkpoint: str, report: Any) -> None:
+    """Click a cell (or pick true and predicted) to see exactly its photos, with Grad-CAM."""
+    from tlcore.data.gallery import thumbnail
+    from tlcore.results.explain import gradcam
+
+    st.subheader("Mistakes you can click")
+    st.caption(
+        "Click a square (or pick the two labels below) to see exactly those validation "
+        "photos, each with where the model looked and how sure it was."
+    )
+    classes = list(report.classes)
+    event = st.plotly_chart(
+        _cell_chart(classes, report.confusion),
+        on_select="rerun",
+        selection_mode="points",
+        key="cell_chart",
+    )
+    points = list(getattr(getattr(event, "selection", None), "points", None) or [])
+    if points:
+        clicked = (str(points[0].get("y")), str(points[0].get("x")))
+        if clicked != st.session_state.get("cell_clicked") and set(clicked) <= set(classes):
+            st.session_state["cell_clicked"] = clicked
+            st.session_state["cell_true"], st.session_state["cell_predicted"] = clicked
+    left, right = st.columns(2)
+    true = left.selectbox("True label", classes, key="cell_true")
+    default_guess = next((c for c in classes if c != true), classes[0])
+    if st.session_state.get("cell_predicted") not in classes:
+        st.session_state["cell_predicted"] = default_guess
+    predicted = right.selectbox("Model's guess", classes, key="cell_predicted")
+    try:
+        paths, targets, _, probs = _validation_probabilities(
+            str(run.dir), checkpoint, inference.checkpoint_stamp(run, checkpoint)
+        )
+    except TLCoreError as exc:
+        st.error(md(exc))
+        return
+    cell = photos_in_cell(probs, targets, classes, paths, true, predicted)
+    verb = "recognised as" if true == predicted else "called"
+    st.markdown(f"**{len(cell)}** validation photos of **{md(true)}** {verb} **{md(predicted)}**.")
+    if not cell:
+        return
+    predictor = inference.predictor(run, checkpoint)
+    columns = st.columns(3)
+    for i, photo in enumerate(cell[:MAX_CELL_PHOTOS]):
+        with columns[i % 3]:
+            try:
+                cam = gradcam(predictor, photo.path)
+                st.image(cam.overlay, width="stretch")
+            except TLCoreError:
+                image = thumbnail(photo.path, 320)
+                if image is not None:
+                    st.image(image, width="stretch")
+            name = photo.path.rsplit("/", 1)[-1]
+            st.caption(f"{md(name)} · {md(predicted)} {photo.probability:.1%}")
+    if len(cell) > MAX_CELL_PHOTOS:
+        st.caption(f"The {MAX_CELL_PHOTOS} surest of {len(cell)} photos are shown.")
+
+
+# -- Predict: "Not sure — this looks like none of: …" ------------------------------------------
+
+
+def threshold_slider(predictor: Any, fitted: Trust | None) -> float | None:
+    """The unknown threshold, set on validation by default; None when there is no detector."""
+    if predictor.unknown is None:
+        return None
+    default = round(float(predictor.unknown.threshold), 3)
+    value = st.slider(
+        '"None of these" threshold',
+        0.0,
+        2.0,
+        min(2.0, default),
+        step=0.001,
+        format="%.3f",
+        key="predict_unknown_threshold",
+        help="Distance to the nearest training photo above which a photo is called 'none of "
+        "these'. Higher: fewer false alarms but more misses. The default accepts "
+        f"{predictor.unknown.accept:.0%} of the validation photos.",
+    )
+    scores = fitted.val_scores if fitted is not None else []
+    if scores:
+        accepted = sum(s <= value for s in scores) / len(scores)
+        st.caption(
+            f"At {value:.3f}, {accepted:.0%} of the {len(scores)} validation photos (all of "
+            "your classes) are accepted."
+        )
+    return value
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _unknown_score(
+    run_dir: str, checkpoint: str, stamp: float, name: str, data: bytes
+) -> float | None:
+    predictor = inference.predictor(Run.open(run_dir), checkpoint)
+    if predictor.unknown is None:
+        return None
+    _, scores = predictor.predict_with_unknown([read_upload(name, data)])
+    return None if scores is None else float(scores[0])
+
+
+def say_if_unknown(
+    run: Run, checkpoint: str, predictor: Any, name: str, data: bytes, threshold: float | None
+) -> bool:
+    """Show "Not sure — this looks like none of: …" when the photo is far from all training photos."""
+    if threshold is None:
+        return False
+    try:
+        score = _unknown_score(
+            str(run.dir), checkpoint, inference.checkpoint_stamp(run, checkpoint), name, data
+        )
+    except TLCoreError:
+        return False
+    if score is None or score <= threshold:
+        return False
+    st.warning(
+        f"**Not sure — this looks like none of: {md_list(predictor.classes)}.** "
+        f"Its unknown score {score:.3f} is above the threshold {threshold:.3f}: it is "
+        "farther from every training photo than almost all of your validation photos. "
+        "The guess below is what it would say if it had to choose.",
+        icon=":material/help:",
+    )
+    return True

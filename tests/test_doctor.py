@@ -1,0 +1,179 @@
+"""The data doctor and dataset versions, on real clothing photos with planted mistakes.
+
+A small copy of clothing4 (shorts vs long sleeves) gets two long-sleeve photos put in
+the shorts folder (wrong labels) and a re-saved, shrunk copy of a training photo put
+into validation (a leak). The doctor must find both; fixes become a version that
+trains like any manifest while the photo files stay byte for byte the same.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from tests.apptest_helpers import APP
+from tlcore.cli import main as cli_main
+from tlcore.data.prepare import prepare_data
+from tlcore.data.versions import Override, VersionStore, read_version, version_record
+from tlcore.errors import DataError
+from tlcore.results.doctor import diagnose
+
+ROOT = Path(__file__).resolve().parents[1]
+CLOTHING = ROOT / "assets" / "clothing4"
+IMG_SIZE = 96  # small and fast; the checks below hold at this size too
+
+
+@pytest.fixture(scope="module")
+def planted(tmp_path_factory) -> dict:
+    """The dataset folder, the planted wrong labels and leak, and a warm embedding cache."""
+    base = tmp_path_factory.mktemp("doctor")
+    data = base / "clothes"
+    for split, n in (("train", 10), ("val", 3)):
+        for cls in ("shorts", "longsleeve"):
+            (data / split / cls).mkdir(parents=True)
+            for photo in sorted((CLOTHING / split / cls).glob("*.jpg"))[:n]:
+                shutil.copy(photo, data / split / cls / photo.name)
+    wrong = []
+    for photo in sorted((CLOTHING / "train" / "longsleeve").glob("*.jpg"))[20:22]:
+        wrong.append(str(data / "train" / "shorts" / photo.name))
+        shutil.copy(photo, wrong[-1])
+    original = sorted((data / "train" / "shorts").glob("*.jpg"))[0]
+    copy = data / "val" / "shorts" / "copy.jpg"
+    with Image.open(original) as image:
+        image.resize((image.width * 3 // 4, image.height * 3 // 4)).save(copy, quality=60)
+    runs = base / "runs"
+    cache = runs / ".cache" / "embeddings"
+    import os
+
+    os.environ["TLCORE_UPLOADS_DIR"] = str(base / "uploads")  # this fixture's prepare_data only
+    try:
+        manifest = prepare_data(data).manifest
+        report = diagnose(manifest, img_size=IMG_SIZE, cache_dir=cache, device="cpu")
+    finally:
+        del os.environ["TLCORE_UPLOADS_DIR"]
+    return {"data": data, "wrong": wrong, "leak": (str(original), str(copy)), "runs": runs,
+            "cache": cache, "report": report}  # fmt: skip
+
+
+def digest(folder: Path) -> str:
+    h = hashlib.sha256()
+    for path in sorted(folder.rglob("*")):
+        if path.is_file():
+            h.update(path.relative_to(folder).as_posix().encode() + path.read_bytes())
+    return h.hexdigest()
+
+
+def test_doctor_finds_planted_wrong_labels_and_the_leak(planted):
+    report = planted["report"]
+    found = {issue.path: issue for issue in report.label_issues}
+    assert set(planted["wrong"]) <= set(found), report.text()
+    assert all(found[p].given == "shorts" and found[p].suggested == "longsleeve"
+               for p in planted["wrong"])  # fmt: skip
+    assert len(report.label_issues) <= 4  # the rest of the photos are fine
+    pairs = {frozenset((p.a, p.b)): p for p in report.near_duplicates}
+    leak = pairs[frozenset(planted["leak"])]
+    assert leak.across_splits and leak.similarity >= 0.9
+    assert all(planted["leak"][1] in pair for pair in pairs), "a pair of different photos"
+    text = report.text()
+    assert f"Labels that look wrong: {len(report.label_issues)}" in text
+    assert "across train and validation" in text
+
+
+def test_versions_fix_labels_without_touching_photos(planted, monkeypatch):
+    data = planted["data"]
+    before = digest(data)
+    prepared = prepare_data(data)
+    store = VersionStore.of(prepared.manifest, prepared.manifest_path)
+    assert [v.number for v in store.versions()] == [0]
+    fixes = [Override(p, "relabel", "longsleeve") for p in planted["wrong"]]
+    v1 = store.create(fixes, author="tester", note="doctor said so")
+    v2 = store.create([Override(planted["leak"][1], "exclude")], author="tester")
+    assert [v.number for v in store.versions()] == [0, 1, 2]
+    manifest = store.manifest(2)
+    label = {item.path: manifest.classes[item.label] for item in manifest.items}
+    assert all(label[p] == "longsleeve" for p in planted["wrong"])
+    assert planted["leak"][1] not in label and len(label) == len(prepared.manifest.items) - 1
+    assert digest(data) == before  # nothing moved, changed or deleted
+    record = read_version(v2.manifest_path)
+    assert record.number == 2 and record.parent == 1 and record.author == "tester"
+    assert {o.action for o in record.overrides} == {"relabel", "exclude"}
+    assert all(o.when and o.previous == "shorts" for o in record.overrides)
+    assert version_record(v1.manifest_path)["relabelled"] == 2
+    assert version_record(prepared.manifest_path)["name"] == "v0"
+    # a run on a version records it (run record and model card line)
+    from tlcore.export.model_card import _version_line
+    from tlcore.runs.run import Run
+    from tlcore.training.config import TrainConfig
+
+    run = Run.create(TrainConfig(data=str(data), manifest_path=v1.manifest_path, img_size=64))
+    recorded = run.record["data"]["version"]
+    assert recorded["name"] == "v1" and recorded["relabelled"] == 2
+    assert _version_line(recorded) == [
+        "- Dataset version: v1 (2 photos relabelled, 0 left out; the photo files unchanged)"
+    ]
+    # a version file is a manifest: the store opened from it leads back to the original
+    assert VersionStore.of(manifest, v2.manifest_path).base_fingerprint == store.base_fingerprint
+    with pytest.raises(DataError, match="classes are"):
+        store.create([Override(planted["wrong"][0], "relabel", "hats")])
+    with pytest.raises(DataError, match="not a photo of this dataset"):
+        store.create([Override(str(data / "nope.jpg"), "exclude")])
+    # the relabelled version reuses the embedding cache (no label or split in its key)
+    again = diagnose(manifest, img_size=IMG_SIZE, cache_dir=planted["cache"], device="cpu",
+                     embed_paths=[item.path for item in store.base.items])  # fmt: skip
+    assert again.cache_hit
+    assert not set(planted["wrong"]) & {issue.path for issue in again.label_issues}
+
+
+def test_cli_doctor_json_and_versions(planted, capsys, monkeypatch):
+    monkeypatch.setenv("TLCORE_RUNS_DIR", str(planted["runs"]))  # the warm cache
+    code = cli_main(["doctor", str(planted["data"]), "--img-size", str(IMG_SIZE),
+                     "--device", "cpu", "--json", "--accept"])  # fmt: skip
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    result = json.loads(out.out.strip().splitlines()[-1])
+    assert set(result) >= {"label_issues", "near_duplicates", "outliers", "seconds"}
+    assert {"path", "given", "suggested", "score"} <= set(result["label_issues"][0])
+    assert any(p["across_splits"] for p in result["near_duplicates"])
+    assert "Embedding photos" in out.err  # the progress count
+    assert result["accepted"]["version"] == "v1"
+    assert cli_main(["versions", str(planted["data"])]) == 0
+    listed = capsys.readouterr().out
+    assert f"v1: {len(result['label_issues'])} relabelled" in listed
+    assert cli_main(["doctor", str(planted["data"] / "missing")]) == 2
+    assert "neither a dataset folder" in capsys.readouterr().err
+
+
+def test_doctor_page_relabels_into_a_new_version(planted, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    monkeypatch.setenv("TLCORE_RUNS_DIR", str(planted["runs"]))  # the warm embedding cache
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.session_state["tl_selections"] = {
+        "data": {"kind": "folder", "source": str(planted["data"]), "label": "clothes"},
+        "val_fraction": 0.2, "seed": 0, "model": "tf_efficientnet_lite0", "weights": "bundled",
+        "freeze": {"preset": "features"}, "train": {"img_size": IMG_SIZE}, "run_id": None,
+        "data_version": None,
+    }  # fmt: skip
+    at.run()
+    at.switch_page("pages/doctor.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    next(b for b in at.button if b.label == "Check the photos").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert any("labels look wrong" in s.value for s in at.success)
+    radio = next(r for r in at.radio if "Relabel as longsleeve" in r.options)
+    radio.set_value("Relabel as longsleeve").run()
+    save = next(b for b in at.button if b.label.startswith("Save 1 decision"))
+    save.click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    chosen = at.session_state["tl_selections"]["data_version"]
+    assert chosen["number"] >= 1
+    prepared = prepare_data(planted["data"])
+    store = VersionStore.of(prepared.manifest, prepared.manifest_path)
+    saved = store.get(chosen["number"])
+    assert saved.overrides[-1].action == "relabel" and saved.overrides[-1].label == "longsleeve"
+    assert "Version to check and to train on" in [s.label for s in at.selectbox]

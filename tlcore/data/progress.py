@@ -1,0 +1,108 @@
+"""Progress of the steps people wait on (reading photos, embedding, exporting): k of N and
+time left, for any view.
+
+tlcore never draws a bar itself: a long step takes an optional ``progress``
+callable and calls it with a ``Progress`` now and then; the command line turns
+that into a terminal bar (``terminal_bar``), a page into ``st.progress``. The
+time left is an estimate from the pace so far and says so (``None`` until two
+updates have been seen).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TextIO
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Where a step stands: ``done`` of ``total`` units (photos, files), seconds so far."""
+
+    task: str  # what is happening, in words: "Reading photos"
+    done: int
+    total: int
+    elapsed_s: float
+
+    @property
+    def fraction(self) -> float:
+        return 1.0 if self.total <= 0 else min(1.0, self.done / self.total)
+
+    @property
+    def eta_s(self) -> float | None:
+        """Seconds left at the pace so far; None before any unit is done (no pace yet)."""
+        if self.done <= 0 or self.elapsed_s <= 0:
+            return None
+        return max(0.0, (self.total - self.done) * self.elapsed_s / self.done)
+
+    def text(self) -> str:
+        """ "Reading photos: 1,200 of 5,000 · about 12 s left" (the estimate says it is one)."""
+        words = f"{self.task}: {self.done:,} of {self.total:,}"
+        eta = self.eta_s
+        if self.done < self.total and eta is not None:
+            words += f" · about {format_seconds(eta)} left"
+        return words
+
+
+ProgressCallback = Callable[[Progress], None]
+
+
+def format_seconds(seconds: float) -> str:
+    seconds = int(round(seconds))
+    minutes, secs = divmod(seconds, 60)
+    return f"{minutes} min {secs:02d} s" if minutes else f"{secs} s"
+
+
+class Tracker:
+    """Counts units and calls ``callback`` at most every ``every_s`` seconds (and at the end)."""
+
+    def __init__(
+        self, task: str, total: int, callback: ProgressCallback | None, every_s: float = 0.25
+    ) -> None:
+        self.task, self.total, self.callback, self.every_s = task, total, callback, every_s
+        self.done = 0
+        self.started = time.monotonic()
+        self.last = -every_s
+        self.tell(force=True)
+
+    def advance(self, units: int = 1) -> None:
+        self.done += units
+        self.tell(force=self.done >= self.total)
+
+    def tell(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if self.callback is None or (not force and now - self.last < self.every_s):
+            return
+        self.last = now
+        self.callback(Progress(self.task, self.done, self.total, now - self.started))
+
+
+def terminal_bar(stream: TextIO | None = None, quiet_for_s: float = 1.0) -> ProgressCallback:
+    """A callback drawing one self-overwriting line on stderr (plain lines when not a tty).
+
+    Not on a tty (a log file, a script reading stderr), a step shorter than ``quiet_for_s``
+    prints nothing, so an error stays the one line there; a longer one prints a line once
+    it has taken that long, and one at its end.
+    """
+    out = stream or sys.stderr
+    tty = out.isatty()
+    started = time.monotonic()
+    shown = False
+
+    def show(progress: Progress) -> None:
+        nonlocal shown
+        width = 24
+        filled = int(progress.fraction * width)
+        line = f"[{'#' * filled}{'.' * (width - filled)}] {progress.text()}"
+        finished = progress.done >= progress.total
+        if tty:
+            end = "\n" if finished else ""
+            out.write(f"\r\x1b[K{line}{end}")
+        elif time.monotonic() - started >= quiet_for_s and (finished or not shown):
+            out.write(line + "\n")
+            shown = True
+        out.flush()
+
+    return show
