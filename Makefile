@@ -33,8 +33,9 @@ chromium:
 		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium; }
 
 ## The whole suite; fails on any failure and on a run that executed no test.
+## Two pytest-xdist workers, a test file each at a time (its module fixtures train once).
 test: $(STAMP_DEV) chromium
-	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -n 2 --dist loadfile
 
 bench: $(STAMP_DEV)
 	HF_HUB_OFFLINE=1 $(BIN)/python -m benchmarks

@@ -36,8 +36,15 @@ def epoch_events(run: Run) -> list[dict]:
 def test_two_gloo_processes_train_like_one_with_the_same_global_batch(
     sample_dir, tmp_path, monkeypatch
 ):
-    common = dict(data=str(sample_dir), img_size=64, epochs=1, lr=3e-3, augment="none",
-                  device="cpu", head_solver="optimizer")  # fmt: skip (batches, not L-BFGS)
+    common = dict(
+        data=str(sample_dir),
+        img_size=64,
+        epochs=1,
+        lr=3e-3,
+        augment="none",
+        device="cpu",
+        head_solver="optimizer",
+    )  # fmt: skip (batches, not L-BFGS)
     # separate runs folders: both train at once and neither reads the other's embedding cache
     monkeypatch.setenv("TLCORE_RUNS_DIR", str(tmp_path / "two"))
     two = Run.start(TrainConfig(**common, batch_size=8, nproc=2))

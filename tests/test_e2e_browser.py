@@ -274,11 +274,16 @@ def test_uploads_in_chromium_zip_bad_zip_and_images_per_label(app_url, sample_di
                 photos = sorted((sample_dir / "train" / label).glob("*.jpg"))[:6]
                 page.get_by_label("Label for this batch").fill(label)
                 page.get_by_label("Label for this batch").press("Enter")
+                page.wait_for_timeout(1_000)  # the label's rerun, slow on a busy machine
                 _wait_idle(page)
                 uploader = page.locator('[data-testid="stFileUploader"]', has_text="Images of")
                 uploader.locator("input[type=file]").set_input_files(photos)
+                # the upload reached the server (the uploader shortens long names)
+                expect(uploader).to_contain_text(photos[-1].name[:7])
                 _wait_idle(page)
-                page.get_by_role("button", name="Add these images").click()
+                add = page.get_by_role("button", name="Add these images")
+                expect(add).to_be_enabled()
+                add.click()
                 expect(page.get_by_text(f"Added 6 images as '{label}'")).to_be_visible()
             expect(page.get_by_text("Ready to train: 2 labels (ants, bees), 12")).to_be_visible()
             expect(sidebar).to_contain_text("Your images: 12 in 2 labels")

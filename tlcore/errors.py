@@ -32,3 +32,7 @@ class ConfigError(TLCoreError):
 
 class RunError(TLCoreError):
     """A training run cannot be started, found, stopped or resumed."""
+
+
+class TrainingDiverged(RunError):
+    """The loss became NaN or infinite: the learning rate is usually too high."""

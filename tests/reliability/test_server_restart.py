@@ -69,9 +69,10 @@ def test_training_survives_a_server_restart_and_the_new_server_shows_it_live(tin
 
             with streamlit_app(env, tmp_path / "second-server.log") as url:
                 page.goto(f"{url}/train?run={run.id}")
-                shown = page.get_by_text(re.compile(rf"epoch \d+/{EPOCHS}")).first
+                main = page.locator('[data-testid="stMain"]')
+                shown = main.get_by_text(re.compile(rf"epoch \d+/{EPOCHS}")).first
                 shown.wait_for()
-                assert "running" in page.locator('[data-testid="stMain"]').inner_text()
+                playwright.expect(main).to_contain_text("running")
                 first = int(re.search(r"epoch (\d+)/", shown.inner_text()).group(1))
                 # epochs can be shorter than the page's refresh: any later epoch will do
                 later = "|".join(str(n) for n in range(first + 1, EPOCHS + 1))

@@ -30,6 +30,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from tlcore.errors import TrainingDiverged
 from tlcore.training import features
 
 log = logging.getLogger("tlcore.training.head_solver")
@@ -272,8 +273,6 @@ def fit_epochs(trainer: Any) -> str:
 
 
 def _fit_epochs(trainer: Any) -> str:
-    from tlcore.training.trainer import TrainingDiverged
-
     cfg = trainer.config
     views, labels = trainer.train_views, trainer.embeddings["train"][1]
     n_classes = len(trainer.classes)

@@ -21,7 +21,7 @@ from torch import nn
 
 from tlcore import __version__
 from tlcore.data.loading import EpochLoaders
-from tlcore.errors import RunError
+from tlcore.errors import TrainingDiverged
 from tlcore.training import distributed, features, head_solver
 from tlcore.training.config import TrainConfig
 from tlcore.training.devices import (
@@ -34,10 +34,6 @@ from tlcore.training.devices import (
 from tlcore.training.metrics import accuracy, confusion_matrix
 
 log = logging.getLogger("tlcore.training.trainer")
-
-
-class TrainingDiverged(RunError):
-    """The loss became NaN or infinite: the learning rate is usually too high."""
 
 
 class Callback:
