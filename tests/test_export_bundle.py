@@ -100,7 +100,7 @@ def test_the_model_card_names_the_data_classes_and_measured_metrics(run, bundle_
     assert meta["preprocessing"]["input_size"] == [3, IMG_SIZE, IMG_SIZE]
     assert meta["training"]["lr"] == run.config.lr and meta["run_id"] == run.id
     assert meta["data"]["counts"] == run.record["data"]["counts"]
-    assert "**ants-bees**" in card and "`ants`, `bees`" in card
+    assert "**ants-bees**" in card and "in output order): ants, bees" in card
     assert f"Accuracy: **{best['val_acc']:.1%}**" in card
     assert f"{metrics['macro_f1']:.3f}" in card and "| ants | 40 | 20 |" in card
     assert "Intended use and limitations" in card and "tlcore.load(" in card

@@ -236,3 +236,28 @@ def test_export_out_below_an_existing_file_is_one_line(trained, tmp_path, capsys
     err = capsys.readouterr().err
     assert error_line(err).startswith("error: cannot write")
     assert blocker.read_text() == "x"
+
+
+def test_model_card_shows_hostile_names_as_text_not_markdown():
+    """A bundle's README.md: dataset and class names are shown as typed, never as links,
+    headings or code spans (the card is Markdown that people open on a hub or in an editor)."""
+    from tlcore.export.model_card import model_card
+
+    evil = "**[click](http://evil.example)**`\n# Heading ![x](http://evil.example/p.png)"
+    meta = {
+        "architecture": "tf_efficientnet_lite0",
+        "classes": [evil, "bees"],
+        "data": {"name": evil, "source": evil, "counts": {"train": {evil: 3, "bees": 4}}},
+        "preprocessing": {"input_size": [3, 224, 224], "mean": [0.5] * 3, "std": [0.5] * 3},
+        "training": {},
+        "metrics": {
+            "images": 7, "accuracy": 1.0, "macro_f1": 1.0, "loss": 0.1, "confusion": [[3, 0], [0, 4]],
+            "per_class": [{"class": evil, "precision": 1.0, "recall": 1.0, "f1": 1.0, "support": 3}],
+            "confused_pairs": [{"text": f"1 {evil} predicted as bees"}],
+        },
+    }  # fmt: skip
+    card = model_card(meta)
+    assert "[click](http://evil.example)" not in card
+    assert "![x](" not in card
+    assert "\n# Heading" not in card
+    assert "click" in card  # still shown, as text

@@ -13,6 +13,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+from tlcore.data.markdown import md, md_list
 from tlcore.runs.run import freeze_label
 
 CARD_FILE = "README.md"
@@ -70,7 +71,7 @@ def _data_section(meta: dict[str, Any]) -> list[str]:
     classes = meta["classes"]
     counts = data.get("counts", {})
     splits = [s for s in ("train", "val", "test") if s in counts]
-    rows = [[c, *(counts[s].get(c, 0) for s in splits)] for c in classes]
+    rows = [[md(c), *(counts[s].get(c, 0) for s in splits)] for c in classes]
     rows.append(["**total**", *(sum(counts[s].values()) for s in splits)])
     how = (
         "the `train/` and `val/` folders the dataset came with"
@@ -81,8 +82,8 @@ def _data_section(meta: dict[str, Any]) -> list[str]:
     return [
         "## Data",
         "",
-        f"- Dataset: **{data.get('name', '?')}** (`{data.get('source', '?')}`)",
-        f"- Classes ({len(classes)}, in output order): {', '.join(f'`{c}`' for c in classes)}",
+        f"- Dataset: **{md(data.get('name', '?'))}** ({md(data.get('source', '?'))})",
+        f"- Classes ({len(classes)}, in output order): {md_list(classes)}",
         f"- Split: {how}",
         f"- Manifest fingerprint: `{data.get('fingerprint', '?')[:16]}`",
         *_version_line(data.get("version")),
@@ -151,7 +152,13 @@ def _metrics_section(meta: dict[str, Any]) -> list[str]:
     n, acc = m["images"], m["accuracy"]
     low, high = wilson_interval(round(acc * n), n)
     per_class = [
-        [r["class"], f"{r['precision']:.3f}", f"{r['recall']:.3f}", f"{r['f1']:.3f}", r["support"]]
+        [
+            md(r["class"]),
+            f"{r['precision']:.3f}",
+            f"{r['recall']:.3f}",
+            f"{r['f1']:.3f}",
+            r["support"],
+        ]
         for r in m.get("per_class", [])
     ]
     lines = [
@@ -171,7 +178,7 @@ def _metrics_section(meta: dict[str, Any]) -> list[str]:
         "",
     ]
     if m.get("confused_pairs"):
-        lines += ["Most confused: " + "; ".join(p["text"] for p in m["confused_pairs"][:5]), ""]
+        lines += ["Most confused: " + "; ".join(md(p["text"]) for p in m["confused_pairs"][:5]), ""]
     return lines
 
 
@@ -235,7 +242,7 @@ def _use_section(meta: dict[str, Any]) -> list[str]:
         "## Intended use and limitations",
         "",
         f"- Intended use: sorting photos like the training photos into one of "
-        f"{len(classes)} classes ({', '.join(classes)}), with a person checking the results.",
+        f"{len(classes)} classes ({md_list(classes)}), with a person checking the results.",
         always,
         f"- The numbers above come from {n} validation photos of the same collection; on "
         "photos from another camera, place or season accuracy is usually lower. Measure it "
@@ -298,9 +305,9 @@ def model_card(meta: dict[str, Any]) -> str:
         else "no validation measurement"
     )
     lines = [
-        f"# {meta['architecture']} for {', '.join(meta['classes'])}",
+        f"# {md(meta['architecture'])} for {md_list(meta['classes'])}",
         "",
-        f"An image classifier fine-tuned on **{data_name}** with tlcore "
+        f"An image classifier fine-tuned on **{md(data_name)}** with tlcore "
         f"(run `{meta.get('run_id', '?')}`, exported {meta.get('created', '?')}): {headline}.",
         "",
         *_data_section(meta),

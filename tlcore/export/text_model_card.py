@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from tlcore.data.markdown import md, md_list
 from tlcore.export.model_card import (
     CONFUSION_FILE,
     _data_section,
@@ -64,8 +65,8 @@ def text_model_card(meta: dict[str, Any]) -> str:
     headline = (f"validation accuracy **{m['accuracy']:.1%}** on {m['images']} texts"
                 if m.get("images") else "no validation measurement")  # fmt: skip
     lines = [
-        f"# {meta['architecture']} for {', '.join(meta['classes'])}", "",
-        f"A text classifier fine-tuned on **{meta.get('data', {}).get('name', '?')}** with tlcore "
+        f"# {md(meta['architecture'])} for {md_list(meta['classes'])}", "",
+        f"A text classifier fine-tuned on **{md(meta.get('data', {}).get('name', '?'))}** with tlcore "
         f"(run `{meta.get('run_id', '?')}`, exported {meta.get('created', '?')}): {headline}.", "",
         *_data_section(meta), *_training_section(meta), *_metrics_section(meta),
         "## Limits", "",
