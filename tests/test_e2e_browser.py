@@ -319,6 +319,7 @@ def test_newcomer_first_hour_fine_tune_settings_and_an_export_race(app_url, samp
             page.locator(".st-key-use_suggested button").click()
             _wait_idle(page)
             epochs = page.get_by_role("spinbutton", name="Epochs", exact=True)
+            expect(epochs).to_have_count(1)  # the rerun has replaced the old settings form
             expect(epochs).to_have_value("10")
             _shot(page, "09-finetune-settings")
 
@@ -453,7 +454,7 @@ def test_fewshot_ladder_from_class_names_to_ten_photos_in_chromium(app_url):
             expect(chart).to_be_visible(timeout=240_000)
             expect(chart).to_contain_text("0 (zero-shot)")
             expect(chart).to_contain_text("10 (few-shot)")
-            expect(page.get_by_text("Zero-shot accuracy")).to_be_visible()
+            expect(page.get_by_text("Zero-shot accuracy", exact=True)).to_be_visible()
             expect(page.get_by_text("Traceback")).to_have_count(0)
             _shot(page, "15-fewshot-ladder")
         finally:
