@@ -24,7 +24,13 @@ from tlcore.models.factory import model_skeleton
 from tlcore.models.freezing import FreezePlan, layer_groups, summary_rows
 from tlcore.runs.run import Run
 from tlcore.training.config import TrainConfig
-from tlcore.training.estimate import MachineSpeed, RunEstimate, estimate_run, machine_speed
+from tlcore.training.estimate import (
+    MachineSpeed,
+    RunEstimate,
+    estimate_run,
+    machine_speed,
+    text_batch_width,
+)
 
 _PREPARED_KEY = "tl_prepared"
 
@@ -193,7 +199,10 @@ def run_estimate() -> RunEstimate:
     config = build_config()
     manifest = prepared().manifest
     n_train, n_val = (len(manifest.items_for(s)) for s in ("train", "val"))
-    speed = _machine_speed(config.model, config.img_size, config.device)
+    size = config.img_size  # texts: measured at the word pieces of a typical batch
+    if manifest.modality == "text":
+        size = text_batch_width(manifest, config)
+    speed = _machine_speed(config.model, size, config.device)
     return estimate_run(config, n_train, n_val, speed)
 
 

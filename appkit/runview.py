@@ -12,6 +12,7 @@ import streamlit as st
 
 from appkit import charts
 from appkit.text import md
+from tlcore.data.progress import Progress
 from tlcore.errors import TLCoreError
 from tlcore.runs.run import Run
 
@@ -80,6 +81,32 @@ def _fmt_seconds(seconds: float | None) -> str:
     return f"{minutes} min {secs:02d} s" if minutes else f"{secs} s"
 
 
+def speed_text(epochs: list[dict]) -> str:
+    """How fast it went, truly: images/s of trained epochs; for a head solved by L-BFGS
+    (no image stream to time) the solve's seconds and the embedding pass's photos/s."""
+    last = epochs[-1] if epochs else {}
+    if last.get("head"):
+        solved = float(last["head"].get("cv_seconds") or 0.0) + sum(
+            float((e.get("head") or {}).get("solve_seconds") or 0.0) for e in epochs
+        )
+        text = f" · head solved in {solved:.1f} s"
+        embedding = last.get("embedding") or {}
+        if embedding.get("from_cache"):  # not a speed of this machine: say what happened
+            cached, passes = embedding["from_cache"], embedding.get("passes", 0)
+            text += (" · embeddings read from the cache" if cached == passes
+                     else f" · embeddings: {cached} of {passes} passes read from the cache")  # fmt: skip
+        elif embedding.get("seconds"):
+            rate = embedding["photos"] / embedding["seconds"]
+            text += f" · embedding pass {rate:,.0f} {embedding.get('unit', 'photos')}/s"
+        return text
+    if last.get("images_per_s"):
+        text = f" · {last['images_per_s']:,.0f} images/s"
+        if last.get("fast_path"):
+            text += " (features computed once, only the head trains)"
+        return text
+    return ""
+
+
 def progress_summary(run: Run, compact: bool = False) -> dict[str, Any]:
     """State badge, progress bar with ETA and images/s, and the run's message."""
     status = run.status()
@@ -94,15 +121,20 @@ def progress_summary(run: Run, compact: bool = False) -> dict[str, Any]:
         st.info("Queued: another run is training; this one starts as soon as it ends.")
     eta = last.get("eta_s") if state_name == "running" else None
     text = f"epoch {done}/{total}"
-    if state_name == "running":
-        if eta is not None:
-            text += f" · about {_fmt_seconds(eta)} left"
-        elif status.get("message"):  # before the first epoch: loading, embedding k of N, batches
-            text += f" · {md(status['message'])}"
-    if last.get("images_per_s"):
-        text += f" · {last['images_per_s']:,.0f} images/s"
-        if last.get("fast_path"):
-            text += " (features computed once, only the head trains)"
+    running = state_name == "running"
+    embedding = Progress.from_dict(status.get("embedding")) if running else None
+    after = Progress.from_dict(status.get("after")) if running and done >= total else None
+    if embedding is not None and not epochs and embedding.done < embedding.total:
+        # the fast path's one pass over the photos: its own bar, count and time left
+        fraction, text = embedding.fraction, md(embedding.text())
+    elif after is not None and after.done < after.total:  # calibrating, scoring: the same
+        fraction, text = after.fraction, md(after.text())
+    elif state_name == "running":
+        if eta is not None and done < total:
+            text += f" · about {_fmt_seconds(eta)} of training left"
+        elif status.get("message"):  # before the first epoch (loading, batches) and after the
+            text += f" · {md(status['message'])}"  # last (calibrating, scoring): no estimate
+    text += speed_text(epochs)
     st.progress(fraction, text=text)
     if status.get("message") and (state_name in ("failed", "stopped") or not compact):
         (st.error if state_name == "failed" else st.caption)(md(status["message"]))

@@ -11,6 +11,7 @@ from typing import Any
 
 import streamlit as st
 
+from appkit import pipeline
 from appkit.text import md
 from tlcore.errors import TLCoreError
 from tlcore.lab.fewshot import Embedder
@@ -65,7 +66,8 @@ def accuracy(manifest: Any, names: Sequence[str], model: Embedder) -> ZeroShotRe
     stored = st.session_state.get("zeroshot_result")
     if stored is not None and stored[0] == key:
         return stored[1]
-    result = zero_shot_accuracy(manifest, list(names), model)
+    with pipeline.progress_bar() as bar:  # embedding the validation photos: k of N, time left
+        result = zero_shot_accuracy(manifest, list(names), model, progress=bar)
     st.session_state["zeroshot_result"] = (key, result)
     return result
 

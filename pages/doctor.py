@@ -10,7 +10,13 @@ from appkit.text import md
 from tlcore.data.manifest import Manifest
 from tlcore.data.versions import Override
 from tlcore.errors import TLCoreError
-from tlcore.results.doctor import NEAR_DUPLICATE_THRESHOLD, diagnose
+from tlcore.results.doctor import (
+    ACCEPT_PROBABILITY,
+    NEAR_DUPLICATE_THRESHOLD,
+    PIXEL_THRESHOLD,
+    confident_issues,
+    diagnose,
+)
 from tlcore.runs.run import Run, list_runs
 
 navigation.through_app()
@@ -132,6 +138,23 @@ else:
     )
     if not issues:
         st.write("None found.")
+    sure = confident_issues(issues[:SHOWN])
+    if sure:
+
+        def mark_sure(marked: list = sure) -> None:
+            for issue in marked:
+                key = photo_key("doctor_li_", issue.path)
+                st.session_state[key] = f"Relabel as {issue.suggested}"
+
+        st.button(
+            f"Mark the {len(sure)} confident suggestions to relabel",
+            on_click=mark_sure,
+            icon=":material/done_all:",
+            help=f"The photos that a model which never saw them gives the suggested label at "
+            f"least {ACCEPT_PROBABILITY:.0%}. With 10 % of clothing4's labels flipped, 9 in 10 of "
+            "these photos were really mislabelled, against 2 in 3 of all suggestions. Nothing is "
+            "saved until you press Save below.",
+        )
     columns = st.columns(4)
     for i, issue in enumerate(issues[:SHOWN]):
         with columns[i % 4]:
@@ -149,8 +172,11 @@ else:
 
     st.subheader("Near-duplicates")
     st.caption(
-        f"Pairs whose embeddings are at least {NEAR_DUPLICATE_THRESHOLD:.2f} alike (cosine "
-        "similarity): resized, cropped or re-saved copies of one photo. A pair split between "
+        "Resized, cropped or re-saved copies of one photo. The embeddings pick candidates (cosine "
+        f"similarity at least {NEAR_DUPLICATE_THRESHOLD:.2f}: copies measured 0.66-0.97, but two "
+        "different look-alike photos up to 0.87), then small grey thumbnails decide: once aligned "
+        f"for a crop, their edges and texture must be at least {PIXEL_THRESHOLD:.0%} alike "
+        "(copies measured 98-100 %, different photos at most 80 %). A pair split between "
         "training and validation is a **leak**: the model is graded on a photo it has seen."
     )
     if not duplicates:

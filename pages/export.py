@@ -8,7 +8,7 @@ from appkit import exports, inference, navigation, text_pages
 from appkit.text import md
 from tlcore.errors import TLCoreError
 from tlcore.export.exporter import FILE_NAMES, FORMATS, ExportResult, recorded_exports
-from tlcore.export.jobs import ACTIVE, export_job, start_export
+from tlcore.export.jobs import ACTIVE, export_job, job_progress, start_export
 from tlcore.export.model_card import CARD_FILE, CONFUSION_FILE
 from tlcore.export.reproduce import SCRIPT_FILE
 
@@ -137,6 +137,9 @@ def formats() -> None:
                     "click elsewhere.",
                     icon=":material/hourglass_top:",
                 )
+                step = job_progress(job) if state == "running" else None
+                if step is not None:  # k of N steps, or of the photos it scores, and time left
+                    st.progress(step.fraction, text=md(step.text()))
                 continue
             if state == "failed":
                 st.error(f"The last export failed: {md(job.get('message', ''))}")

@@ -94,9 +94,10 @@ settings_key = (manifest.fingerprint(), tuple(sorted(shots)), repeats, state.get
 if st.button("Measure accuracy from 0 to 10 photos per class", key="fewshot_measure",
              type="primary", disabled=not shots):  # fmt: skip
     try:
-        with st.spinner("Embedding every photo once (cached for next time) and drawing shots…"):
+        # embedding every photo once (cached for next time), then drawing the shots
+        with pipeline.progress_bar() as bar:
             curve = shots_curve(manifest, sorted(shots), repeats, seed=int(state.get("seed")),
-                                embedder=model)  # fmt: skip
+                                embedder=model, progress=bar)  # fmt: skip
         st.session_state["fewshot_curve"] = (settings_key, curve)
     except TLCoreError as exc:
         st.error(str(exc))
@@ -176,8 +177,8 @@ if example != "—":
         st.error(str(exc))
 if photos:
     try:
-        with st.spinner("Building the prototypes…"):
-            classifier = prototypes_for(manifest, model)
+        with pipeline.progress_bar() as bar:  # the training photos' embeddings, once
+            classifier = prototypes_for(manifest, model, progress=bar)
         ranked = classify_images(classifier, model, [image for _, image in photos])
     except TLCoreError as exc:
         st.error(str(exc))

@@ -46,6 +46,13 @@ else:
         f"**{data['label']}** ({classes}) · model `{state.get('model')}` · "
         f"{runview.preset_label(state.get('freeze'))}"
     )
+    manifest = prepared.manifest
+    fixed = manifest is not None and manifest.modality == "image"  # label fixes (issue 21)
+    if fixed and len(pipeline.version_store(prepared).versions()) > 1:
+        version = pipeline.chosen_version(prepared)
+        st.markdown(f"Dataset version: **{md(version.summary())}**")
+        st.page_link("pages/doctor.py", icon=":material/stethoscope:",
+                     label="Choose another version on the Doctor page")  # fmt: skip
 
 # --- settings that suit the freeze plan ---------------------------------------------------
 settings_now = pipeline.train_settings()
@@ -213,10 +220,13 @@ if ready:
         )
         speed = estimate.speed
         rate_digits = 1 if speed.forward_s > 0.1 else 0  # "0.6 photos/s", "85 photos/s"
+        size = f"{speed.img_size} px" if estimate.items == "photos" else (
+            f"{speed.img_size} word pieces a text")  # fmt: skip
         st.caption(
             (f"**Faster:** {estimate.tip} " if estimate.tip else "")
-            + f"Measured here: {1 / max(speed.forward_s, 1e-9):,.{rate_digits}f} photos/s through "
-            f"{md(speed.model)} at {speed.img_size} px on {speed.device}. A rough guide: other "
+            + f"Measured here: {1 / max(speed.forward_s, 1e-9):,.{rate_digits}f} "
+            f"{estimate.items}/s through {md(speed.model)} at {size} on {speed.device}. "
+            "A rough guide: other "
             "programs busy on this machine can make the run much slower (or faster, once they "
             "stop)."
         )

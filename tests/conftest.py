@@ -10,6 +10,11 @@ import pytest
 from tlcore import settings
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# One math thread per process: `make test` runs two pytest workers on two cores, and each
+# starts run workers, CLIs and a Streamlit server. Two OpenMP threads per process on a busy
+# core spin at their barriers: a Lite0 forward pass measured 15x slower that way. Set before
+# torch is imported here or in any subprocess (they inherit it); a user's value wins.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 ROOT = Path(__file__).resolve().parents[1]
 
 

@@ -329,3 +329,30 @@ def test_train_page_offers_settings_that_suit_a_new_freeze_plan():
         assert mult[-1] == 1.0 and set(mult[:-1]) == {wanted["backbone_lr_scale"]}
     assert not [b for b in at.button if b.key == "use_suggested"]  # applied: no more offer
     assert "Estimated time: about" in texts(at.info)  # fine-tuning: not the fast path
+
+
+# --- the embedding pass's bar (issue 18) ----------------------------------------------------------
+def test_a_run_embedding_its_photos_shows_a_count_and_time_left(sample_dir):
+    """Before the first epoch the fast path embeds every photo once: the run's status holds
+    that pass (``tlcore.runs.worker``) and the page draws it as its own bar."""
+    import subprocess
+    import sys
+
+    from tlcore.data.progress import Progress
+    from tlcore.runs.run import Run
+    from tlcore.training.config import TrainConfig
+
+    run = Run.create(TrainConfig(data=str(sample_dir), img_size=64, epochs=2))
+    # a live process that looks like this run's worker (the status check reads /proc)
+    stand_in = subprocess.Popen(
+        [sys.executable, "-c", "import time; time.sleep(300)", "tlcore.runs.worker", run.dir.name]
+    )
+    try:
+        embedding = Progress("Embedding the photos once (fast path)", 30, 120, 6.0).to_dict()
+        run.write_status("running", pid=stand_in.pid, message="Embedding…", embedding=embedding)
+        at = go(open_app(), "runs")
+        bars = {e.proto.text: e.proto.value for e in at.get("progress")}
+        text = "Embedding the photos once (fast path): 30 of 120 · about 18 s left"
+        assert bars.get(text) == 25, bars
+    finally:
+        stand_in.kill()

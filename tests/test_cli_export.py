@@ -37,6 +37,7 @@ def test_export_onnx_prints_the_check_and_refuses_to_overwrite(run, tmp_path):
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert result["path"] == str(out) and out.stat().st_size == result["size_bytes"]
     assert result["check"]["passed"] and result["check"]["max_abs_diff"] < 1e-4
+    assert "Exporting ONNX: 3 of 3 steps" in done.stderr  # the progress bar's last line
     again = tlcore("export", str(run.dir), "--format", "onnx", "--out", str(out))
     assert again.returncode == 2 and "already exists" in again.stderr and "--force" in again.stderr
     missing = tlcore("export", "no-such-run", "--format", "bundle", "--out", str(tmp_path / "b"))

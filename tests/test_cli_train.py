@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -32,6 +33,11 @@ def test_train_end_to_end_then_runs_status_stop_resume(sample_dir):
     assert result["fast_path"] is True
     assert f"run directory: {result['run_dir']}" in done.stdout
     assert "epoch 2/2" in done.stderr  # the progress output
+    # the one pass over the photos before any step: its own bar, with the count to the end
+    assert "Embedding the photos once (fast path): 120 of 120" in done.stderr
+    # and the steps after the last epoch, each with its count (calibrating, then scoring)
+    assert re.search(r"Calibrating the probabilities: (\d+) of \1\n", done.stderr)
+    assert "Scoring the val images: 40 of 40" in done.stderr
     run = Run.open(result["run_dir"])
     assert run.config.seed == 1 and run.config.img_size == 96
 

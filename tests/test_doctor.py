@@ -1,8 +1,9 @@
 """The data doctor and dataset versions, on real clothing photos with planted mistakes.
 
 A small copy of clothing4 (shorts vs long sleeves) gets two long-sleeve photos put in
-the shorts folder (wrong labels) and a re-saved, shrunk copy of a training photo put
-into validation (a leak). The doctor must find both; fixes become a version that
+the shorts folder (wrong labels) and three altered copies put into the other split
+(leaks): a re-saved 3/4-size copy, an 8 % crop and a half-size copy. The doctor must
+find all of them and pair no two different photos; fixes become a version that
 trains like any manifest while the photo files stay byte for byte the same.
 """
 
@@ -46,6 +47,21 @@ def planted(tmp_path_factory) -> dict:
     copy = data / "val" / "shorts" / "copy.jpg"
     with Image.open(original) as image:
         image.resize((image.width * 3 // 4, image.height * 3 // 4)).save(copy, quality=60)
+    leaks = [(str(original), str(copy))]
+    cropped = sorted((data / "train" / "longsleeve").glob("*.jpg"))[1]
+    halved = min(p for p in (data / "val" / "shorts").glob("*.jpg") if p != copy)
+    for photo, other in (
+        (cropped, data / "val" / "longsleeve"),
+        (halved, data / "train" / "shorts"),
+    ):
+        with Image.open(photo) as image:
+            w, h = image.size
+            if photo == cropped:
+                altered = image.crop((w * 8 // 100, h * 8 // 100, w * 92 // 100, h * 92 // 100))
+            else:
+                altered = image.resize((w // 2, h // 2), Image.Resampling.BICUBIC)
+            altered.save(other / f"copy-{photo.name}", quality=90)
+        leaks.append((str(photo), str(other / f"copy-{photo.name}")))
     runs = base / "runs"
     cache = runs / ".cache" / "embeddings"
     import os
@@ -56,7 +72,7 @@ def planted(tmp_path_factory) -> dict:
         report = diagnose(manifest, img_size=IMG_SIZE, cache_dir=cache, device="cpu")
     finally:
         del os.environ["TLCORE_UPLOADS_DIR"]
-    return {"data": data, "wrong": wrong, "leak": (str(original), str(copy)), "runs": runs,
+    return {"data": data, "wrong": wrong, "leak": leaks[0], "leaks": leaks, "runs": runs,
             "cache": cache, "report": report}  # fmt: skip
 
 
@@ -76,9 +92,9 @@ def test_doctor_finds_planted_wrong_labels_and_the_leak(planted):
                for p in planted["wrong"])  # fmt: skip
     assert len(report.label_issues) <= 4  # the rest of the photos are fine
     pairs = {frozenset((p.a, p.b)): p for p in report.near_duplicates}
-    leak = pairs[frozenset(planted["leak"])]
-    assert leak.across_splits and leak.similarity >= 0.9
-    assert all(planted["leak"][1] in pair for pair in pairs), "a pair of different photos"
+    # every copy found, as a leak, and no pair of two different photos
+    assert set(pairs) == {frozenset(leak) for leak in planted["leaks"]}, report.text()
+    assert all(pair.across_splits and pair.pixel_similarity >= 0.9 for pair in pairs.values())
     text = report.text()
     assert f"Labels that look wrong: {len(report.label_issues)}" in text
     assert "across train and validation" in text
@@ -143,7 +159,11 @@ def test_cli_doctor_json_and_versions(planted, capsys, monkeypatch):
     assert result["accepted"]["version"] == "v1"
     assert cli_main(["versions", str(planted["data"])]) == 0
     listed = capsys.readouterr().out
-    assert f"v1: {len(result['label_issues'])} relabelled" in listed
+    accepted = result["accepted"]["relabelled"]
+    sure = [i for i in result["label_issues"] if i["suggested_probability"] >= 0.5]  # --accept-min
+    assert accepted == len(sure) >= len(planted["wrong"])
+    assert result["accepted"]["not_accepted"] == len(result["label_issues"]) - accepted
+    assert f"v1: {accepted} relabelled" in listed
     assert cli_main(["doctor", str(planted["data"] / "missing")]) == 2
     assert "neither a dataset folder" in capsys.readouterr().err
 
@@ -177,3 +197,66 @@ def test_doctor_page_relabels_into_a_new_version(planted, monkeypatch):
     saved = store.get(chosen["number"])
     assert saved.overrides[-1].action == "relabel" and saved.overrides[-1].label == "longsleeve"
     assert "Version to check and to train on" in [s.label for s in at.selectbox]
+    # "mark the confident ones": every suggestion at >= 50 % set to relabel, nothing saved yet
+    next(b for b in at.button if b.label == "Check the photos").click().run()
+    report = at.session_state["tl_doctor_report"][1]
+    sure = [i for i in report.label_issues if i.suggested_probability >= 0.5]
+    next(b for b in at.button if b.label.startswith("Mark the")).click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert sum(r.value.startswith("Relabel as") for r in at.radio) == len(sure) > 0
+    assert f"Save {len(sure)} decisions as a new version" in [b.label for b in at.button]
+
+
+def test_retrain_and_compare_on_the_fixed_version(planted, monkeypatch):
+    """The Doctor page's button retrains a run with its settings on the fixed version and
+    shows both side by side; the Train page names the version it will train on."""
+    from streamlit.testing.v1 import AppTest
+
+    from tlcore.runs.run import Run
+    from tlcore.runs.worker import execute
+    from tlcore.training.config import TrainConfig
+
+    def train_here(run: Run) -> Run:  # in this process: no worker start-up, no calibration
+        assert execute(run, resume=False) == 0, run.log_path.read_text()[-2000:]
+        return run
+
+    monkeypatch.setattr("tlcore.runs.worker.fit_trust_for_predictions", lambda run, trainer: None)
+    monkeypatch.setattr(
+        Run, "start", classmethod(lambda cls, config: train_here(cls.create(config)))
+    )
+    data = str(planted["data"])
+    prepared = prepare_data(data)
+    store = VersionStore.of(prepared.manifest, prepared.manifest_path)
+    fixed = store.create([Override(p, "relabel", "longsleeve") for p in planted["wrong"]])
+    before = train_here(Run.create(TrainConfig(
+        data=data, manifest_path=str(prepared.manifest_path), img_size=64, epochs=1,
+        batch_size=32, augment="none", device="cpu", seed=3, name="before",
+    )))  # fmt: skip
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.session_state["tl_selections"] = {
+        "data": {"kind": "folder", "source": data, "label": "clothes"},
+        "val_fraction": 0.2, "seed": 0, "model": "tf_efficientnet_lite0", "weights": "bundled",
+        "freeze": {"preset": "features"}, "train": {"img_size": 64}, "run_id": None,
+        "data_version": {"base": store.base_fingerprint, "number": fixed.number},
+    }  # fmt: skip
+    at.run()
+    at.switch_page("pages/train.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert any(f"Dataset version: **{fixed.name}:" in m.value for m in at.markdown)
+    at.switch_page("pages/doctor.py").run()
+    retrain = f"Retrain on {fixed.name} with the same settings"
+    next(b for b in at.button if b.label == retrain).click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    before_id, after_id = at.session_state["tl_doctor_compare"]
+    after = Run.from_id(after_id)
+    assert before_id == before.id and after.status()["state"] == "finished"
+    assert after.record["data"]["version"]["number"] == fixed.number
+    same = ("model", "img_size", "epochs", "lr", "seed", "batch_size", "augment", "freeze")
+    assert all(getattr(after.config, k) == getattr(before.config, k) for k in same)
+    labels = [m.label for m in at.metric]
+    assert "Before (v0) validation accuracy" in labels
+    assert f"After ({fixed.name}) validation accuracy" in labels
+    assert len(at.get("plotly_chart")) >= 2  # a confusion matrix each
+    table = at.dataframe[-1].value
+    assert list(table["class"]) == ["longsleeve", "shorts"]
+    assert {"recall before", "recall after"} <= set(table.columns)

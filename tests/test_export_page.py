@@ -90,3 +90,29 @@ def test_the_wizard_has_an_export_step_that_points_to_train_without_a_run():
     assert not at.exception, [e.value for e in at.exception]
     assert "No trained model yet" in texts(at.info)
     assert "7 · Export" in texts(at.title)
+
+
+def test_a_running_export_shows_its_count_and_time_left(own_run, monkeypatch):
+    """What the job process records (``tlcore.export.jobs``) is the page's bar, and a step
+    of unlike parts says its time left is unknown rather than guess."""
+    from tlcore.data.progress import Progress
+    from tlcore.export import jobs
+    from tlcore.runs.files import write_json_atomic
+
+    monkeypatch.setattr(jobs, "_alive", lambda run, pid: True)  # as if its process were at work
+    now = time.time()
+    scoring = Progress("Exporting bundle · Scoring the val images", 10, 40, 2.0)
+    writing = Progress("Exporting ONNX · writing the ONNX file", 2, 3, 9.0, "steps", timed=False)
+    for fmt, progress in (("bundle", scoring), ("onnx", writing)):
+        jobs.job_path(own_run, fmt).parent.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(jobs.job_path(own_run, fmt), {
+            "format": fmt, "checkpoint": "best", "state": "running", "pid": 1, "queued_at": now,
+            "started_at": now, "message": "Writing the file.", "progress": progress.to_dict(),
+        })  # fmt: skip
+    at = AppTest.from_file(str(ROOT / "pages" / "export.py"), default_timeout=120).run()
+    assert not at.exception, [e.value for e in at.exception]
+    bars = {e.proto.text: e.proto.value for e in at.get("progress")}
+    assert bars == {
+        "Exporting bundle · Scoring the val images: 10 of 40 · about 6 s left": 25,
+        "Exporting ONNX · writing the ONNX file: 2 of 3 steps · time left: unknown": 66,
+    }

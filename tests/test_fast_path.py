@@ -81,13 +81,24 @@ def test_fast_path_only_when_only_the_head_trains_on_fixed_pixels(
 
 def test_embedding_cache_is_reused_and_gives_the_same_head(manifest, sample_dir, tmp_path):
     config = TrainConfig(data=str(sample_dir), epochs=1, img_size=64, augment="none")
+    from appkit.runview import speed_text
+
     heads = []
     for expected_hits in (0, 2):
-        progress = EmbedProgress()
-        trainer = Trainer(config, manifest, cache_dir=tmp_path, callbacks=[progress])
+        progress, log = EmbedProgress(), EpochLog()
+        trainer = Trainer(config, manifest, cache_dir=tmp_path, callbacks=[progress, log])
         assert uses_fast_path(config, len(trainer.groups))  # the Train page's estimate agrees
         trainer.fit()
         assert trainer.embedding_cache_hits == expected_hits
+        # a solved head streams no images: no images/s, but the solve's and the pass's times
+        event = log.events[-1]
+        assert event["images_per_s"] is None and event["head"]["solve_seconds"] >= 0
+        assert event["embedding"]["photos"] == 120
+        assert event["embedding"]["from_cache"] == expected_hits
+        shown = speed_text(log.events)
+        assert "head solved in" in shown and "images/s" not in shown
+        cached = "embeddings read from the cache" in shown
+        assert cached == bool(expected_hits) and ("photos/s" in shown) != cached
         # the run's status can say "embedding k of N" from the first photo to the last
         assert progress.seen[0] == (0, 120) and progress.seen[-1] == (120, 120)
         assert [d for d, _ in progress.seen] == sorted(d for d, _ in progress.seen)

@@ -58,6 +58,19 @@ def test_split_does_not_depend_on_where_the_folder_lives():
     assert strip(val_paths(a), "/data") == strip(val_paths(b), "/elsewhere/x")
 
 
+def test_fast_sort_keys_equal_pathlibs_for_odd_paths_too():
+    """The split orders files by ``_sort_key``; ``_sort_keys`` slices strings where that
+    gives the same answer and asks pathlib everywhere else."""
+    from tlcore.data.manifest import _sort_key, _sort_keys
+
+    root = "/data/set"
+    paths = ["/data/set/a/1.jpg", "/data/set/b/x y.png", "/data/set//a/2.jpg", "/data/set/./a/3.jpg",
+             "/data/set/a/./4.jpg", "/data/set/a//5.jpg", "/data/set/a/6.jpg/", "/data/set/a/.",
+             "/data/setx/7.jpg", "/elsewhere/8.jpg", "/data/set/a/../b/9.jpg", "/data/set"]  # fmt: skip
+    for where in (root, root + "/", "/data/./set"):
+        assert _sort_keys(where, paths) == {p: _sort_key(where, p) for p in paths}
+
+
 def test_identical_files_stay_on_one_side():
     pairs = samples(sizes={"cats": 10, "dogs": 10})
     groups = {

@@ -69,18 +69,29 @@ def test_the_script_retrains_one_epoch_on_the_same_split_offline(run, tmp_path):
     assert initial["classifier.weight"].shape[0] == 1000
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     env["HF_HUB_OFFLINE"] = "1"
-    done = subprocess.run(
-        [sys.executable, SCRIPT_FILE, "--epochs", "1", "--out", str(tmp_path / "out")],
-        capture_output=True, text=True, cwd=folder, env=env, timeout=600,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert "train: 80 photos, val: 40 photos, classes: ['ants', 'bees']" in done.stdout
-    assert "epoch 1/1:" in done.stdout
-    model = timm.create_model(run.config.model, num_classes=2)
-    model.load_state_dict(torch.load(tmp_path / "out" / "model.pt", weights_only=True))
-    summary = json.loads((tmp_path / "out" / "result.json").read_text())
-    assert summary["classes"] == ["ants", "bees"] and summary["epoch"] == 1
-    assert summary["accuracy"] > 0.6  # the pretrained backbone was really used
+
+    def train(*args: str) -> dict:
+        done = subprocess.run(
+            [sys.executable, SCRIPT_FILE, *args, "--out", str(tmp_path / "out")],
+            capture_output=True, text=True, cwd=folder, env=env, timeout=600,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr[-3000:]
+        assert "train: 80 photos, val: 40 photos, classes: ['ants', 'bees']" in done.stdout
+        model = timm.create_model(run.config.model, num_classes=2)
+        model.load_state_dict(torch.load(tmp_path / "out" / "model.pt", weights_only=True))
+        summary = json.loads((tmp_path / "out" / "result.json").read_text())
+        assert summary["classes"] == ["ants", "bees"]
+        return summary | {"stdout": done.stdout}
+
+    # the run solved its head (L-BFGS, C by cross-validation): so does the script, by default
+    final = run.epochs()[-1]
+    solved = train()
+    assert "head solved (L-BFGS" in solved["stdout"] and solved["C"] == final["head"]["C"]
+    assert solved["accuracy"] == pytest.approx(final["val_acc"], abs=1e-6)  # same photos right
+    assert solved["loss"] == pytest.approx(final["val_loss"], rel=1e-3)
+    sgd = train("--head-solver", "sgd", "--epochs", "1")  # epochs of mini-batches also work
+    assert "epoch 1/1:" in sgd["stdout"] and sgd["epoch"] == 1
+    assert sgd["accuracy"] > 0.6  # the pretrained backbone was really used
 
 
 def load_script(folder: Path):
@@ -101,6 +112,29 @@ def test_the_scripts_learning_rate_follows_tlcores_schedule(schedule, sample_dir
     for total, warmup in ((20, 5), (20, 0), (7, 3)):
         theirs = [script.lr_factor(s, total, warmup) for s in range(total + 2)]
         assert theirs == [lr_factor(s, total, warmup, schedule) for s in range(total + 2)]
+
+
+def test_the_scripts_head_solver_chooses_and_fits_like_tlcores(run, tmp_path):
+    """The script's copy of ``tlcore.training.head_solver`` (cross-validated C, L-BFGS to
+    convergence) picks the same C with the same held-out scores and fits the same head."""
+    from tlcore.training.head_solver import LogisticHead, choose_l2
+
+    script = load_script(write_reproduction(run, tmp_path / "script"))
+    assert script.HEAD_SOLVER == "lbfgs" and run.epochs()[-1]["head"]["C"] == script.HEAD_C
+    generator = torch.Generator().manual_seed(0)  # three classes a linear head half separates
+    y = torch.arange(60) % 3
+    x = torch.randn(60, 16, generator=generator) + 0.8 * torch.nn.functional.one_hot(y, 16)
+    views = torch.stack([x, x + 0.1 * torch.randn(60, 16, generator=generator)])
+    criterion = torch.nn.CrossEntropyLoss()
+    script.CLASSES, script.SEED = ["a", "b", "c"], 7
+    ours = choose_l2(views, y, 3, criterion, seed=7)
+    assert script.choose_c(views, y, criterion) == ours.c
+    weight, bias = script.fit_head(x, y, ours.c, criterion)
+    head = LogisticHead(x, y, 3, criterion, ours.c).solve()
+    linear = torch.nn.Linear(16, 3)
+    head.copy_into(linear)
+    assert torch.allclose(weight.float(), linear.weight, atol=1e-3)
+    assert torch.allclose(bias.float(), linear.bias, atol=1e-3)
 
 
 def test_the_scripts_layer_groups_follow_a_progressive_plan_like_tlcore(sample_dir, tmp_path):

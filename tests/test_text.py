@@ -145,6 +145,13 @@ def test_onnx_and_bundle_exports_match_pytorch_on_real_sentences(text_run, tmp_p
     assert "validation texts" in card and "input_ids" in card
     loaded = tlcore.load(tmp_path / "bundle")  # its own tokenizer and config
     assert torch.allclose(loaded.predict(sentences), predictor.predict(sentences), atol=1e-6)
+    # calibrated like photos (the temperature fitted on the validation texts), in the bundle too
+    trust = predictor.trust
+    assert trust is not None and trust.detector is None and trust.calibration.images == 10
+    assert loaded.temperature == predictor.temperature == trust.calibration.temperature != 1.0
+    scaled = (predictor.logits(sentences) / predictor.temperature).softmax(1)
+    assert torch.allclose(predictor.predict(sentences), scaled, atol=1e-6)
+    assert "calibrated by temperature scaling" in card and "10 validation texts" in card
 
 
 def test_the_wizard_pages_adapt_to_texts(text_run, monkeypatch):
@@ -159,6 +166,10 @@ def test_the_wizard_pages_adapt_to_texts(text_run, monkeypatch):
     go(at, "model")
     assert at.title[0].value == "2 · A model that already knows language"
     assert at.radio(key="text_model").value == "all-MiniLM-L6-v2"
+    go(at, "train")  # a time estimate measured on these texts, in words for texts
+    estimate = texts(at.success) + texts(at.info)
+    assert "Estimated time: about" in estimate and "texts goes through the encoder once" in estimate
+    assert "texts/s through" in texts(at.caption) and "word pieces a text" in texts(at.caption)
     go(at, "evaluate")
     assert "Hardest texts" in texts(at.subheader)
     go(at, "predict")

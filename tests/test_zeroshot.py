@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from functools import partial
 
 import pytest
 
@@ -72,11 +73,20 @@ def test_class_names_are_checked_in_words():
             parse_class_names(bad)
 
 
-def test_cli_measures_accuracy_and_names_photos(sample_dir, capsys):
+def test_cli_measures_accuracy_and_names_photos(sample_dir, capsys, monkeypatch):
+    from tlcore.data import progress
+
+    # every line of the stderr bar, however short the step (off a tty it waits 1 s otherwise)
+    monkeypatch.setattr(progress, "terminal_bar", partial(progress.terminal_bar, quiet_for_s=0))
     code = main(["zeroshot", "--data", str(sample_dir), "--img-size", str(IMG_SIZE), "--json"])
-    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    captured = capsys.readouterr()
+    out = json.loads(captured.out.strip().splitlines()[-1])
     assert code == 0 and out["classes"] == ["ants", "bees"] and out["chance"] == 0.5
     assert out["accuracy"] >= 0.8 and out["seconds"] > 0 and out["top_t"] == 10
+    n_val = out["n_images"]  # the bar: reading the photos, then embedding, each k of N
+    assert "Reading photos: 0 of " in captured.err and "time left: unknown" in captured.err
+    assert f"Embedding the val photos: {n_val} of {n_val}" in captured.err
+    monkeypatch.undo()
     bee = sorted((sample_dir / "val" / "bees").iterdir())[1]
     code = main(["zeroshot", "--classes", "ant, bee", "--photos", str(bee), "--json"])
     out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])

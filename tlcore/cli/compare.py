@@ -26,6 +26,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     flags.add_data(p)
     flags.add_model(p, what=" for (b)-(e)")
+    p.set_defaults(model=None)  # left out: the default model for the kind of data (below)
     p.add_argument("--epochs", default="5", metavar="N", help="epochs for every run (default 5)")
     flags.add_img_size(p)
     p.add_argument("--lr", default="0.001", metavar="X", help="base learning rate (default 0.001)")
@@ -42,8 +43,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_compare)
 
 
+def _model_for_data(args: argparse.Namespace) -> str:
+    """--model, else the bundled text encoder for texts and EfficientNet-Lite0 for photos; a
+    photo model for texts is refused here, once, rather than by each of the five runs."""
+    from tlcore.data.text_source import is_text_source
+    from tlcore.models.text_catalog import DEFAULT_TEXT_MODEL, check_model_fits_data
+
+    text = is_text_source(args.data)
+    model = args.model or (DEFAULT_TEXT_MODEL if text else "tf_efficientnet_lite0")
+    if text:  # a zip may hold either: its runs say so once it is unpacked
+        check_model_fits_data(model, "text")
+    return model
+
+
 def base_config(args: argparse.Namespace) -> TrainConfig:
     """The shared budget from the flags; a ConfigError naming the flag when one is wrong."""
+    args.model = _model_for_data(args)
     return TrainConfig(
         data=args.data, model=args.model, weights=flags.weights(args),
         img_size=flags.img_size(args), augment=args.augment, device=args.device,

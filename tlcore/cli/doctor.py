@@ -34,12 +34,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     flags.add_img_size(p)
     flags.add_device(p)
     p.add_argument("--threshold", default=None, metavar="X",
-                   help="cosine similarity from which two photos are near-duplicates "
-                   "(default 0.90: re-saved copies and most crops are found; why: tlcore/results/doctor.py)")  # fmt: skip
+                   help="embedding cosine similarity from which two photos are compared pixel by "
+                   "pixel as possible near-duplicates (default 0.60: copies of a photo measured "
+                   "0.66-0.97, different look-alike photos up to 0.87, so pixels decide; why: "
+                   "tlcore/results/doctor.py)")  # fmt: skip
+    p.add_argument("--pixel-threshold", default=None, metavar="X",
+                   help="how alike two candidates' details must be, once aligned for a crop, to "
+                   "count as copies (default 0.90: copies measured 0.98-1.00, different photos at "
+                   "most 0.80; 0 reports every candidate, i.e. photos of the same thing)")  # fmt: skip
     p.add_argument("--top", default="10", metavar="N", help="items listed per finding (default 10)")
     p.add_argument("--accept", action="store_true",
-                   help="save a new dataset version that relabels every reported label issue "
-                   "to its suggestion (photos on disk are never changed)")  # fmt: skip
+                   help="save a new dataset version that relabels the reported label issues "
+                   "whose suggestion is confident (see --accept-min) to that suggestion (photos "
+                   "on disk are never changed)")  # fmt: skip
+    p.add_argument("--accept-min", default="0.5", metavar="P",
+                   help="with --accept: relabel only photos that a model which never saw them "
+                   "gives the suggested label at least this probability (default 0.5: on "
+                   "clothing4 with 10 %% wrong labels, 9 in 10 of those photos were really "
+                   "mislabelled, against 2 in 3 of all suggestions; 0 accepts every suggestion)")  # fmt: skip
     flags.add_json(p, "print the findings as one JSON object")
     p.set_defaults(func=cmd_doctor)
 
@@ -95,10 +107,12 @@ def resolve_source(args: argparse.Namespace) -> dict[str, Any]:
             settings["weights"] = "bundled"  # label checks need a pretrained backbone
     else:
         from tlcore.data.prepare import prepare_data
+        from tlcore.data.progress import terminal_bar
 
         val_fraction = flags.number(args, "val_fraction", float, lambda v: 0 < v < 1,
                                     "between 0 and 1")  # fmt: skip
-        prepared = prepare_data(source, val_fraction=val_fraction, seed=flags.seed(args))
+        prepared = prepare_data(source, val_fraction=val_fraction, seed=flags.seed(args),
+                                progress=terminal_bar())  # fmt: skip
         if prepared.manifest is None:
             raise DataError(f"{source} cannot be checked: {prepared.report.reason}")
         manifest, path = prepared.manifest, str(prepared.manifest_path)
@@ -118,7 +132,12 @@ def _readable(path: str | None) -> bool:
 def cmd_doctor(args: argparse.Namespace) -> int:
     from tlcore.data.progress import terminal_bar
     from tlcore.data.versions import Override, read_version
-    from tlcore.results.doctor import NEAR_DUPLICATE_THRESHOLD, diagnose
+    from tlcore.results.doctor import (
+        NEAR_DUPLICATE_THRESHOLD,
+        PIXEL_THRESHOLD,
+        confident_issues,
+        diagnose,
+    )
 
     found = resolve_source(args)
     model_settings = found["settings"] or {
@@ -128,10 +147,17 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     if args.threshold is not None:
         threshold = flags.number(args, "threshold", float, lambda v: 0 < v <= 1,
                                  "a cosine similarity in (0, 1], e.g. 0.95")  # fmt: skip
+    pixel_threshold = PIXEL_THRESHOLD
+    if args.pixel_threshold is not None:
+        pixel_threshold = flags.number(args, "pixel_threshold", float, lambda v: 0 <= v <= 1,
+                                       "a similarity in [0, 1], e.g. 0.9")  # fmt: skip
     top = flags.whole(args, "top", 1)
+    accept_min = flags.number(args, "accept_min", float, lambda v: 0 <= v <= 1,
+                              "a probability in [0, 1], e.g. 0.5")  # fmt: skip
     store = found["store"]
     report = diagnose(
         found["manifest"], device=args.device, near_duplicate_threshold=threshold,
+        pixel_threshold=pixel_threshold,
         embed_paths=[item.path for item in store.base.items],
         progress=terminal_bar(quiet_for_s=0), **model_settings,
     )  # fmt: skip
@@ -145,15 +171,21 @@ def cmd_doctor(args: argparse.Namespace) -> int:
             Override(issue.path, "relabel", issue.suggested,
                      why=f"doctor: labelled {issue.given}, looks like {issue.suggested} "
                      f"({issue.suggested_probability:.0%})")
-            for issue in report.label_issues
+            for issue in confident_issues(report.label_issues, accept_min)
         ]  # fmt: skip
-        if not decisions:
+        if not report.label_issues:
             raise ConfigError("--accept: the doctor reported no label issue, so nothing to fix.")
+        if not decisions:
+            raise ConfigError(f"--accept: none of the {len(report.label_issues)} suggestions "
+                              f"reaches {accept_min:.0%}; look at them on the Doctor page, or "
+                              "lower --accept-min.")  # fmt: skip
         parent = version.number if version else 0
-        saved = store.create(decisions, note="accepted every suggestion of `tlcore doctor`",
-                             parent=parent)  # fmt: skip
+        note = ("accepted every suggestion of `tlcore doctor`" if accept_min <= 0 else
+                f"accepted the suggestions of `tlcore doctor` at {accept_min:.0%} or more")  # fmt: skip
+        saved = store.create(decisions, note=note, parent=parent)
         result["accepted"] = {"version": saved.name, "number": saved.number,
-                              "manifest_path": saved.manifest_path, "relabelled": len(decisions)}  # fmt: skip
+                              "manifest_path": saved.manifest_path, "relabelled": len(decisions),
+                              "not_accepted": len(report.label_issues) - len(decisions)}  # fmt: skip
     if args.json:
         print_json(result)
         return 0
@@ -162,8 +194,10 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     print(report.text(top))
     if args.accept:
         accepted = result["accepted"]
-        print(f"\nSaved {accepted['version']}: {accepted['relabelled']} photos relabelled. Train on "
-              f"it with `tlcore train --data DATA --data-version {accepted['number']}`.")  # fmt: skip
+        left = (f" ({accepted['not_accepted']} less sure suggestions left for you to look at)"
+                if accepted["not_accepted"] else "")  # fmt: skip
+        print(f"\nSaved {accepted['version']}: {accepted['relabelled']} photos relabelled{left}. "
+              f"Train on it with `tlcore train --data DATA --data-version {accepted['number']}`.")  # fmt: skip
     return 0
 
 
@@ -187,9 +221,10 @@ def cmd_versions(args: argparse.Namespace) -> int:
 def version_manifest_path(data: str, number: int, val_fraction: float, seed: int) -> str:
     """The manifest file of version ``number`` of a dataset folder (for ``train --data-version``)."""
     from tlcore.data.prepare import prepare_data
+    from tlcore.data.progress import terminal_bar
     from tlcore.data.versions import VersionStore
 
-    prepared = prepare_data(data, val_fraction=val_fraction, seed=seed)
+    prepared = prepare_data(data, val_fraction=val_fraction, seed=seed, progress=terminal_bar())
     if prepared.manifest is None:
         raise DataError(f"{data} cannot be trained on: {prepared.report.reason}")
     store = VersionStore.of(prepared.manifest, prepared.manifest_path)

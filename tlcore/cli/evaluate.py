@@ -61,9 +61,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
+    from tlcore.data.progress import terminal_bar
     from tlcore.runs.scoring import evaluate_run
 
-    report = evaluate_run(args.run, checkpoint=args.checkpoint, split=args.split)
+    # stderr: scoring k of N photos, and the time left
+    report = evaluate_run(args.run, checkpoint=args.checkpoint, split=args.split,
+                          progress=terminal_bar())  # fmt: skip
     if args.json:
         print_json(report.to_dict())
         return 0

@@ -42,14 +42,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def cmd_fewshot(args: argparse.Namespace) -> int:
+    from tlcore.cli.embedding import load_embedder, read_photos
     from tlcore.data.images import images_in
-    from tlcore.lab.fewshot import (
-        Embedder,
-        classify_images,
-        load_manifest,
-        parse_shots,
-        shots_curve,
-    )
+    from tlcore.data.progress import terminal_bar
+    from tlcore.lab.fewshot import classify_images, parse_shots, shots_curve
     from tlcore.results.predict import read_for_prediction
 
     shots = parse_shots(args.shots)
@@ -59,18 +55,19 @@ def cmd_fewshot(args: argparse.Namespace) -> int:
 
     if is_text_source(args.data):  # labelled texts: the text ladder (tlcore.lab.text_ladder)
         return _text_ladder(args, shots, repeats, seed)
-    img_size = flags.img_size(args)
+    flags.img_size(args)  # a bad --img-size fails before the photos are read
     files = images_in(args.predict) if args.predict else []
     if args.predict and not files:
         raise DataError(f"no images found in {', '.join(args.predict)}.")
-    manifest = load_manifest(args.data, seed=seed)
-    embedder = Embedder(args.model, flags.weights(args), img_size, args.device)
-    curve = shots_curve(manifest, shots, repeats, seed, embedder=embedder)
+    bar = terminal_bar()  # stderr: reading and embedding the photos, k of N and time left
+    manifest = read_photos(args, bar)
+    embedder = load_embedder(args)
+    curve = shots_curve(manifest, shots, repeats, seed, embedder=embedder, progress=bar)
     predictions = []
     if files:
         from tlcore.lab.fewshot import prototypes_for
 
-        classifier = prototypes_for(manifest, embedder)
+        classifier = prototypes_for(manifest, embedder, progress=bar)
         for path in files:
             try:
                 ranked = classify_images(classifier, embedder, [read_for_prediction(path)])[0]
@@ -80,7 +77,7 @@ def cmd_fewshot(args: argparse.Namespace) -> int:
             predictions.append({"path": str(path), "label": ranked[0][0], "score": ranked[0][1]})
     from tlcore.data.scan import printable
 
-    ladder = _ladder(curve, manifest, embedder, seed) if args.ladder else None
+    ladder = _ladder(curve, manifest, embedder, seed, bar) if args.ladder else None
     if args.json:
         extra = {"ladder": ladder.to_dict()} if ladder is not None else {}
         print_json(curve.to_dict() | {"predictions": predictions} | extra)
@@ -117,7 +114,7 @@ def _text_ladder(args: argparse.Namespace, shots: tuple[int, ...], repeats: int,
     return 0
 
 
-def _ladder(curve: Any, manifest: Any, embedder: Any, seed: int) -> Any:
+def _ladder(curve: Any, manifest: Any, embedder: Any, seed: int, bar: Any = None) -> Any:
     """Zero-shot and the trained rung added to a measured curve."""
     from tlcore.errors import TLCoreError
     from tlcore.lab.ladder import build_ladder, trained_rung
@@ -125,7 +122,7 @@ def _ladder(curve: Any, manifest: Any, embedder: Any, seed: int) -> Any:
 
     missing = {}
     try:
-        zero = zero_shot_accuracy(manifest, None, embedder, seed=seed)
+        zero = zero_shot_accuracy(manifest, None, embedder, seed=seed, progress=bar)
     except TLCoreError as exc:
         zero, missing["zero-shot"] = None, str(exc)
     trained = trained_rung(manifest)

@@ -18,6 +18,7 @@ from typing import Any
 
 from tlcore.cli import fail, flags, print_json
 from tlcore.cli.flags import number
+from tlcore.data.progress import Progress, terminal_bar
 from tlcore.data.scan import printable
 from tlcore.errors import ConfigError, RunError, TLCoreError
 from tlcore.runs.run import ACTIVE_STATES, Run, list_runs
@@ -93,6 +94,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="train with N processes (one per GPU) launched by torchrun; batch size is "
                    "per process (default 1). Or run this command under torchrun yourself.")  # fmt: skip
     p.add_argument("--detach", action="store_true", help="start the run and return at once")
+    p.add_argument("--estimate", action="store_true",
+                   help="say how long this run would take on this machine; start nothing")  # fmt: skip
     flags.add_json(p)
     p.set_defaults(func=cmd_train)
 
@@ -236,6 +239,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         config.manifest_path = version_manifest_path(
             config.data, flags.whole(args, "data_version", 0), config.val_fraction, config.seed
         )
+    if getattr(args, "estimate", False):  # how long, measured here; nothing starts
+        return print_estimate(config, args)
     if under_torchrun():
         if config.nproc > 1:
             raise ConfigError("--nproc launches torchrun itself: leave it out under torchrun.")
@@ -244,9 +249,35 @@ def cmd_train(args: argparse.Namespace) -> int:
         config.nproc = launched_world_size()  # what trains it: resuming from the app starts as many
         return _train_in_process(args, lambda: Run.create(config.validate()), resume=False)
     started = time.monotonic()
-    run = Run.start(config)
+    run = Run.start(config, progress=terminal_bar())  # stderr: reading photos, k of N
     print(f"run directory: {run.dir}", flush=True)
     return _finish(run, args, started)
+
+
+def print_estimate(config: TrainConfig, args: argparse.Namespace) -> int:
+    """``tlcore train --estimate``: the Train page's time estimate (tlcore.training.estimate)."""
+    from dataclasses import asdict
+
+    from tlcore.data.manifest import Manifest
+    from tlcore.data.prepare import prepare_data
+    from tlcore.training.estimate import estimate_for
+
+    if config.manifest_path:
+        manifest = Manifest.load(config.manifest_path)
+    else:
+        prepared = prepare_data(config.data, val_fraction=config.val_fraction, seed=config.seed)
+        if prepared.manifest is None:
+            return fail(f"cannot use {config.data}: {prepared.report.reason}")
+        manifest = prepared.manifest
+    estimate = estimate_for(config, manifest)
+    print(f"estimated time: {estimate.text} on this machine. {estimate.work}", flush=True)
+    if estimate.tip:
+        print(f"faster: {estimate.tip}", flush=True)
+    if args.json:
+        print_json({"seconds": round(estimate.seconds, 1), "text": estimate.text,
+                    "fast_path": estimate.fast_path, "work": estimate.work, "tip": estimate.tip,
+                    "items": estimate.items, "speed": asdict(estimate.speed)})  # fmt: skip
+    return 0
 
 
 def _finish(run: Run, args: argparse.Namespace, started: float) -> int:
@@ -277,14 +308,24 @@ def follow(run: Run, poll_s: float = 0.25) -> dict[str, Any]:
     converged_head = config.head_solver == "lbfgs" and config.freeze.get("preset") == "features"
     if converged_head and (config.augment == "none" or config.augment_views):
         total = None  # L-BFGS iterations until it converges: a count, not a fraction
-    seen_steps, seen_epochs = 0, 0
-    bar = tqdm(total=total, unit="step", file=sys.stderr, dynamic_ncols=True, desc=run.id)
+    seen_steps, seen_epochs, said = 0, 0, None
+    embedding = StatusBar("embedding")  # the fast path's pass, before any step: k of N, time left
+    after = StatusBar("after")  # calibrating and scoring after the last epoch, the same way
+    bar = None  # the steps' bar, from the first step on (one bar on the line at a time)
     stop_asked = False
     try:
         while True:
             try:
                 status = run.status()
+                embedding.show(status)
                 for event in run.metrics():
+                    if bar is None:
+                        embedding.close()
+                        # a solved head's iterations take milliseconds and are read in bulk:
+                        # a rate per iteration would be noise, so only their count is shown
+                        solved = {"bar_format": "{desc}: {n_fmt} L-BFGS iterations{postfix}"}
+                        bar = tqdm(total=total, unit="step", file=sys.stderr, dynamic_ncols=True,
+                                   desc=run.id, **(solved if total is None else {}))  # fmt: skip
                     if event.get("type") == "step" and event["step"] > seen_steps:
                         bar.update(event["step"] - seen_steps)
                         seen_steps = event["step"]
@@ -293,18 +334,57 @@ def follow(run: Run, poll_s: float = 0.25) -> dict[str, Any]:
                         seen_epochs = event["epoch"]
                         bar.write(_epoch_line(event), file=sys.stderr)
                 if status["state"] not in ACTIVE_STATES:
+                    if seen_epochs >= config.epochs:
+                        after.show(status)  # the last step's end, kept in the final status
                     return status
+                if seen_epochs >= config.epochs and status.get("message") != said:
+                    said = status.get("message")  # after the last epoch: calibrating, scoring
+                    (bar.write if bar is not None else print)(printable(said), file=sys.stderr)
+                if seen_epochs >= config.epochs and status.get("after"):
+                    if bar is not None:
+                        bar.close()  # the steps are over: one bar on the line at a time
+                    after.show(status)
                 time.sleep(poll_s)
             except KeyboardInterrupt:
+                write = bar.write if bar is not None else print
                 if stop_asked:
-                    bar.write(f"left running: `tlcore status {run.id}`", file=sys.stderr)
+                    write(f"left running: `tlcore status {run.id}`", file=sys.stderr)
                     raise
                 stop_asked = True
                 run.stop()
-                bar.write("stopping after the current step (Ctrl-C again to leave it running)",
-                          file=sys.stderr)  # fmt: skip
+                write("stopping after the current step (Ctrl-C again to leave it running)",
+                      file=sys.stderr)  # fmt: skip
     finally:
-        bar.close()
+        embedding.close()
+        after.close()
+        if bar is not None:
+            bar.close()
+
+
+class StatusBar:
+    """A count the worker keeps in the run's status (``embedding``: the fast path's pass;
+    ``after``: calibrating and scoring after the last epoch), drawn on stderr."""
+
+    def __init__(self, key: str) -> None:
+        self.key, self.draw = key, terminal_bar()
+        self.last: Progress | None = None
+        self.closed = False
+
+    def show(self, status: dict[str, Any]) -> None:
+        progress = Progress.from_dict(status.get(self.key))
+        if self.closed or progress is None or self.last == progress:
+            return
+        if self.last is not None and self.last.task != progress.task:
+            self.close(reopen=True)  # the next step began: the one before it has ended
+        self.last = progress
+        self.draw(progress)
+
+    def close(self, reopen: bool = False) -> None:
+        """The step is over (the steps began, or the run ended): end its line at N of N."""
+        last = self.last
+        if not self.closed and last is not None and last.done < last.total:
+            self.draw(Progress(last.task, last.total, last.total, last.elapsed_s))
+        self.closed, self.last = not reopen, None
 
 
 def _epoch_line(e: dict[str, Any]) -> str:
@@ -455,7 +535,8 @@ def cmd_lr_find(args: argparse.Namespace) -> int:
     start_lr = number(args, "start_lr", float, lambda v: v > 0, "a number > 0")
     end_lr = number(args, "end_lr", float, lambda v: v > start_lr, "larger than --start-lr")
     config = config_from_args(args, epochs=1)
-    prepared = prepare_data(config.data, val_fraction=config.val_fraction, seed=config.seed)
+    prepared = prepare_data(config.data, val_fraction=config.val_fraction, seed=config.seed,
+                            progress=terminal_bar())  # fmt: skip
     if prepared.manifest is None:
         return fail(f"cannot use {config.data}: {prepared.report.reason}")
     result = lr_find(config, prepared.manifest, num_steps=steps, start_lr=start_lr, end_lr=end_lr)

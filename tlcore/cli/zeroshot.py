@@ -50,7 +50,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def cmd_zeroshot(args: argparse.Namespace) -> int:
-    from tlcore.lab.fewshot import Embedder, load_manifest
+    from tlcore.cli.embedding import load_embedder, read_photos
+    from tlcore.data.progress import terminal_bar
     from tlcore.lab.zeroshot import (
         TOP_T,
         ZeroShotClassifier,
@@ -66,15 +67,17 @@ def cmd_zeroshot(args: argparse.Namespace) -> int:
     if args.data is None and not args.photos:
         raise ConfigError("give --photos to classify, or --data to measure accuracy on.")
     top_t = TOP_T if args.top is None else flags.whole(args, "top", 1)
-    seed = flags.whole(args, "seed", 0)
+    seed = flags.seed(args)
     files = _photo_files(args.photos) if args.photos else []
+    bar = terminal_bar()  # stderr: reading and embedding the photos, k of N and time left
     # Names and data are checked before any model loads: a typo costs no waiting.
-    manifest = load_manifest(args.data, seed=seed) if args.data is not None else None
+    manifest = read_photos(args, bar) if args.data is not None else None
     names = names_for(manifest, args.classes) if manifest else parse_class_names(args.classes)
-    embedder = Embedder(args.model, flags.weights(args), flags.img_size(args), args.device)
+    embedder = load_embedder(args)
     check_imagenet_head(embedder)
     if not args.photos:
-        result = zero_shot_accuracy(manifest, names, embedder, args.split, seed, args.method, top_t)
+        result = zero_shot_accuracy(manifest, names, embedder, args.split, seed, args.method,
+                                    top_t, progress=bar)  # fmt: skip
         out = result.to_dict() | {"seconds": time.perf_counter() - started}
         if args.json:
             print_json(out | {"measure_seconds": result.seconds})

@@ -160,6 +160,20 @@ def _sort_key(root: str, path: str) -> str:
         return Path(path).as_posix()
 
 
+def _sort_keys(root: str, paths: Sequence[str]) -> dict[str, str]:
+    """``_sort_key`` of many paths under one root, by slicing strings where that gives the
+    same answer (a plain POSIX path under the root): parsing 50,000 paths with pathlib was
+    most of the split's time."""
+    prefix = str(Path(root)).rstrip("/") + "/"
+    keys = {}
+    for path in paths:
+        rest = path[len(prefix) :] if os.sep == "/" and path.startswith(prefix) else ""
+        plain = rest and not (rest.startswith(("/", "./")) or rest.endswith(("/", "/."))
+                              or "//" in rest or "/./" in rest or rest == ".")  # fmt: skip
+        keys[path] = rest if plain else _sort_key(root, path)
+    return keys
+
+
 def _class_split(
     paths: list[str], n_val: int, rng: random.Random, groups: Mapping[str, str]
 ) -> set[str]:
@@ -207,8 +221,9 @@ def make_split(
             raise DataError(f"{path} has class {class_name!r}, which is not in the class list.")
         by_class[class_name].append(str(path))
     items: list[ManifestItem] = []
+    keys = _sort_keys(root, [p for paths in by_class.values() for p in paths])
     for class_name in classes:
-        paths = sorted(by_class[class_name], key=lambda p: _sort_key(root, p))
+        paths = sorted(by_class[class_name], key=keys.__getitem__)
         n = len(paths)
         val: set[str] = set()
         if n >= 2:

@@ -4,8 +4,9 @@ time left, for any view.
 tlcore never draws a bar itself: a long step takes an optional ``progress``
 callable and calls it with a ``Progress`` now and then; the command line turns
 that into a terminal bar (``terminal_bar``), a page into ``st.progress``. The
-time left is an estimate from the pace so far and says so (``None`` until two
-updates have been seen).
+time left is an estimate from the pace so far and says so; before a unit is done,
+or when the units differ in length (the steps of an export), it says "time left:
+unknown" rather than guess.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import TextIO
 
 
@@ -25,6 +26,8 @@ class Progress:
     done: int
     total: int
     elapsed_s: float
+    unit: str = ""  # "steps": said after the count ("2 of 4 steps")
+    timed: bool = True  # False when units differ in length: no pace can tell the time left
 
     @property
     def fraction(self) -> float:
@@ -33,17 +36,33 @@ class Progress:
     @property
     def eta_s(self) -> float | None:
         """Seconds left at the pace so far; None before any unit is done (no pace yet)."""
-        if self.done <= 0 or self.elapsed_s <= 0:
+        if not self.timed or self.done <= 0 or self.elapsed_s <= 0:
             return None
         return max(0.0, (self.total - self.done) * self.elapsed_s / self.done)
 
     def text(self) -> str:
-        """ "Reading photos: 1,200 of 5,000 · about 12 s left" (the estimate says it is one)."""
-        words = f"{self.task}: {self.done:,} of {self.total:,}"
-        eta = self.eta_s
-        if self.done < self.total and eta is not None:
-            words += f" · about {format_seconds(eta)} left"
+        """ "Reading photos: 1,200 of 5,000 · about 12 s left", or "· time left: unknown"."""
+        words = f"{self.task}: {self.done:,} of {self.total:,}" + (
+            f" {self.unit}" * bool(self.unit)
+        )
+        if self.done < self.total:
+            eta = self.eta_s
+            words += (
+                " · time left: unknown" if eta is None else f" · about {format_seconds(eta)} left"
+            )
         return words
+
+    def to_dict(self) -> dict:
+        """For a status file another process reads (an export job's progress)."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict | None) -> Progress | None:
+        """Back from ``to_dict``; None for a missing or unreadable record."""
+        try:
+            return cls(**data) if data else None
+        except TypeError:
+            return None
 
 
 ProgressCallback = Callable[[Progress], None]
@@ -77,6 +96,42 @@ class Tracker:
             return
         self.last = now
         self.callback(Progress(self.task, self.done, self.total, now - self.started))
+
+
+class Steps:
+    """A wait made of unlike parts (an export): "2 of 4 steps" with the part's name, and no
+    time left, since one part can take a hundred times another. A part that counts photos
+    reports through ``part()``: its own count and time left, named after the whole."""
+
+    def __init__(self, task: str, total: int, callback: ProgressCallback | None) -> None:
+        self.task, self.total, self.callback = task, total, callback
+        self.done = 0
+        self.started = time.monotonic()
+
+    def start(self, name: str) -> None:
+        """The next part begins (the bar shows the parts finished before it)."""
+        self.done = min(self.done + 1, self.total)
+        self._tell(f"{self.task} · {name}", self.done - 1)
+
+    def finish(self) -> None:
+        self.done = self.total
+        self._tell(self.task, self.total)
+
+    def part(self) -> ProgressCallback | None:
+        """A callback for the current part's own count ("Scoring photos: 40 of 113")."""
+        if self.callback is None:
+            return None
+        callback = self.callback
+
+        def tell(progress: Progress) -> None:
+            callback(replace(progress, task=f"{self.task} · {progress.task}"))
+
+        return tell
+
+    def _tell(self, task: str, done: int) -> None:
+        if self.callback is not None:
+            elapsed = time.monotonic() - self.started
+            self.callback(Progress(task, done, self.total, elapsed, unit="steps", timed=False))
 
 
 def terminal_bar(stream: TextIO | None = None, quiet_for_s: float = 1.0) -> ProgressCallback:

@@ -7,9 +7,11 @@ settings and data, validation metrics measured on the exported weights, the mode
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from tlcore.data.progress import ProgressCallback
 from tlcore.errors import DataError
 from tlcore.export import model_card
 from tlcore.results.bundle_format import (
@@ -61,13 +63,15 @@ def trust_metadata(predictor: Any) -> dict[str, Any]:
     return {TRUST_KEY: trust.meta()} if trust is not None else {}
 
 
-def _metrics(run: Any, checkpoint: str, predictor: Any) -> dict[str, Any]:
+def _metrics(
+    run: Any, checkpoint: str, predictor: Any, progress: ProgressCallback | None = None
+) -> dict[str, Any]:
     """Validation numbers measured now, on the exported weights (not copied from the log)."""
     from tlcore.runs.scoring import evaluate_run
 
     epochs = run.epochs()
     try:
-        report = evaluate_run(run, checkpoint, predictor=predictor, worst_k=0)
+        report = evaluate_run(run, checkpoint, predictor=predictor, worst_k=0, progress=progress)
     except DataError as exc:
         return {"split": "val", "images": 0, "note": str(exc)}
     if checkpoint == "best" and epochs:
@@ -89,8 +93,11 @@ def _metrics(run: Any, checkpoint: str, predictor: Any) -> dict[str, Any]:
     }
 
 
-def bundle_metadata(run: Any, checkpoint: str, predictor: Any) -> dict[str, Any]:
-    """``model_metadata`` plus the training settings, the data summary and measured metrics."""
+def bundle_metadata(
+    run: Any, checkpoint: str, predictor: Any, progress: ProgressCallback | None = None
+) -> dict[str, Any]:
+    """``model_metadata`` plus the training settings, the data summary and measured metrics
+    (``progress`` hears the scoring of the validation photos)."""
     record = run.record
     data = record.get("data", {})
     source = str(data.get("source", ""))
@@ -107,13 +114,25 @@ def bundle_metadata(run: Any, checkpoint: str, predictor: Any) -> dict[str, Any]
             "fingerprint": data.get("fingerprint", ""),
             "version": data.get("version"),  # the dataset version (tlcore.data.versions)
         },
-        "metrics": _metrics(run, checkpoint, predictor),
+        "metrics": _metrics(run, checkpoint, predictor, progress),
     }
 
 
-def write_bundle(run: Any, checkpoint: str, predictor: Any, folder: Path) -> dict[str, Any]:
-    """Fill ``folder`` (new or empty) with the bundle's files; returns its ``tlcore.json``."""
-    meta = bundle_metadata(run, checkpoint, predictor)
+def write_bundle(
+    run: Any,
+    checkpoint: str,
+    predictor: Any,
+    folder: Path,
+    progress: ProgressCallback | None = None,
+    writing: Callable[[], None] | None = None,
+) -> dict[str, Any]:
+    """Fill ``folder`` (new or empty) with the bundle's files; returns its ``tlcore.json``.
+
+    ``progress`` hears the scoring of the validation photos, ``writing`` when the files start.
+    """
+    meta = bundle_metadata(run, checkpoint, predictor, progress)
+    if writing is not None:
+        writing()
     write_bundle_files(folder, meta, predictor.model.state_dict(), run.id)
     if getattr(predictor, "trust", None) is not None:  # the training photos' features
         from tlcore.results.trust import UNKNOWN_FILE, write_unknown_file

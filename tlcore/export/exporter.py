@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from tlcore.data.progress import ProgressCallback, Steps
 from tlcore.errors import ConfigError, DataError, TLCoreError
 from tlcore.export.ownership import check_replaceable, mark_export
 from tlcore.runs.scoring import load_predictor
@@ -36,6 +37,9 @@ FILE_NAMES = {
 }
 EXPORTS_DIR = "exports"
 RESULTS_FILE = "exports.json"
+FORMAT_NAMES = {"bundle": "bundle", "onnx": "ONNX", "torchscript": "TorchScript",
+                "script": "training script"}  # fmt: skip
+STEPS = {"bundle": 3, "onnx": 3, "torchscript": 3, "script": 2}  # as _build starts them
 CHECK_IMAGES = 8
 OUTSIDE_CHECK_IMAGES = 4
 _STORED_SUFFIXES = (".safetensors", ".pt", ".png")  # already dense: zip would only cost time
@@ -140,7 +144,7 @@ def with_outside_photos(run: Any, predictor: Any, images: torch.Tensor) -> torch
 
 
 def _build(
-    fmt: str, run: Any, checkpoint: str, predictor: Any, stage: Path, zipped: bool
+    fmt: str, run: Any, checkpoint: str, predictor: Any, stage: Path, zipped: bool, steps: Steps
 ) -> tuple[Path, Any, dict]:
     """Write the artifact inside ``stage``; (its path, FormatCheck or None, details)."""
     from tlcore.export import graph_export
@@ -154,7 +158,9 @@ def _build(
             "or ONNX."
         )
     if fmt == "bundle":
-        meta = write_bundle(run, checkpoint, predictor, stage / "bundle")
+        steps.start("scoring the validation photos")
+        meta = write_bundle(run, checkpoint, predictor, stage / "bundle", steps.part(),
+                            writing=lambda: steps.start("writing the files"))  # fmt: skip
         mark_export(stage / "bundle", "bundle")  # what --force may replace later
         details = {
             "metrics": {k: meta["metrics"].get(k) for k in ("images", "accuracy", "macro_f1")}
@@ -163,17 +169,20 @@ def _build(
             return zip_folder(stage / "bundle", stage / "bundle.zip"), None, details
         return stage / "bundle", None, details
     if fmt == "script":
+        steps.start("writing train.py and the split")
         folder = write_reproduction(run, stage / "reproduce")
         mark_export(folder, "script")
         if zipped:
             return zip_folder(folder, stage / "reproduce.zip"), None, {}
         return folder, None, {}
+    steps.start("reading the photos to check it on")
     images = check_images(run, predictor)
-    if getattr(predictor, "trust", None) is not None:  # "none of these" must agree on both sides
-        images = with_outside_photos(run, predictor, images)
+    if getattr(predictor, "unknown", None) is not None:  # "none of these" must agree on both
+        images = with_outside_photos(run, predictor, images)  # sides (texts: calibrated only)
     meta = model_metadata(run, checkpoint, predictor)
     # with calibration and "none of these" fitted: three outputs (tlcore.export.trusted_graph)
     model = with_trust(predictor.model.cpu().float(), getattr(predictor, "trust", None))
+    steps.start(f"writing the {FORMAT_NAMES[fmt]} file and checking it against PyTorch")
     if fmt == "onnx":
         path = stage / "model.onnx"
         check = graph_export.export_onnx(model, images, path, meta)
@@ -205,12 +214,19 @@ def _stage_beside(out: Path) -> Path:
 
 
 def export_run(
-    run: Any, fmt: str, out: str | Path, *, checkpoint: str = "best", overwrite: bool = False
+    run: Any,
+    fmt: str,
+    out: str | Path,
+    *,
+    checkpoint: str = "best",
+    overwrite: bool = False,
+    progress: ProgressCallback | None = None,
 ) -> ExportResult:
     """Export ``run`` (a Run, id or folder) as ``fmt`` to ``out``.
 
     bundle and script: a folder, or a .zip when ``out`` ends in .zip. onnx and
     torchscript: one file, checked against PyTorch before it is moved into place.
+    ``progress`` hears its steps, and the count of photos where it scores them.
     """
     from tlcore.runs.run import Run
 
@@ -223,16 +239,24 @@ def export_run(
             f"{out} already exists: choose another --out, or use --force to replace it."
         )
     check_replaceable(out)  # --force replaces only an export tlcore wrote, never other files
-    ensure_trust(run, checkpoint)  # the temperature and "none of these" travel with the model
+    steps = Steps(f"Exporting {FORMAT_NAMES[fmt]}", STEPS[fmt], progress)
+    steps.start("loading the model")
+
+    def fitting() -> None:  # an older or stopped run: calibration is fitted once, now
+        steps.total += 1
+        steps.start("fitting the calibration on the run's photos (once)")
+
+    ensure_trust(run, checkpoint, on_fit=fitting)  # calibration and "none of these" travel along
     predictor = load_predictor(run, checkpoint=checkpoint)
     stage = _stage_beside(out)
     try:
         artifact, check, details = _build(
-            fmt, run, checkpoint, predictor, stage, out.suffix.lower() == ".zip"
+            fmt, run, checkpoint, predictor, stage, out.suffix.lower() == ".zip", steps
         )
         _publish(artifact, out, stage)
     finally:
         shutil.rmtree(stage, ignore_errors=True)
+    steps.finish()
     return ExportResult(
         format=fmt,
         path=str(out),
@@ -267,11 +291,14 @@ def recorded_exports(run: Any) -> dict[str, ExportResult]:
     return results
 
 
-def export_into_run(run: Any, fmt: str, checkpoint: str = "best") -> ExportResult:
+def export_into_run(
+    run: Any, fmt: str, checkpoint: str = "best", progress: ProgressCallback | None = None
+) -> ExportResult:
     """Export into ``<run>/exports/`` (replacing an older export) and remember the result."""
     from tlcore.runs.files import write_json_atomic
 
-    result = export_run(run, fmt, run_export_path(run, fmt), checkpoint=checkpoint, overwrite=True)
+    result = export_run(run, fmt, run_export_path(run, fmt), checkpoint=checkpoint,
+                        overwrite=True, progress=progress)  # fmt: skip
     recorded = {k: v.to_dict() for k, v in recorded_exports(run).items()}
     recorded[fmt] = result.to_dict()
     write_json_atomic(run.dir / EXPORTS_DIR / RESULTS_FILE, recorded)

@@ -19,10 +19,11 @@ from pathlib import Path
 from typing import Any
 
 from tlcore import settings
+from tlcore.data.progress import Progress, ProgressCallback
 from tlcore.errors import ConfigError, RunError, TLCoreError
 from tlcore.export.exporter import EXPORTS_DIR, FORMATS, export_into_run
 from tlcore.runs.files import read_json, write_json_atomic
-from tlcore.runs.run import Run
+from tlcore.runs.run import Run, pid_is_worker
 
 ACTIVE = ("queued", "running")
 JOBS_DIR = "jobs"
@@ -35,24 +36,14 @@ def job_path(run: Run, fmt: str) -> Path:
     return run.dir / EXPORTS_DIR / JOBS_DIR / f"{fmt}.json"
 
 
-def _alive(pid: int | None) -> bool:
-    """Our job process, alive and not a zombie (a reused pid runs something else)."""
+def _alive(run: Run, pid: int | None) -> bool:
+    """Our job process for this run, alive and not a zombie (a reused pid runs something else)."""
     if not pid:
         return False
     child = _CHILDREN.get(pid)
-    if child is not None and child.poll() is not None:
+    if child is not None and child.poll() is not None:  # ended (and reaped now)
         return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
-    except OSError:
-        return True  # no /proc (macOS): trust the signal check
-    return b"tlcore.export.jobs" in cmdline
+    return pid_is_worker(pid, run.dir, worker_cmd=f"tlcore.export.jobs {run.dir}")
 
 
 def export_job(run: Run, fmt: str) -> dict[str, Any] | None:
@@ -60,7 +51,7 @@ def export_job(run: Run, fmt: str) -> dict[str, Any] | None:
     job = read_json(job_path(run, fmt))
     if not job:
         return None
-    if job.get("state") in ACTIVE and not _alive(job.get("pid")):
+    if job.get("state") in ACTIVE and not _alive(run, job.get("pid")):
         young = time.time() - float(job.get("queued_at", 0)) < STARTUP_GRACE_S
         if not (job.get("pid") is None and young):
             job.update(state="failed", message="Interrupted: the export process ended early. "
@@ -99,6 +90,26 @@ def _update(run: Run, fmt: str, **fields: Any) -> None:
     write_json_atomic(path, {**(read_json(path) or {}), **fields})
 
 
+def _progress_recorder(run: Run, fmt: str, every_s: float = 0.5) -> ProgressCallback:
+    """Keep the export's progress in its job file (the page draws the bar from it)."""
+    last = {"at": 0.0, "task": ""}
+
+    def record(progress: Progress) -> None:
+        now = time.monotonic()
+        finished = progress.done >= progress.total
+        if progress.task == last["task"] and not finished and now - last["at"] < every_s:
+            return
+        last.update(at=now, task=progress.task)
+        _update(run, fmt, progress=progress.to_dict())
+
+    return record
+
+
+def job_progress(job: dict[str, Any] | None) -> Progress | None:
+    """The progress a running job last recorded (None before its first step)."""
+    return Progress.from_dict((job or {}).get("progress"))
+
+
 def run_job(run: Run, fmt: str, checkpoint: str) -> int:
     """Wait for this run's other exports, write the file, record the outcome; the exit code."""
     _update(run, fmt, pid=os.getpid(), message="Waiting for another export of this run.")
@@ -111,7 +122,7 @@ def run_job(run: Run, fmt: str, checkpoint: str) -> int:
         except ImportError:  # Windows: no lock, the exports run side by side
             pass
         _update(run, fmt, state="running", started_at=time.time(), message="Writing the file.")
-        result = export_into_run(run, fmt, checkpoint)
+        result = export_into_run(run, fmt, checkpoint, progress=_progress_recorder(run, fmt))
         _update(run, fmt, state="done", finished_at=time.time(), message=result.text())
         return 0
     except TLCoreError as exc:

@@ -139,6 +139,35 @@ def _run_temperature(run: Any) -> float | None:
     return float(trust.calibration.temperature) if trust is not None else None
 
 
+def _solved_head(run: Any) -> dict[str, Any] | None:
+    """How the run's L-BFGS head solver fitted its head (its C), or None when the head
+    trained by epochs of mini-batches (tlcore.training.head_solver)."""
+    return next((e["head"] for e in reversed(run.epochs()) if e.get("head")), None)
+
+
+def _head_note(head: dict[str, Any] | None, views: int) -> str:
+    """What the docstring promises about matching the run, for how its head was trained."""
+    if head is None:
+        return (
+            "The result is close to the run's, not identical\nto the last digit (the new head "
+            "starts from other random numbers, and tlcore\nskips recomputing frozen layers, "
+            "which changes floating-point rounding)."
+        )
+    note = (
+        "As tlcore did for this run, the frozen backbone\nembeds every photo once and the "
+        "head is solved to convergence (L-BFGS,\nC chosen by cross-validation on the "
+        "training photos): that head is unique,\nso the validation accuracy is the run's "
+        "final one, up to floating-point\nrounding. --head-solver sgd trains it by epochs "
+        "of mini-batches instead."
+    )
+    if views:
+        note += (
+            f"\nThe {views} augmented views of each training photo are random: other pixels "
+            "than\ntlcore's, so the head and its accuracy come out close, not identical."
+        )
+    return note
+
+
 def render_script(run: Any, table: list[tuple], initial_weights: bool) -> str:
     """The text of train.py for ``run`` (a ``tlcore.runs.run.Run``)."""
     from tlcore.data.dataset import _PRESET_ARGS
@@ -151,6 +180,7 @@ def render_script(run: Any, table: list[tuple], initial_weights: bool) -> str:
     manifest = Manifest.load(run.manifest_path)
     source = str(run.record.get("data", {}).get("source", manifest.root))
     augment = None if cfg.augment == "none" else _PRESET_ARGS[cfg.augment]
+    head = _solved_head(run)
     weights_note = (
         f"{INITIAL_WEIGHTS_FILE}  the {cfg.weights} ImageNet weights the run started from"
         if initial_weights
@@ -188,6 +218,10 @@ def render_script(run: Any, table: list[tuple], initial_weights: bool) -> str:
         "LAYER_GROUPS": _groups_text(table),
         "FREEZE_BN": literal(bool(cfg.freeze.get("freeze_bn", True))),
         "RUN_TEMPERATURE": literal(_run_temperature(run)),
+        "HEAD_SOLVER": literal("lbfgs" if head is not None else "sgd"),
+        "HEAD_C": literal(float(head["C"]) if head is not None else None),
+        "AUGMENT_VIEWS": literal(int(cfg.augment_views or 0) if head is not None else 0),
+        "HEAD_NOTE": _head_note(head, int(cfg.augment_views or 0)),
     }
     return string.Template(TEMPLATE).substitute(values)
 

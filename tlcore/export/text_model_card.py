@@ -58,6 +58,24 @@ def _metrics_section(meta: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _calibration_line(meta: dict[str, Any]) -> str:
+    """What a probability means here: temperature-scaled when the run was calibrated."""
+    cal = (meta.get("trust") or {}).get("calibration") or {}
+    if not isinstance(cal.get("temperature"), int | float):
+        return "- The probabilities are the model's raw softmax scores (not calibrated)."
+    measured = ""
+    if isinstance(cal.get("ece_before"), float) and isinstance(cal.get("ece_after"), float):
+        measured = (
+            f" Expected calibration error {cal['ece_before']:.1%} before, {cal['ece_after']:.1%} "
+            "after (each text scored with a temperature fitted without it)."
+        )
+    return (
+        f"- The probabilities are calibrated by temperature scaling (T = {cal['temperature']:.3f}, "
+        f"fitted on the {cal.get('images', '?')} validation texts).{measured} `model.onnx` "
+        "gives the raw scores: divide them by T before the softmax."
+    )
+
+
 def text_model_card(meta: dict[str, Any]) -> str:
     """The whole README.md of a text bundle, from its ``tlcore.json`` contents."""
     m = meta.get("metrics") or {}
@@ -72,6 +90,7 @@ def text_model_card(meta: dict[str, Any]) -> str:
         "## Limits", "",
         "- It always answers with one of these classes, even for a text about something else.",
         f"- Only the first {text.get('max_tokens')} word pieces of a text are read.",
+        _calibration_line(meta),
         "- The numbers above come from validation texts of the same collection; texts from "
         "another source or time are usually harder. Measure on your own texts first.", "",
         "## Use it", "",

@@ -28,6 +28,7 @@ from PIL import Image
 
 from tlcore import __version__, settings
 from tlcore.data.manifest import Manifest
+from tlcore.data.progress import ProgressCallback, Tracker
 from tlcore.errors import ConfigError, DataError
 from tlcore.training import features
 
@@ -123,8 +124,14 @@ class Embedder:
     def _loader(self, dataset: torch.utils.data.Dataset) -> torch.utils.data.DataLoader:
         return torch.utils.data.DataLoader(dataset, batch_size=BATCH_SIZE, num_workers=0)
 
-    def embed_split(self, manifest: Manifest, split: str) -> tuple[torch.Tensor, torch.Tensor]:
-        """Embeddings and labels of one split; read from the cache when seen before."""
+    def embed_split(
+        self, manifest: Manifest, split: str, progress: ProgressCallback | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Embeddings and labels of one split; read from the cache when seen before.
+
+        ``progress`` hears "Embedding the train photos: k of N" (one Embedder serves every
+        session of the app, so the callback comes with the call, not the object).
+        """
         from tlcore.data.dataset import ManifestDataset
 
         dataset = ManifestDataset(manifest, split, self.transform)
@@ -134,12 +141,16 @@ class Embedder:
         key = features.cache_key(
             self.identity() | {"manifest": manifest.fingerprint(), "split": split, "files": files}
         )
-        x, y, _ = features.embed_cached(
+        tracker = Tracker(f"Embedding the {split} photos", len(dataset), progress)
+        x, y, hit = features.embed_cached(
             self.model,
             self._loader(dataset),
             self.device,
             self.cache_dir / f"fewshot-{key}.safetensors",
+            tracker.advance,
         )
+        if hit:  # read from the cache: all at once
+            tracker.advance(len(dataset) - tracker.done)
         return x.cpu(), y.cpu()
 
     def embed_images(self, images: Sequence[Image.Image]) -> torch.Tensor:
@@ -303,14 +314,18 @@ def curve_from_embeddings(
 
 
 def load_manifest(
-    data: str | Path | Manifest, val_fraction: float = 0.2, seed: int = 0
+    data: str | Path | Manifest,
+    val_fraction: float = 0.2,
+    seed: int = 0,
+    progress: ProgressCallback | None = None,
 ) -> Manifest:
-    """A manifest as given, or the one ``prepare_data`` writes for a folder or zip."""
+    """A manifest as given, or the one ``prepare_data`` writes for a folder or zip
+    (``progress`` hears the photos being read)."""
     if isinstance(data, Manifest):
         return data
     from tlcore.data.prepare import prepare_data
 
-    prepared = prepare_data(data, val_fraction=val_fraction, seed=seed)
+    prepared = prepare_data(data, val_fraction=val_fraction, seed=seed, progress=progress)
     if prepared.manifest is None:
         raise DataError(f"cannot use {data} for few-shot: {prepared.report.reason}")
     return prepared.manifest
@@ -322,23 +337,24 @@ def shots_curve(
     repeats: int = DEFAULT_REPEATS,
     seed: int = 0,
     embedder: Embedder | None = None,
+    progress: ProgressCallback | None = None,
 ) -> ShotsCurve:
     """Validation accuracy of prototypes from 1, 2, 5, 10 random training photos per class."""
-    manifest = load_manifest(data, seed=seed)
+    manifest = load_manifest(data, seed=seed, progress=progress)
     embedder = embedder or Embedder()
-    train = embedder.embed_split(manifest, "train")
-    val = embedder.embed_split(manifest, "val")
+    train = embedder.embed_split(manifest, "train", progress)
+    val = embedder.embed_split(manifest, "val", progress)
     return curve_from_embeddings(train, val, manifest.classes, shots, repeats, seed)
 
 
 def prototypes_for(
     data: str | Path | Manifest, embedder: Embedder | None = None, shots: int | None = None,
-    seed: int = 0,
+    seed: int = 0, progress: ProgressCallback | None = None,
 ) -> PrototypeClassifier:  # fmt: skip
     """A classifier from the training photos (all, or ``shots`` random ones per class)."""
-    manifest = load_manifest(data, seed=seed)
+    manifest = load_manifest(data, seed=seed, progress=progress)
     embedder = embedder or Embedder()
-    x, y = embedder.embed_split(manifest, "train")
+    x, y = embedder.embed_split(manifest, "train", progress)
     if shots is not None:
         members = members_by_class(y, len(manifest.classes))
         if shots > min(len(m) for m in members):

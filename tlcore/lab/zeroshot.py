@@ -64,6 +64,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from tlcore.data.manifest import Manifest
+from tlcore.data.progress import ProgressCallback
 from tlcore.errors import ConfigError, DataError, ModelError
 from tlcore.lab.fewshot import Embedder, load_manifest
 from tlcore.models.minilm import MODEL_NAME, cache_root, load_sentence_encoder, minilm_dir
@@ -309,14 +310,16 @@ def zero_shot_accuracy(
     method: str = DEFAULT_METHOD,
     top_t: int = TOP_T,
     prompt: str = PROMPT,
+    progress: ProgressCallback | None = None,
 ) -> ZeroShotResult:
-    """How well class names alone, with no photo of them, classify the ``split`` photos."""
+    """How well class names alone, with no photo of them, classify the ``split`` photos
+    (``progress`` hears the photos being read and embedded)."""
     started = time.perf_counter()
-    manifest = load_manifest(data, seed=seed)
+    manifest = load_manifest(data, seed=seed, progress=progress)
     names = names_for(manifest, classes)
     embedder = embedder or Embedder()
     check_imagenet_head(embedder)
-    x, y = embedder.embed_split(manifest, split)
+    x, y = embedder.embed_split(manifest, split, progress)
     if len(y) == 0:
         raise DataError(
             f"The dataset has no {split} photos to measure zero-shot accuracy on: add a "

@@ -93,6 +93,48 @@ class TextClassifier(nn.Module):
         pooled = (hidden * weights).sum(1) / weights.sum(1).clamp(min=1e-9)
         return F.normalize(pooled, dim=-1) if self.normalize else pooled
 
+    # -- the frozen bottom run once (tlcore.training.frozen_layers) ---------------------------
+    def forward_prefix(self, ids: torch.Tensor, depth: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Hidden states after the embeddings and the first ``depth`` layers, and the token mask.
+
+        Attention never looks at padding, so a real token's state here does not depend on
+        how much padding its batch had: each sentence's states can be cached alone."""
+        mask = ids != self.pad_id
+        hidden = self.embeddings(ids)
+        return self._run_layers(hidden, mask, 0, depth), mask
+
+    def forward_from(self, hidden: torch.Tensor, mask: torch.Tensor, depth: int) -> torch.Tensor:
+        """``forward_features`` resumed after layer ``depth``: the rest of the layers, pooled."""
+        hidden = self._run_layers(hidden, mask, depth, len(self.layers))
+        weights = mask.unsqueeze(-1).to(hidden.dtype)
+        pooled = (hidden * weights).sum(1) / weights.sum(1).clamp(min=1e-9)
+        return F.normalize(pooled, dim=-1) if self.normalize else pooled
+
+    def frozen_depth(self, trainable: set[str]) -> int:
+        """How many transformer layers sit below every parameter in ``trainable`` (-1 when
+        the embeddings train): the part whose output never changes during the run."""
+        if any(name.startswith("embeddings.") for name in trainable):
+            return -1
+        for i in range(len(self.layers)):
+            if any(name.startswith(f"layers.{i}.") for name in trainable):
+                return i
+        return len(self.layers)
+
+    def _run_layers(self, hidden: torch.Tensor, mask: torch.Tensor, start: int,
+                    stop: int) -> torch.Tensor:  # fmt: skip
+        """Layers ``start``..``stop - 1`` with the attention mask the encoder itself builds."""
+        if start >= stop:
+            return hidden
+        from transformers.masking_utils import create_bidirectional_mask
+
+        attention = create_bidirectional_mask(
+            config=self._encoder.config, inputs_embeds=hidden, attention_mask=mask.long()
+        )
+        for layer in self.layers[start:stop]:
+            hidden = layer(hidden, attention)
+            hidden = hidden[0] if isinstance(hidden, tuple) else hidden
+        return hidden
+
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         if self.drop_rate > 0:
             x = F.dropout(x, p=self.drop_rate, training=self.training)

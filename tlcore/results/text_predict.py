@@ -68,6 +68,7 @@ class TextPredictor(Predictor):
         """A text bundle (folder or .zip): weights, classes and its own tokenizer and config."""
         from tlcore.models.text_models import create_text_model
         from tlcore.results.bundle_format import read_bundle
+        from tlcore.results.trust import read_bundle_trust
 
         meta, state = read_bundle(bundle)
         folder = _bundle_folder(Path(bundle)) / ENCODER_DIR
@@ -77,9 +78,10 @@ class TextPredictor(Predictor):
         model = create_text_model(meta["architecture"], len(classes), "scratch", folder=folder)
         model.pad_id = int(meta["text"]["pad_id"])
         _load_state(model, state, str(bundle))
-        return cls(model, classes, meta["text"]["max_tokens"], model_name=meta["architecture"],
-                   weights=meta.get("pretrained_weights", "bundled"), source=str(bundle),
-                   device=device)  # fmt: skip
+        predictor = cls(model, classes, meta["text"]["max_tokens"], model_name=meta["architecture"],
+                        weights=meta.get("pretrained_weights", "bundled"), source=str(bundle),
+                        device=device)  # fmt: skip
+        return predictor.set_trust(read_bundle_trust(bundle, meta))  # the run's temperature
 
     # -- predicting ----------------------------------------------------------------------
     def token_ids(self, texts: Sequence[str]) -> torch.Tensor:

@@ -19,6 +19,7 @@ from typing import Any
 
 import torch
 
+from tlcore.data.progress import ProgressCallback, Tracker
 from tlcore.errors import ModelError, TLCoreError
 from tlcore.results.calibration import Calibration, calibrate
 from tlcore.results.unknown import (
@@ -33,6 +34,7 @@ UNKNOWN_FILE = "unknown.safetensors"
 BANK_TENSOR = "bank"
 REFERENCE_PHOTOS = 40  # outside photos scored to measure the detector (cheap, and honest)
 MAX_SCORES = 1000  # validation scores kept for the Predict page's "accepted at X" line
+READ_CHUNK = 64  # photos per call to the model while a count is shown
 
 
 @dataclass
@@ -77,18 +79,33 @@ class Trust:
         return "\n".join(lines)
 
 
+def _read(predictor: Any, items: list, tracker: Tracker) -> tuple[torch.Tensor, torch.Tensor]:
+    """``logits_and_features`` in chunks, so the count moves while a long list is read."""
+    if not items:
+        return predictor.logits_and_features(items)
+    parts = []
+    for start in range(0, len(items), READ_CHUNK):
+        parts.append(predictor.logits_and_features(items[start : start + READ_CHUNK]))
+        tracker.advance(len(parts[-1][0]))
+    return torch.cat([logits for logits, _ in parts]), torch.cat([feats for _, feats in parts])
+
+
 def fit_trust(
     predictor: Any,
     train: Sequence[tuple[str, int]],
     val: Sequence[tuple[str, int]],
     reference: Sequence[str] = (),
     reference_source: str = "",
+    progress: ProgressCallback | None = None,
 ) -> Trust:
-    """Measure ``predictor`` on (path, label) photos; ``reference`` are photos of none of its classes."""
+    """Measure ``predictor`` on (path, label) photos; ``reference`` are photos of none of its
+    classes. ``progress`` hears how many of them the model has read (tlcore.data.progress)."""
     keep = bank_indices([label for _, label in train])
     train = [train[i] for i in keep]
-    _, train_feats = predictor.logits_and_features([p for p, _ in train])
-    val_logits, val_feats = predictor.logits_and_features([p for p, _ in val])
+    tracker = Tracker("Calibrating the probabilities", len(train) + len(val) + len(reference),
+                      progress)  # fmt: skip
+    _, train_feats = _read(predictor, [p for p, _ in train], tracker)
+    val_logits, val_feats = _read(predictor, [p for p, _ in val], tracker)
     targets = torch.tensor([label for _, label in val], dtype=torch.long)
     calibration = calibrate(val_logits, targets)
     if len(train_feats) == 0:
@@ -102,7 +119,7 @@ def fit_trust(
         val_scores=[round(float(s), 5) for s in known[:: max(1, len(known) // MAX_SCORES)]],
     )
     if reference:
-        _, ref_feats = predictor.logits_and_features(list(reference))
+        _, ref_feats = _read(predictor, list(reference), tracker)
         outside = detector.scores(ref_feats)
         out.reference = {
             "photos": len(reference),

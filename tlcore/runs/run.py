@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from tlcore import __version__, settings
+from tlcore.data.progress import ProgressCallback
 from tlcore.errors import DataError, RunError
 from tlcore.runs.files import now_iso, read_events, read_json, write_json_atomic
 from tlcore.training.config import TrainConfig
@@ -101,8 +102,9 @@ class Run:
 
     # -- creating and finding runs -------------------------------------------------------
     @classmethod
-    def create(cls, config: TrainConfig) -> Run:
-        """Validate, prepare the data and write the run directory, without starting it."""
+    def create(cls, config: TrainConfig, progress: ProgressCallback | None = None) -> Run:
+        """Validate, prepare the data and write the run directory, without starting it
+        (``progress`` hears the photos being read)."""
         config.validate()
         from tlcore.data.prepare import prepare_data
         from tlcore.runs import limits
@@ -117,7 +119,8 @@ class Run:
         if config.manifest_path:
             manifest = Manifest.load(Path(config.manifest_path))
         else:
-            prepared = prepare_data(config.data, val_fraction=config.val_fraction, seed=config.seed)
+            prepared = prepare_data(config.data, val_fraction=config.val_fraction,
+                                    seed=config.seed, progress=progress)  # fmt: skip
             if prepared.manifest is None or not prepared.report.trainable:
                 reason = prepared.report.reason or "no usable images were found"
                 raise DataError(f"cannot train on {config.data}: {reason}")
@@ -164,12 +167,13 @@ class Run:
         return run
 
     @classmethod
-    def start(cls, config: TrainConfig) -> Run:
-        """Create the run directory and spawn its worker; returns at once."""
+    def start(cls, config: TrainConfig, progress: ProgressCallback | None = None) -> Run:
+        """Create the run directory and spawn its worker; returns at once (after reading
+        the photos, which ``progress`` hears)."""
         from tlcore.runs.limits import check_queue
 
         check_queue(config.owner, len(active_runs(config.owner)))
-        run = cls.create(config)
+        run = cls.create(config, progress)
         run.spawn_worker(resume=False)
         return run
 

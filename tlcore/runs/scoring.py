@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from tlcore.data.progress import ProgressCallback, Tracker
 from tlcore.errors import DataError
 from tlcore.results.evaluation import EvaluationReport, evaluate_probabilities
 from tlcore.results.predict import Predictor
@@ -21,6 +22,8 @@ from tlcore.runs.checkpoint_model import (
 from tlcore.runs.run import Run
 from tlcore.runs.trust_store import stored_trust
 
+SCORE_CHUNK = 64  # photos per call to the model when a count is shown
+
 __all__ = ["evaluation_path", "evaluate_run", "load_model", "load_predictor", "raw_predictor"]
 
 
@@ -29,9 +32,7 @@ def load_predictor(run: Any, checkpoint: str = "best", device: str = "cpu") -> P
     the temperature and "none of these" detector fitted for that checkpoint, if any."""
     run = run if isinstance(run, Run) else Run.open(run)
     predictor = raw_predictor(run, checkpoint, device)
-    if getattr(predictor.model, "text_config", None) is not None:
-        return predictor
-    return predictor.set_trust(stored_trust(run, checkpoint))
+    return predictor.set_trust(stored_trust(run, checkpoint))  # texts: the temperature only
 
 
 def load_model(source: Any, checkpoint: str = "best", device: str = "cpu") -> Predictor:
@@ -55,11 +56,15 @@ def evaluate_run(
     split: str = "val",
     predictor: Predictor | None = None,
     worst_k: int = 12,
+    progress: ProgressCallback | None = None,
 ) -> EvaluationReport:
     """Score a run's checkpoint on one split of the run's own manifest (default validation).
 
-    ``predictor`` may be passed in when the caller already holds one (the page caches it).
+    ``predictor`` may be passed in when the caller already holds one (the page caches it);
+    ``progress`` hears "Scoring the val photos: k of N" (tlcore.data.progress).
     """
+    import torch
+
     from tlcore.data.manifest import Manifest
 
     run = run if isinstance(run, Run) else Run.open(run)
@@ -72,7 +77,12 @@ def evaluate_run(
     what = "images"
     if manifest.modality == "text":  # the sentences themselves are scored and shown
         paths, what = [item.text or "" for item in items], "texts"
-    probabilities = predictor.predict(paths)
+    tracker = Tracker(f"Scoring the {split} {what}", len(paths), progress)
+    chunks = []
+    for start in range(0, len(paths), SCORE_CHUNK):  # in chunks, so the count moves
+        chunks.append(predictor.predict(paths[start : start + SCORE_CHUNK]))
+        tracker.advance(len(chunks[-1]))
+    probabilities = torch.cat(chunks)
     return evaluate_probabilities(
         probabilities,
         [item.label for item in items],
@@ -117,7 +127,9 @@ def stored_evaluation(run: Any, checkpoint: str = "best") -> EvaluationReport | 
         return None
 
 
-def score_finished_run(run: Run, last: Predictor | None = None) -> dict[str, EvaluationReport]:
+def score_finished_run(
+    run: Run, last: Predictor | None = None, progress: ProgressCallback | None = None
+) -> dict[str, EvaluationReport]:
     """Score the best checkpoint (what the Evaluate page opens on) once, when the run ends.
 
     ``last`` is the trained model still in memory: when the best checkpoint holds the
@@ -127,7 +139,7 @@ def score_finished_run(run: Run, last: Predictor | None = None) -> dict[str, Eva
     if checkpoint_stamp(run, "best") is None:
         return {}
     same = checkpoint_stamp(run, "last") is not None and same_weights(run)
-    report = evaluate_run(run, "best", predictor=last if same else None)
+    report = evaluate_run(run, "best", predictor=last if same else None, progress=progress)
     report.source = report.source.replace("(last)", "(best)")
     reports = {"best": report}
     if same:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from tlcore import settings
+from tlcore.data.progress import ProgressCallback
 from tlcore.errors import TLCoreError
 from tlcore.results.trust import (
     REFERENCE_PHOTOS,
@@ -68,18 +69,31 @@ def reference_photos(run: Run, limit: int = REFERENCE_PHOTOS) -> tuple[list[str]
     return [], ""
 
 
-def is_photo_run(run: Run) -> bool:
-    """Calibration and "none of these" are fitted for photo models (text runs: not yet)."""
+def run_modality(run: Run) -> str | None:
+    """The kind of data the run learned from ("image" or "text"); None when unreadable."""
     from tlcore.data.manifest import Manifest
 
     try:
-        return getattr(Manifest.load(run.manifest_path), "modality", "image") == "image"
+        return getattr(Manifest.load(run.manifest_path), "modality", "image")
     except TLCoreError:
-        return False
+        return None
 
 
-def fit_run_trust(run: Any, checkpoint: str = "best") -> Trust:
-    """Fit and keep the trust of ``run``'s checkpoint on the run's own split."""
+def is_photo_run(run: Run) -> bool:
+    """The Evaluate page's trust section (reliability, "none of these") is for photo runs;
+    text runs are calibrated too (``fit_run_trust``) but have no "none of these" yet."""
+    return run_modality(run) == "image"
+
+
+def can_fit_trust(run: Run) -> bool:
+    return run_modality(run) in ("image", "text")
+
+
+def fit_run_trust(
+    run: Any, checkpoint: str = "best", progress: ProgressCallback | None = None
+) -> Trust:
+    """Fit and keep the trust of ``run``'s checkpoint on the run's own split (``progress``
+    hears how many photos the model has read)."""
     from tlcore.data.manifest import Manifest
     from tlcore.runs.files import write_json_atomic
 
@@ -87,10 +101,15 @@ def fit_run_trust(run: Any, checkpoint: str = "best") -> Trust:
     stamp = checkpoint_stamp(run, checkpoint)
     predictor = raw_predictor(run, checkpoint=checkpoint)
     manifest = Manifest.load(run.manifest_path)
-    train = [(it.path, it.label) for it in manifest.items_for("train")]
-    val = [(it.path, it.label) for it in manifest.items_for("val")]
-    reference, source = reference_photos(run)
-    trust = fit_trust(predictor, train, val, reference, source)
+    if manifest.modality == "text":  # the temperature only: "none of these" would need
+        # outside texts to measure it on, and there is no second text sample yet
+        val = [(it.text or "", it.label) for it in manifest.items_for("val")]
+        trust = fit_trust(predictor, [], val, progress=progress)
+    else:
+        train = [(it.path, it.label) for it in manifest.items_for("train")]
+        val = [(it.path, it.label) for it in manifest.items_for("val")]
+        reference, source = reference_photos(run)
+        trust = fit_trust(predictor, train, val, reference, source, progress)
     write_unknown_file(trust, bank_path(run, checkpoint))
     write_json_atomic(trust_path(run, checkpoint), {"checkpoint": stamp, "trust": trust.meta()})
     return trust
@@ -125,7 +144,7 @@ def ensure_trust(
     """
     run = run if isinstance(run, Run) else Run.open(run)
     trust = stored_trust(run, checkpoint)
-    if trust is not None or checkpoint_stamp(run, checkpoint) is None or not is_photo_run(run):
+    if trust is not None or checkpoint_stamp(run, checkpoint) is None or not can_fit_trust(run):
         return trust
     if on_fit is not None:  # say why this call takes a while
         on_fit()
@@ -134,19 +153,19 @@ def ensure_trust(
     return trust
 
 
-def fit_finished_run_trust(run: Run) -> None:
+def fit_finished_run_trust(run: Run, progress: ProgressCallback | None = None) -> None:
     """The worker's step after the last epoch: fit best (and last, when it differs)."""
     import shutil
 
     from tlcore.runs.files import read_json, write_json_atomic
 
-    if checkpoint_stamp(run, "best") is None or not is_photo_run(run):
+    if checkpoint_stamp(run, "best") is None or not can_fit_trust(run):
         return
-    fit_run_trust(run, "best")
+    fit_run_trust(run, "best", progress)
     if checkpoint_stamp(run, "last") is None:
         return
     if not same_weights(run):
-        fit_run_trust(run, "last")
+        fit_run_trust(run, "last", progress)
         return
     # the last epoch was the best: the same weights have the same trust
     if bank_path(run, "best").is_file():

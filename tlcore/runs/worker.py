@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from tlcore import settings
+from tlcore.data.progress import Progress
 from tlcore.errors import TLCoreError
 from tlcore.runs import queue as run_queue
 from tlcore.runs.files import append_event, keep_history_until, write_json_atomic
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("tlcore.runs.worker")
 STATUS_EVERY_S = 0.5
+EMBEDDING_TASK = "Embedding the photos once (fast path)"
 QUEUE_POLL_S = 1.0
 _DISK_ERRNOS = {
     errno.ENOSPC: "the disk is full",
@@ -157,19 +159,25 @@ class RunRecorder:
     def on_fit_start(self, trainer: Any) -> None:
         path = "fast path (cached embeddings)" if trainer.fast_path else "full model"
         why = f" ({trainer.fast_path_reason})" if trainer.fast_path_reason else ""
+        if getattr(trainer, "frozen_depth", 0):
+            why += f"; its first {trainer.frozen_depth} layers run once (partial fast path)"
         log.info("training on %s with the %s%s", trainer.device, path, why)
         photos = len(trainer.train_set) + len(trainer.val_set)
         self.status(trainer, f"Embedding the {photos} photos once (fast path)." if trainer.fast_path
                     else f"Reading the {photos} photos for epoch 1.")  # fmt: skip
 
     def on_embed_progress(self, trainer: Any, done: int, total: int) -> None:
-        """The fast path's one pass over the photos, k of N, at most twice a second."""
+        """The fast path's one pass over the photos, k of N, at most twice a second; the
+        status keeps it as a ``Progress`` so the page and the CLI draw a bar with time left."""
         if done == 0 or done >= total:
             self.embedding = [*self.embedding[:1], time.monotonic()]
+        elapsed = time.monotonic() - (self.embedding[0] if self.embedding else time.monotonic())
+        task, finished = once_pass_words(trainer, total)
+        embedding = Progress(task, done, total, elapsed).to_dict()
         if done >= total:
-            self.status(trainer, f"Embedded all {total} photos; now the new head learns.")
+            self.status(trainer, finished, embedding=embedding)
         elif done == 0 or time.monotonic() - self.last_status > STATUS_EVERY_S:
-            self.status(trainer, f"Embedding the photos once (fast path): {done} of {total}.")
+            self.status(trainer, f"{task}: {done} of {total}.", embedding=embedding)
 
     def on_epoch_start(self, trainer: Any, epoch: int) -> None:
         if len(self.embedding) == 2 and not trainer.embedding_cache_hits:
@@ -177,7 +185,7 @@ class RunRecorder:
         self.embedding = []
         for watcher in WATCHERS:  # from here the trainer honours stop.request after each step
             watcher.disarm()
-        self.status(trainer, f"Training epoch {epoch} of {trainer.config.epochs}.")
+        self.status(trainer, f"Training epoch {epoch} of {trainer.config.epochs}.", embedding=None)
 
     def on_step_end(self, trainer: Any, event: dict[str, Any]) -> None:
         append_event(self.run.metrics_path, event)
@@ -208,11 +216,25 @@ class RunRecorder:
         )  # fmt: skip
         self.status(trainer, f"Finished epoch {event['epoch']} of {trainer.config.epochs}.")
 
-    def status(self, trainer: Any, message: str) -> None:
+    def status(self, trainer: Any, message: str, **fields: Any) -> None:
         self.last_status = time.monotonic()
         self.run.write_status("running", pid=os.getpid(), epoch=trainer.epoch, step=trainer.step,
                               epochs=trainer.config.epochs, fast_path=trainer.fast_path,
-                              device=str(trainer.device), message=message)  # fmt: skip
+                              device=str(trainer.device), message=message, **fields)  # fmt: skip
+
+
+def once_pass_words(trainer: Any, total: int) -> tuple[str, str]:
+    """(the task, what it finished) of the pass before training: the fast path embeds the
+    photos or texts; the partial one runs a text encoder's frozen bottom layers."""
+    depth = getattr(trainer, "frozen_depth", 0)
+    if not trainer.fast_path and depth:
+        return ("Running the texts through the frozen layers once (partial fast path)",
+                f"Ran all {total} texts through the {depth} frozen layers; now the top layers "
+                "learn.")  # fmt: skip
+    if "max_tokens" in getattr(trainer, "data_config", {}):
+        return ("Embedding the texts once (fast path)",
+                f"Embedded all {total} texts; now the new head learns.")  # fmt: skip
+    return EMBEDDING_TASK, f"Embedded all {total} photos; now the new head learns."
 
 
 def remember_embedding_speed(trainer: Any, seconds: float) -> None:
@@ -221,6 +243,8 @@ def remember_embedding_speed(trainer: Any, seconds: float) -> None:
     from tlcore.training.devices import device_name
     from tlcore.training.estimate import remember_observed_speed
 
+    if trainer.train_views is None:  # the partial fast path's pass is not a whole-network one
+        return
     images = len(trainer.train_views[0]) * len(trainer.train_views) + len(trainer.val_set)
     with contextlib.suppress(Exception):  # only an estimate: never fail a run for it
         remember_observed_speed(trainer.config.model, trainer.config.img_size,
@@ -300,14 +324,32 @@ def train_run(run: Run, resume: bool) -> str:
     return outcome
 
 
+def after_training_bar(run: Run, trainer: Any, message: str) -> Any:
+    """A step after the last epoch (calibrating, scoring) as a count in the run's status
+    (``after``), so the page and the CLI draw its bar with time left, as for the embedding."""
+    last = [0.0]
+
+    def tell(progress: Progress) -> None:
+        now = time.monotonic()
+        if progress.done < progress.total and progress.done and now - last[0] < STATUS_EVERY_S:
+            return
+        last[0] = now
+        run.write_status("running", pid=os.getpid(), epoch=trainer.epoch, step=trainer.step,
+                         message=message, after=progress.to_dict())  # fmt: skip
+
+    return tell
+
+
 def fit_trust_for_predictions(run: Run, trainer: Any) -> None:
     """Fit the temperature and the "none of these" detector once (tlcore.runs.trust_store)."""
     from tlcore.runs.trust_store import fit_finished_run_trust
 
+    items = "texts" if "max_tokens" in getattr(trainer, "data_config", {}) else "photos"
+    message = f"Calibrating the probabilities on the validation {items}."
     run.write_status("running", pid=os.getpid(), epoch=trainer.epoch, step=trainer.step,
-                     message="Calibrating the probabilities on the validation photos.")  # fmt: skip
+                     message=message)  # fmt: skip
     try:
-        fit_finished_run_trust(run)
+        fit_finished_run_trust(run, after_training_bar(run, trainer, message))
     except Exception as exc:  # noqa: BLE001 - fitted on first use instead; the run is done
         log.warning("could not calibrate the finished run: %s", exc)
 
@@ -318,8 +360,10 @@ def score_for_evaluate_page(run: Run, trainer: Any) -> None:
     from tlcore.runs.scoring import score_finished_run
 
     n_val = len(getattr(trainer, "val_set", []) or [])
+    items = "texts" if "max_tokens" in getattr(trainer, "data_config", {}) else "photos"
+    message = f"Scoring the model on the {n_val} validation {items}."
     run.write_status("running", pid=os.getpid(), epoch=trainer.epoch, step=trainer.step,
-                     message=f"Scoring the model on the {n_val} validation photos.")  # fmt: skip
+                     message=message)  # fmt: skip
     config, in_memory = run.config, None
     with contextlib.suppress(Exception):  # a model Predictor cannot wrap: read from the file
         in_memory = Predictor(trainer.model, trainer.classes, config.img_size,
@@ -330,7 +374,7 @@ def score_for_evaluate_page(run: Run, trainer: Any) -> None:
 
         in_memory.set_trust(stored_trust(run, "best"))
     try:
-        score_finished_run(run, last=in_memory)
+        score_finished_run(run, last=in_memory, progress=after_training_bar(run, trainer, message))
     except Exception as exc:  # noqa: BLE001 - the page can still score it; the run is done
         log.warning("could not score the finished run for the Evaluate page: %s", exc)
 

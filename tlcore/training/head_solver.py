@@ -324,9 +324,13 @@ def _fit_epochs(trainer: Any) -> str:
         seconds = time.perf_counter() - started
         event = trainer.finish_epoch(epoch, train_seconds, seconds, val_loss, val_acc, matrix)
         event["lr"] = {}  # L-BFGS has no learning rate: its line search sets each step
+        # no stream of images to time: "images/s" would only divide photos by a solve's seconds
+        event["images_per_s"] = None
         event["head"] = trainer.head_fit.to_dict() | {
             "iterations": head.iterations, "converged": head.converged, "objective": head.loss,
+            "solve_seconds": round(train_seconds, 3),
         }  # fmt: skip
+        event["embedding"] = dict(trainer.embedding_pass)  # the pass people waited for
         trainer.emit("on_epoch_end", event)
         if trainer.stop_state:
             return trainer.stop_state

@@ -54,6 +54,8 @@ def lr_find(
     FreezeSchedule().on_epoch_start(trainer, 1)
     if trainer.fast_path:
         trainer.embed_datasets()
+    elif trainer.frozen_depth:  # fine-tuning a text encoder's top: its bottom runs once
+        trainer.run_frozen_layers()
     lrs: list[float] = []
     losses: list[float] = []
     average, best, diverged, epoch = 0.0, math.inf, False, 1

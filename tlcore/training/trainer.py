@@ -22,7 +22,7 @@ from torch import nn
 from tlcore import __version__
 from tlcore.data.loading import EpochLoaders
 from tlcore.errors import TrainingDiverged
-from tlcore.training import distributed, features, head_solver
+from tlcore.training import distributed, features, frozen_layers, head_solver
 from tlcore.training.config import TrainConfig
 from tlcore.training.devices import (
     autocast,
@@ -158,9 +158,14 @@ class Trainer:
 
         self.fast_path_reason = self._fast_path_reason()
         self.fast_path = not self.fast_path_reason
+        # fine-tuning the top of a text encoder: its frozen bottom runs once per sentence
+        self.frozen_depth = 0 if self.fast_path else self._frozen_depth()
+        self.frozen: dict[str, frozen_layers.FrozenStates] = {}
+        self._loader_drawn: set[int] = set()  # persistent loaders that took their one number
         self.embeddings: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
         self.train_views: torch.Tensor | None = None  # (1 + augment_views, N, D), fast path
         self.embedding_cache_hits = 0
+        self.embedding_pass: dict[str, Any] = {}  # photos, seconds, passes, from_cache
         self.head_fit: head_solver.HeadFit | None = None  # set by the L-BFGS head solver
 
         self.optimizer = self._build_optimizer(optimizer_param_groups)
@@ -193,6 +198,8 @@ class Trainer:
         self.emit("on_fit_start")
         if self.fast_path and not self.embeddings:
             self.embed_datasets()
+        if self.frozen_depth and not self.frozen:
+            self.run_frozen_layers()
         if self.fast_path and cfg.head_solver == "lbfgs":  # the head to convergence, in seconds
             return head_solver.fit_epochs(self)
         for epoch in range(self.epoch + 1, cfg.epochs + 1):
@@ -264,6 +271,7 @@ class Trainer:
             "images_per_s": self.partial["seen"] / max(train_seconds, 1e-9), "seconds": seconds,
             "eta_s": (sum(self.epoch_seconds) / len(self.epoch_seconds)) * (self.config.epochs - epoch),
             "trainable_params": self.trainable_params, "fast_path": self.fast_path,
+            "frozen_layers_cached": self.frozen_depth if self.frozen else 0,
             "confusion": {"classes": self.classes, "matrix": matrix}, "is_best": is_best,
             "time": time.time(),
         }  # fmt: skip
@@ -286,6 +294,13 @@ class Trainer:
             for i in range(0, len(order), bs):
                 idx = order[i : i + bs]
                 yield views[pick[idx].to(views.device), idx.to(views.device)], targets[idx]
+            return
+        if self.frozen:  # (hidden states after the frozen layers, mask) of the same sentences
+            states = self.frozen["train"]
+            self._draw_like_its_loader(self.train_set)
+            for i in range(0, len(order), bs):
+                idx = order[i : i + bs]
+                yield states.batch(idx), states.labels[idx.to(states.labels.device)]
             return
         for images, targets in self.loader(self.train_set, sampler=order.tolist()):
             yield to_device(images, self.device), targets.to(self.device)
@@ -329,9 +344,13 @@ class Trainer:
                 views.append(x)
             self.embedding_cache_hits += hit
         self.train_views = torch.stack(views)
+        # what the epoch events of a solved head report instead of a meaningless images/s
+        unit = "texts" if "max_tokens" in self.data_config else "photos"
+        self.embedding_pass = {"photos": total, "seconds": round(time.perf_counter() - started, 3),
+                               "passes": len(passes), "from_cache": self.embedding_cache_hits,
+                               "unit": unit}  # fmt: skip
         log.info("fast path: embedded %d images in %.2f s (%d of %d passes from the cache)",
-                 len(self.train_set) * len(views) + len(self.val_set),
-                 time.perf_counter() - started, self.embedding_cache_hits, len(passes))  # fmt: skip
+                 total, self.embedding_pass["seconds"], self.embedding_cache_hits, len(passes))  # fmt: skip
 
     def embedding_identity(self) -> dict[str, Any]:
         """Everything that changes the cached embeddings: weights, pixels, images, numerics."""
@@ -346,8 +365,52 @@ class Trainer:
             "torch": torch.__version__, "tlcore": __version__,
         }  # fmt: skip
 
-    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
-        return features.head_forward(self.model, inputs) if self.fast_path else self.model(inputs)
+    def run_frozen_layers(self) -> None:
+        """Partial fast path: the frozen embeddings and first layers of a text encoder run
+        once over train and val (or are read from the cache); epochs run only the rest."""
+        started, rng = time.perf_counter(), torch.get_rng_state()
+        total, done = len(self.train_set) + len(self.val_set), 0
+
+        def progress(texts: int) -> None:
+            nonlocal done
+            done += texts
+            self.emit("on_embed_progress", done, total)
+
+        self.emit("on_embed_progress", 0, total)
+        for split, dataset in (("train", self.train_set), ("val", self.val_set)):
+            cache_file = None
+            if self.cache_dir is not None:
+                key = features.cache_key(
+                    self.embedding_identity() | {"split": split, "frozen_layers": self.frozen_depth}
+                )
+                cache_file = self.cache_dir / f"{key}.safetensors"
+            self.frozen[split], hit = frozen_layers.run_frozen_cached(
+                self.model, self.loader(dataset), self.frozen_depth, self.device, cache_file,
+                progress,
+            )  # fmt: skip
+            if hit:
+                progress(len(dataset))
+            self.embedding_cache_hits += hit
+        torch.set_rng_state(rng)  # the pass changes nothing the training draws afterwards
+        log.info("partial fast path: the first %d layers ran once over %d texts in %.2f s",
+                 self.frozen_depth, total, time.perf_counter() - started)  # fmt: skip
+
+    def _draw_like_its_loader(self, dataset: Any) -> None:
+        """The random number the dataset's loader would take now (a new iterator takes one;
+        persistent workers keep theirs after the first), so dropout matches the full model."""
+        loader = self.loader(dataset)
+        if loader.num_workers > 0 and loader.persistent_workers:
+            if id(dataset) in self._loader_drawn:
+                return
+            self._loader_drawn.add(id(dataset))
+        frozen_layers.draw_like_a_loader()
+
+    def forward(self, inputs: torch.Tensor | tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        if self.fast_path:
+            return features.head_forward(self.model, inputs)
+        if isinstance(inputs, tuple):  # cached states after the frozen layers (run_frozen_layers)
+            return self.model.forward_head(self.model.forward_from(*inputs, self.frozen_depth))
+        return self.model(inputs)
 
     @torch.no_grad()
     def evaluate(self) -> tuple[float, float, list[list[int]]]:
@@ -358,6 +421,9 @@ class Trainer:
         self.model.eval()
         if self.fast_path:
             batches = [self.embeddings["val"]]
+        elif self.frozen:
+            batches = self.frozen["val"].batches(self.config.batch_size)
+            self._draw_like_its_loader(self.val_set)
         else:
             batches = (
                 (to_device(x, self.device), y.to(self.device))
@@ -416,7 +482,8 @@ class Trainer:
         )
         return weights
 
-    def _fast_path_reason(self) -> str:
+    def _trainable_per_epoch(self) -> list[set[str]]:
+        """The names of the parameters that learn in each epoch (the plan left at epoch 0)."""
         from tlcore.models.freezing import apply_freeze
 
         trainable = []
@@ -424,9 +491,18 @@ class Trainer:
             apply_freeze(self.model, self.groups, self.plan, epoch)
             trainable.append({n for n, p in self.model.named_parameters() if p.requires_grad})
         apply_freeze(self.model, self.groups, self.plan, 0)
+        return trainable
+
+    def _fast_path_reason(self) -> str:
         return features.fast_path_reason(
-            self.model, trainable, self.config.augment, self.config.augment_views
+            self.model, self._trainable_per_epoch(), self.config.augment, self.config.augment_views
         )
+
+    def _frozen_depth(self) -> int:
+        """Layers the partial fast path runs once (0: none); DDP wraps the whole model."""
+        if distributed.active() or self.config.augment != "none":
+            return 0
+        return frozen_layers.cache_depth(self.model, self._trainable_per_epoch())
 
     # -- control and checkpoints ---------------------------------------------------------
     def emit(self, event: str, *args: Any) -> None:

@@ -1,0 +1,28 @@
+"""What ``tlcore zeroshot`` and ``tlcore fewshot`` both start with: the photos read and split,
+and the pretrained backbone that embeds them, each wait with its bar on stderr."""
+
+from __future__ import annotations
+
+import argparse
+from typing import TYPE_CHECKING
+
+from tlcore.cli import flags
+from tlcore.data.progress import ProgressCallback
+
+if TYPE_CHECKING:
+    from tlcore.data.manifest import Manifest
+    from tlcore.lab.fewshot import Embedder
+
+
+def read_photos(args: argparse.Namespace, progress: ProgressCallback | None) -> Manifest:
+    """``--data`` scanned, checked and split by ``--seed`` (DataError in words when unusable)."""
+    from tlcore.lab.fewshot import load_manifest
+
+    return load_manifest(args.data, seed=flags.seed(args), progress=progress)
+
+
+def load_embedder(args: argparse.Namespace) -> Embedder:
+    """The backbone of ``--model`` / ``--weights`` / ``--img-size`` / ``--device``, head unused."""
+    from tlcore.lab.fewshot import Embedder
+
+    return Embedder(args.model, flags.weights(args), flags.img_size(args), args.device)
