@@ -99,10 +99,12 @@ def speed_text(epochs: list[dict]) -> str:
             rate = embedding["photos"] / embedding["seconds"]
             text += f" · embedding pass {rate:,.0f} {embedding.get('unit', 'photos')}/s"
         return text
-    if last.get("images_per_s"):
-        text = f" · {last['images_per_s']:,.0f} images/s"
+    if last.get("images_per_s"):  # key kept for old runs; texts/s for a text run
+        text = f" · {last['images_per_s']:,.0f} {last.get('unit', 'images')}/s"
         if last.get("fast_path"):
             text += " (features computed once, only the head trains)"
+        elif last.get("frozen_layers_cached"):
+            text += f" (the frozen first {last['frozen_layers_cached']} layers computed once)"
         return text
     return ""
 

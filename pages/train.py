@@ -4,7 +4,7 @@ import streamlit as st
 
 from appkit import charts, navigation, pipeline, runview, state, text_pages
 from appkit.learn import learn
-from appkit.text import md
+from appkit.text import md, md_list
 from tlcore.errors import TLCoreError
 from tlcore.runs.run import ACTIVE_STATES, Run
 from tlcore.training.config import AUGMENTS, suggested_settings
@@ -41,9 +41,9 @@ ready = prepared is not None and prepared.report.trainable
 if not ready:
     pipeline.point_to_data_page("Choose a dataset that is ready to train on the Data page first.")
 else:
-    classes = ", ".join(prepared.report.classes)
-    st.markdown(
-        f"**{data['label']}** ({classes}) · model `{state.get('model')}` · "
+    st.markdown(  # dataset, class and checkpoint names are the user's: text, never Markdown
+        f"**{md(data['label'])}** ({md_list(prepared.report.classes)}) · model "
+        f"{md(state.get('model'))} · "
         f"{runview.preset_label(state.get('freeze'))}"
     )
     manifest = prepared.manifest
@@ -207,8 +207,14 @@ if found is not None:
 
         st.button(f"Use {suggestion:.1e}", key="use_lr", on_click=use_suggestion)
 
-# --- how long it will take ----------------------------------------------------------------
-if ready:
+# --- how long it will take (drawn above the Start button, measured after it) -----------
+# The first estimate measures the model on this machine (seconds, longer for texts); the
+# Start button is drawn first, so a click is never kept waiting for the measurement.
+estimate_box = st.container()
+
+
+def show_estimate() -> None:
+    """The time estimate, or why there is none (tlcore.training.estimate)."""
     try:
         estimate = pipeline.run_estimate()
     except TLCoreError as exc:
@@ -231,6 +237,7 @@ if ready:
             "stop)."
         )
 
+
 # --- start / stop / resume ----------------------------------------------------------------
 run = pipeline.active_run()
 run_state = run.status().get("state") if run is not None else None
@@ -244,6 +251,10 @@ if st.button(start_label, key="start", type="primary", disabled=not ready):
         st.rerun()
     except TLCoreError as exc:
         st.error(str(exc))
+
+if ready:
+    with estimate_box:
+        show_estimate()
 
 if run is None:
     st.caption("Press Start: curves and the confusion matrix appear here while it learns.")

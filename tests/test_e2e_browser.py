@@ -25,6 +25,8 @@ from tlcore.runs.run import list_runs
 from tlcore.training.config import TrainConfig
 
 playwright = pytest.importorskip("playwright.sync_api")
+# a page that is busy re-running on a loaded 2-core machine needs more than 5 s to settle
+playwright.expect.set_options(timeout=30_000)
 pytestmark = [
     pytest.mark.browser,
     pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian's chromium"),
@@ -318,8 +320,14 @@ def test_newcomer_first_hour_fine_tune_settings_and_an_export_race(app_url, samp
             expect(estimate).to_be_visible(timeout=120_000)  # measured once on this machine
             page.locator(".st-key-use_suggested button").click()
             _wait_idle(page)
+            # the rerun replaces the old settings form; its stale copy stays on the page until
+            # the run ends, which measures the new plan's speed first (seconds on a busy CPU)
+            page.wait_for_function(
+                "() => { const e = [...document.querySelectorAll('input[aria-label=\"Epochs\"]')];"
+                " return e.length === 1 && e[0].value === '10'; }",
+                timeout=RUN_TIMEOUT_MS,
+            )
             epochs = page.get_by_role("spinbutton", name="Epochs", exact=True)
-            expect(epochs).to_have_count(1)  # the rerun has replaced the old settings form
             expect(epochs).to_have_value("10")
             _shot(page, "09-finetune-settings")
 

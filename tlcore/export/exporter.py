@@ -157,8 +157,9 @@ def _build(
             "The standalone train.py is written for photo runs; export a text run as a bundle "
             "or ONNX."
         )
+    items = "texts" if getattr(predictor, "modality", "image") == "text" else "photos"
     if fmt == "bundle":
-        steps.start("scoring the validation photos")
+        steps.start(f"scoring the validation {items}")
         meta = write_bundle(run, checkpoint, predictor, stage / "bundle", steps.part(),
                             writing=lambda: steps.start("writing the files"))  # fmt: skip
         mark_export(stage / "bundle", "bundle")  # what --force may replace later
@@ -175,7 +176,7 @@ def _build(
         if zipped:
             return zip_folder(folder, stage / "reproduce.zip"), None, {}
         return folder, None, {}
-    steps.start("reading the photos to check it on")
+    steps.start(f"reading the {items} to check it on")
     images = check_images(run, predictor)
     if getattr(predictor, "unknown", None) is not None:  # "none of these" must agree on both
         images = with_outside_photos(run, predictor, images)  # sides (texts: calibrated only)

@@ -29,8 +29,11 @@ to the nearest training photo's (0 = the same as a training photo, 1.41 = nothin
 in common). The threshold is set on the validation photos so that ``accept``
 (95 %) of photos of the model's own classes are accepted.
 
-``knn_distance`` is the plain function other features reuse (the data doctor's
-outliers: ``exclude_self=True`` scores the training photos against each other).
+``knn_distance`` is the plain function other features can reuse (``exclude_self=True``
+scores a set of photos against each other). The data doctor's outliers do not: when
+several odd photos slipped in together they are each other's nearest neighbours, and
+the distance to each class's mean found them where the nearest photo did not
+(``tlcore.results.doctor``).
 """
 
 from __future__ import annotations

@@ -162,9 +162,10 @@ class RunRecorder:
         if getattr(trainer, "frozen_depth", 0):
             why += f"; its first {trainer.frozen_depth} layers run once (partial fast path)"
         log.info("training on %s with the %s%s", trainer.device, path, why)
-        photos = len(trainer.train_set) + len(trainer.val_set)
-        self.status(trainer, f"Embedding the {photos} photos once (fast path)." if trainer.fast_path
-                    else f"Reading the {photos} photos for epoch 1.")  # fmt: skip
+        count = len(trainer.train_set) + len(trainer.val_set)
+        items = "texts" if getattr(trainer, "unit", "images") == "texts" else "photos"
+        self.status(trainer, f"Embedding the {count} {items} once (fast path)." if trainer.fast_path
+                    else f"Reading the {count} {items} for epoch 1.")  # fmt: skip
 
     def on_embed_progress(self, trainer: Any, done: int, total: int) -> None:
         """The fast path's one pass over the photos, k of N, at most twice a second; the

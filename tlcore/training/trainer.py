@@ -138,6 +138,7 @@ class Trainer:
                           *distributed.callbacks()]  # fmt: skip
         self.ddp: nn.Module | None = None  # DistributedDataParallel, set under torchrun
 
+        self.unit = "texts" if manifest.modality == "text" else "images"  # what a step reads
         if manifest.modality == "text":  # token ids instead of pixels: tlcore.data.text_dataset
             from tlcore.data.text_dataset import text_datasets
 
@@ -268,7 +269,8 @@ class Trainer:
             "type": "epoch", "epoch": epoch, "epochs": self.config.epochs, "step": self.step,
             "train_loss": self.partial["loss_sum"] / seen, "train_acc": self.partial["correct"] / seen,
             "val_loss": val_loss, "val_acc": val_acc, "lr": self.group_lrs(),
-            "images_per_s": self.partial["seen"] / max(train_seconds, 1e-9), "seconds": seconds,
+            "images_per_s": self.partial["seen"] / max(train_seconds, 1e-9), "unit": self.unit,
+            "seconds": seconds,
             "eta_s": (sum(self.epoch_seconds) / len(self.epoch_seconds)) * (self.config.epochs - epoch),
             "trainable_params": self.trainable_params, "fast_path": self.fast_path,
             "frozen_layers_cached": self.frozen_depth if self.frozen else 0,
