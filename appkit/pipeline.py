@@ -15,6 +15,7 @@ from typing import Any
 import streamlit as st
 
 from appkit import state
+from appkit.text import md
 from tlcore import settings
 from tlcore.data.prepare import PreparedData, prepare_data
 from tlcore.data.progress import Progress, ProgressCallback
@@ -106,7 +107,7 @@ def prepared_or_none() -> PreparedData | None:
     try:
         return prepared()
     except TLCoreError as exc:
-        st.error(str(exc))
+        st.error(md(exc))
         return None
 
 

@@ -200,8 +200,12 @@ def confusion(epochs: list[dict], key: str) -> None:
         st.caption("The confusion matrix appears after the first epoch.")
         return
     title = f"Validation confusion matrix (epoch {epochs[-1]['epoch']})"
-    fig = charts.confusion(latest["classes"], latest["matrix"], title)
-    st.plotly_chart(fig, key=f"{key}-confusion")
+    stamp = (title, epochs[-1].get("time"))  # rebuilt only for a new epoch (see ``curves``)
+    cached = st.session_state.get(f"tl_confusion::{key}")
+    if cached is None or cached[0] != stamp:
+        figure = charts.confusion(latest["classes"], latest["matrix"], title)
+        st.session_state[f"tl_confusion::{key}"] = cached = (stamp, figure)
+    st.plotly_chart(cached[1], key=f"{key}-confusion")
     st.caption("Rows: the true class. Columns: what the model guessed. The diagonal is right.")
 
 

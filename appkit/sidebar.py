@@ -30,7 +30,9 @@ def render() -> None:
 def _run_progress(run: Run) -> None:
     live = run.status().get("state") in ACTIVE_STATES
 
-    @st.fragment(run_every=2.0 if live else None)
+    # every 5 s: a glance from any page (the Train page's own bar refreshes every 2 s), and
+    # each refresh costs the browser a redraw that the training on the same CPU pays for
+    @st.fragment(run_every=5.0 if live else None)
     def progress() -> None:
         current = pipeline.active_run()
         if current is None:

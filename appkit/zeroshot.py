@@ -116,7 +116,7 @@ def try_class_names(model_name: str, weights: str, key: str = "zeroshot_try") ->
         model = embedder(model_name, weights, None)
         clf = classifier(tuple(names))
     except TLCoreError as exc:
-        st.error(str(exc))
+        st.error(md(exc))
         return
     photos = []
     for upload in uploads[:MAX_PHOTOS]:
@@ -131,7 +131,7 @@ def try_class_names(model_name: str, weights: str, key: str = "zeroshot_try") ->
             with st.spinner("Naming the photos…"):
                 ranked = classify_images(clf, model, [image for _, image in photos])
         except TLCoreError as exc:
-            st.error(str(exc))
+            st.error(md(exc))
             return
         show_ranked(photos, ranked)
     st.caption(honest_note())

@@ -6,6 +6,7 @@ import streamlit as st
 
 from appkit import navigation, pipeline, state
 from appkit.learn import learn
+from appkit.text import md
 from tlcore.errors import TLCoreError
 from tlcore.lab.compare import VARIANTS, Experiment, list_experiments
 
@@ -112,7 +113,7 @@ if st.button("Run the comparison", key="compare_start", type="primary", disabled
         st.session_state["compare_pick"] = experiment.id  # show the new one
         st.rerun()
     except TLCoreError as exc:
-        st.error(str(exc))
+        st.error(md(exc))
 
 # --- the experiment being watched -----------------------------------------------------------
 experiments = list_experiments(state.runs_owner())
@@ -133,7 +134,7 @@ def live_experiment() -> None:
     try:
         status, rows = experiment.status(), experiment.summary()
     except TLCoreError as exc:
-        st.error(str(exc))
+        st.error(md(exc))
         return
     done, total = status["done"], status["total"]
     st.progress(done / max(total, 1), text=f"{status['state']} · {done} of {total} runs done")
@@ -147,7 +148,7 @@ def live_experiment() -> None:
             experiment.start()
             st.rerun(scope="app")
         except TLCoreError as exc:
-            st.error(str(exc))
+            st.error(md(exc))
     for row in rows:
         if row["state"] in ("failed", "error") and row["message"]:
             st.error(f"({row['key']}) {row['label']}: {row['message']}")

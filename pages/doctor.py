@@ -183,8 +183,8 @@ else:
         st.write("None found.")
     for pair in duplicates[:SHOWN]:
         left, right, choice_col = st.columns([2, 2, 3])
-        left.image(pair.a, caption=f"{pair.label_a} · {pair.split_a}", width="stretch")
-        right.image(pair.b, caption=f"{pair.label_b} · {pair.split_b}", width="stretch")
+        left.image(pair.a, caption=f"{md(pair.label_a)} · {pair.split_a}", width="stretch")
+        right.image(pair.b, caption=f"{md(pair.label_b)} · {pair.split_b}", width="stretch")
         with choice_col:
             st.markdown(("**Leak** · " if pair.across_splits else "") + md(pair.why()))
             options = [UNDECIDED, "Keep the left one", "Keep the right one", "Keep both"]

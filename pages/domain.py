@@ -55,7 +55,7 @@ with upload_tab:
             saved = sources.save_upload(archive.name, archive.getvalue(), "target-zips")
             st.session_state[TARGET_KEY] = str(unpack_upload(saved))
         except TLCoreError as exc:
-            st.error(str(exc))
+            st.error(md(exc))
 with demo_tab:
     st.markdown(
         "No second domain at hand? Make one: your **validation** photos with colours turned "
@@ -72,7 +72,7 @@ with demo_tab:
                     write_shifted(samples, dest, split="val")
             st.session_state[TARGET_KEY] = str(dest)
         except TLCoreError as exc:
-            st.error(str(exc))
+            st.error(md(exc))
 if server_tab:
     with server_tab[0]:
         folder = st.selectbox("Folder", sources.folders_under_data_root(), key="domain_folder")
@@ -80,7 +80,7 @@ if server_tab:
             try:
                 st.session_state[TARGET_KEY] = str(sources.folder_under_data_root(folder))
             except TLCoreError as exc:
-                st.error(str(exc))
+                st.error(md(exc))
 
 target = st.session_state.get(TARGET_KEY)
 if target:
@@ -118,7 +118,7 @@ if st.button("Start baseline and DANN runs", key="domain_start", type="primary",
         st.session_state["domain_started"] = (baseline.id, dann.id)
         st.rerun()
     except TLCoreError as exc:
-        st.error(str(exc))
+        st.error(md(exc))
 
 
 runs = list_runs(state.runs_owner())

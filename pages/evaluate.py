@@ -7,6 +7,7 @@ import plotly.express as px
 import streamlit as st
 
 from appkit import charts, inference, navigation, text_pages, trust_view
+from appkit.text import md
 from tlcore.data.gallery import thumbnail
 from tlcore.data.images import load_rgb
 from tlcore.errors import ModelError, TLCoreError
@@ -41,7 +42,7 @@ else:
 try:
     report = inference.evaluation(run, checkpoint, stamp)
 except TLCoreError as exc:
-    st.error(str(exc))
+    st.error(md(exc))
     st.stop()
 
 st.caption(f"Scored {report.source}.")
@@ -96,7 +97,7 @@ st.plotly_chart(
     key="confusion_chart",
 )
 if report.confused_pairs:
-    st.markdown("**Most confused:** " + "; ".join(p["text"] for p in report.confused_pairs[:5]))
+    st.markdown("**Most confused:** " + "; ".join(md(p["text"]) for p in report.confused_pairs[:5]))
 else:
     st.success("No validation photo was confused with another class.")
 if not text_pages.run_is_text(run):  # the data doctor checks photos (issue 21)
@@ -127,7 +128,7 @@ for i, mistake in enumerate(worst):
             ":green[:material/check_circle:]" if mistake.correct else ":red[:material/cancel:]"
         )
         caption = (
-            f"{verdict} true **{mistake.true}**, guessed **{mistake.predicted}** "
+            f"{verdict} true **{md(mistake.true)}**, guessed **{md(mistake.predicted)}** "
             f"({mistake.confidence:.0%}) · gave the true class {mistake.true_probability:.0%}"
         )
         if image is not None:
@@ -155,16 +156,16 @@ if label:
     except OSError as exc:
         st.error(f"Cannot read {chosen.path}: {exc.strerror}.")
     except TLCoreError as exc:
-        st.error(str(exc))
+        st.error(md(exc))
     else:
         left, right = st.columns(2)
         left.image(
             outline_view(load_rgb(chosen.path), cam.box),
-            caption=f"the whole photo (true class: {chosen.true}), the part the model saw outlined",
+            caption=f"the whole photo (true class: {md(chosen.true)}), the part the model saw outlined",
         )
         right.image(
             cam.overlay,
-            caption=f"what the model saw ({cam.view}): it guessed {cam.label} "
+            caption=f"what the model saw ({cam.view}): it guessed {md(cam.label)} "
             f"({cam.probability:.0%})",
         )
         right.caption(
@@ -184,7 +185,7 @@ if st.session_state.get("emb_requested"):
     try:
         rows = inference.embedding(run, checkpoint, before)
     except TLCoreError as exc:
-        st.error(str(exc))
+        st.error(md(exc))
     else:
         frame = pd.DataFrame(rows)
         frame["file"] = frame["path"].str.rsplit("/", n=1).str[-1]

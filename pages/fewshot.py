@@ -60,7 +60,7 @@ img_size = None if size == SIZE_CHOICES[0] else int(size)
 try:
     model = embedder(state.get("model"), state.get("weights"), img_size)
 except TLCoreError as exc:
-    st.error(str(exc))
+    st.error(md(exc))
     st.stop()
 
 # --- rung 0: no photos at all ----------------------------------------------------------------
@@ -83,7 +83,7 @@ if st.button("Measure zero-shot accuracy", key="zeroshot_measure"):
         with st.spinner("Naming every validation photo from the class names…"):
             zeroshot.accuracy(manifest, names_for(manifest, names_text), model)
     except TLCoreError as exc:
-        st.error(str(exc))
+        st.error(md(exc))
 zero_slot = st.container()  # filled at the end: the ladder's button measures zero-shot too
 st.caption(zeroshot.honest_note())
 
@@ -100,7 +100,7 @@ if st.button("Measure accuracy from 0 to 10 photos per class", key="fewshot_meas
                                 embedder=model, progress=bar)  # fmt: skip
         st.session_state["fewshot_curve"] = (settings_key, curve)
     except TLCoreError as exc:
-        st.error(str(exc))
+        st.error(md(exc))
     else:
         try:
             with st.spinner("Zero-shot: naming the photos from the class names…"):
@@ -174,14 +174,14 @@ if example != "—":
     try:
         photos.append((example, read_for_prediction(known[example])))
     except TLCoreError as exc:
-        st.error(str(exc))
+        st.error(md(exc))
 if photos:
     try:
         with pipeline.progress_bar() as bar:  # the training photos' embeddings, once
             classifier = prototypes_for(manifest, model, progress=bar)
         ranked = classify_images(classifier, model, [image for _, image in photos])
     except TLCoreError as exc:
-        st.error(str(exc))
+        st.error(md(exc))
         st.stop()
     for (name, image), scores in zip(photos, ranked, strict=True):
         best, score = scores[0]

@@ -3,6 +3,7 @@
 import streamlit as st
 
 from appkit import navigation, pipeline, state
+from appkit.text import md
 from tlcore.errors import TLCoreError
 
 navigation.through_app()
@@ -22,7 +23,7 @@ if st.button(
         state.update(model=state.DEFAULT_MODEL, weights="bundled", freeze={"preset": "features"})
         st.switch_page("pages/data.py")
     except TLCoreError as exc:
-        st.error(str(exc))
+        st.error(md(exc))
 
 st.caption("No files needed: 120 photos of ants and bees come with the app.")
 

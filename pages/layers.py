@@ -5,6 +5,7 @@ import streamlit as st
 from appkit import charts, navigation, pipeline, state
 from appkit.learn import learn
 from appkit.runview import preset_label
+from appkit.text import md
 from tlcore.errors import TLCoreError
 
 navigation.through_app()
@@ -63,7 +64,7 @@ try:
     plan = pipeline.freeze_plan()
     rows = pipeline.layer_summary(plan)
 except TLCoreError as exc:
-    st.error(str(exc))
+    st.error(md(exc))
     if st.button("Reset to feature extraction", key="reset_plan"):
         choose_preset("features")
         st.rerun()

@@ -142,7 +142,7 @@ else:
             weights = str(path)
             st.success(" ".join(report.messages) or f"Loaded {report.loaded} tensors.")
         except TLCoreError as exc:
-            st.error(str(exc))
+            st.error(md(exc))
     if weights is None:
         st.info("Upload a checkpoint file, then press the button to check it.")
     else:

@@ -7,6 +7,7 @@ import streamlit as st
 
 from appkit import navigation, pipeline, state, text_pages
 from appkit.learn import learn
+from appkit.text import md
 from tlcore import settings
 from tlcore.data.images import images_in
 from tlcore.errors import TLCoreError
@@ -78,7 +79,7 @@ if weights == "scratch":
 try:
     model = imagenet_model(model_name, weights)
 except TLCoreError as exc:
-    st.error(str(exc))
+    st.error(md(exc))
     st.stop()
 st.caption(f"Model `{model_name}` with {weights} weights and its original 1,000-class head.")
 
@@ -95,7 +96,7 @@ try:
             filters_picture(model_name, "scratch"), caption="random, before any training", width=420
         )
 except TLCoreError as exc:
-    st.warning(str(exc))
+    st.warning(md(exc))
 
 # --- the photo ------------------------------------------------------------------------------
 st.subheader("Feature maps of one photo")
@@ -114,13 +115,13 @@ try:
         st.info("No photo to show: choose data on the Data page or upload one.")
         st.stop()
 except TLCoreError as exc:
-    st.error(str(exc))
+    st.error(md(exc))
     st.stop()
 
 try:
     depths = feature_depths(model)
 except TLCoreError as exc:
-    st.warning(str(exc))
+    st.warning(md(exc))
     depths = []
 if depths:
     depth = st.select_slider(

@@ -34,7 +34,7 @@ run, checkpoint = picked
 try:
     predictor = inference.predictor(run, checkpoint)
 except TLCoreError as exc:
-    st.error(str(exc))
+    st.error(md(exc))
     st.stop()
 top_k = st.slider(
     "Classes to show per photo", 1, max(1, len(predictor.classes)), min(3, len(predictor.classes))
@@ -132,7 +132,7 @@ with batch:
                 with st.spinner(f"Predicting {len(paths)} images…"):
                     results = predictor.predict_files(paths, k=top_k, names=names)
             except TLCoreError as exc:
-                st.error(str(exc))
+                st.error(md(exc))
             else:
                 if not paths:
                     st.warning(f"No images in {folder}.")

@@ -194,7 +194,7 @@ if find_lr:
             config = pipeline.build_config()
             st.session_state["tl_lr_find"] = lr_find(config, prepared.manifest)
     except TLCoreError as exc:
-        st.error(str(exc))
+        st.error(md(exc))
 found = st.session_state.get("tl_lr_find")
 if found is not None:
     suggestion = min(max(found.suggested_lr, MIN_LR), MAX_LR) if found.suggested_lr else None
@@ -250,7 +250,7 @@ if st.button(start_label, key="start", type="primary", disabled=not ready):
         state.update(run_id=run.id)
         st.rerun()
     except TLCoreError as exc:
-        st.error(str(exc))
+        st.error(md(exc))
 
 if ready:
     with estimate_box:
@@ -264,10 +264,16 @@ st.divider()
 st.subheader("Training run")
 
 
+# Two parts refresh on their own clocks while the run is active: the progress bar, the
+# numbers and Stop every 2 s (cheap), the charts every CHART_REFRESH_S s. Redrawing four
+# plotly charts every 2 s took a fifth of a core in the server and another in the browser
+# on a 2-core machine, slowing the training they show (benchmarks/bench_live_view.py).
+CHART_REFRESH_S = 6.0
+
+
 @st.fragment(run_every=2.0 if busy else None)
-def live_run() -> None:
-    """Re-read the run directory every 2 s while the run is active; the page stays usable.
-    Events are parsed and figures rebuilt only when metrics.jsonl grew (appkit.runview)."""
+def live_status() -> None:
+    """Re-read the run's status every 2 s while it is active; the page stays usable."""
     current = Run.open(run.dir)
     info = runview.progress_summary(current)
     now = info["status"].get("state")
@@ -280,16 +286,25 @@ def live_run() -> None:
             current.resume()
             st.rerun(scope="app")
         except TLCoreError as exc:
-            st.error(str(exc))
+            st.error(md(exc))
     runview.headline(info["epochs"], now)
-    runview.curves(info["steps"], info["epochs"], key="train")
-    runview.confusion(info["epochs"], key="train")
-    if now == "finished":
-        st.page_link(
-            "pages/evaluate.py", label="Next: evaluate the model →", icon=":material/fact_check:"
-        )
     if busy and now not in ACTIVE_STATES:
         st.rerun(scope="app")  # the run ended: stop polling and redraw everything once
 
 
-live_run()
+@st.fragment(run_every=CHART_REFRESH_S if busy else None)
+def live_charts() -> None:
+    """Curves and the confusion matrix; events parsed and figures rebuilt only when
+    metrics.jsonl grew (appkit.runview)."""
+    current = Run.open(run.dir)
+    steps, epochs = runview.split_events(current)
+    runview.curves(steps, epochs, key="train")
+    runview.confusion(epochs, key="train")
+    if current.status().get("state") == "finished":
+        st.page_link(
+            "pages/evaluate.py", label="Next: evaluate the model →", icon=":material/fact_check:"
+        )
+
+
+live_status()
+live_charts()
