@@ -65,6 +65,7 @@ RUN_TEMPERATURE = $RUN_TEMPERATURE
 HEAD_SOLVER = $HEAD_SOLVER
 HEAD_C = $HEAD_C  # lbfgs: inverse L2 strength (scikit-learn's C); None: cross-validate it
 C_GRID = (1e-3, 1e-2, 1e-1, 1.0, 10.0)  # the Cs cross-validation tries, on training photos
+CV_REPEATS = 3  # the stratified k-fold split repeated with new shuffles (fewer ties)
 AUGMENT_VIEWS = $AUGMENT_VIEWS  # lbfgs: augmented copies of each training photo embedded
 
 # -- which layers train ---------------------------------------------------------------
@@ -239,23 +240,27 @@ def choose_c(views, y, criterion, folds=5):
     """The C whose heads label held-out training photos best, over stratified folds (the
     validation photos stay unseen). Ties go to the smaller C: the simpler head."""
     folds = max(2, min(folds, int(torch.bincount(y).min())))
-    generator = torch.Generator().manual_seed(SEED)
-    fold_of, offset = torch.empty(len(y), dtype=torch.long), 0
-    for label in y.unique().tolist():  # each class dealt round the folds in a shuffled order
-        members = (y == label).nonzero().flatten()
-        members = members[torch.randperm(len(members), generator=generator)]
-        fold_of[members] = (offset + torch.arange(len(members))) % folds
-        offset += len(members)
+    assignments = []
+    for repeat in range(CV_REPEATS):  # the k folds again with a new shuffle each time
+        generator = torch.Generator().manual_seed(SEED + repeat)
+        fold_of, offset = torch.empty(len(y), dtype=torch.long), 0
+        for label in y.unique().tolist():  # each class dealt round the folds, shuffled
+            members = (y == label).nonzero().flatten()
+            members = members[torch.randperm(len(members), generator=generator)]
+            fold_of[members] = (offset + torch.arange(len(members))) % folds
+            offset += len(members)
+        assignments.append(fold_of)
     scores = {}
     for c in C_GRID:
         correct = 0
-        for k in range(folds):
-            train, test = fold_of != k, fold_of == k
-            x = views[:, train].reshape(-1, views.shape[2])
-            weight, bias = fit_head(x, y[train].repeat(len(views)), c, criterion)
-            logits = views[0, test].double() @ weight.T + bias
-            correct += int((logits.argmax(1) == y[test]).sum())
-        scores[c] = correct / len(y)
+        for fold_of in assignments:
+            for k in range(folds):
+                train, test = fold_of != k, fold_of == k
+                x = views[:, train].reshape(-1, views.shape[2])
+                weight, bias = fit_head(x, y[train].repeat(len(views)), c, criterion)
+                logits = views[0, test].double() @ weight.T + bias
+                correct += int((logits.argmax(1) == y[test]).sum())
+        scores[c] = correct / (len(y) * len(assignments))
         print(f"C {c:g}: held-out accuracy {scores[c]:.3f}")
     return min(c for c in C_GRID if scores[c] == max(scores.values()))
 

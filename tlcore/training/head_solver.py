@@ -5,7 +5,8 @@ linear head is the solution of a convex problem, not something to approach with
 a few epochs of small SGD steps: full-batch L-BFGS (what scikit-learn's
 ``LogisticRegression`` uses) reaches it in a few dozen iterations. The one knob
 that matters, the L2 strength, is picked by stratified k-fold cross-validation
-on the *training* photos, so the validation photos stay an honest estimate.
+on the *training* photos (repeated with three shuffles: on a few dozen photos one
+shuffle often ties two strengths), so the validation photos stay an honest estimate.
 
 The objective is scikit-learn's, ``C * sum(loss) + ||W||^2 / 2`` (bias not
 penalised), written per photo as ``mean(loss) + ||W||^2 / (2 C n)`` with the
@@ -38,6 +39,7 @@ log = logging.getLogger("tlcore.training.head_solver")
 # inverse L2 strengths (scikit-learn's C) tried by cross-validation, one decade apart
 C_GRID: tuple[float, ...] = (1e-3, 1e-2, 1e-1, 1.0, 10.0)
 CV_FOLDS = 5
+CV_REPEATS = 3  # k-fold repeated with new shuffles: fewer ties between C values on small sets
 CV_MAX_PHOTOS = 4_000  # past this, the L2 is chosen on a stratified sample of the photos
 MAX_ITER = 200  # L-BFGS iterations at most, for the final fit and for each CV fit
 SHOWN_ITER = 30  # iterations spread over the epochs, so the live curves show the head learn
@@ -215,7 +217,8 @@ def choose_l2(
     seed: int,
     grid: Sequence[float] = C_GRID,
 ) -> HeadFit:
-    """The C (inverse L2) with the best held-out accuracy over stratified k folds of photos.
+    """The C (inverse L2) with the best held-out accuracy over stratified k folds of photos,
+    repeated ``CV_REPEATS`` times with new shuffles (seeds ``seed``, ``seed + 1``, ...).
 
     ``views`` is (V, N, D): V embeddings of each of the N training photos, view 0 the
     photo as it is. Folds split photos, never a photo's views, and a held-out photo is
@@ -237,11 +240,13 @@ def _choose_l2(views: torch.Tensor, labels: torch.Tensor, num_classes: int,
     k = min(CV_FOLDS, int(counts[counts > 0].min()))
     if k < 2:
         return HeadFit(c=sorted(grid)[len(grid) // 2], folds=0, photos=len(photos))
-    folds = stratified_folds(labels[photos.to(labels.device)].cpu(), k, seed)
+    folds = [fold for repeat in range(CV_REPEATS)
+             for fold in stratified_folds(labels[photos.to(labels.device)].cpu(), k, seed + repeat)]  # fmt: skip
     starts: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
     scores: dict[float, float] = {}
+    losses: dict[float, float] = {}
     for c in sorted(grid):  # strong to weak L2, each fold warm-started
-        correct = 0
+        correct, loss = 0, 0.0
         for i, held_out in enumerate(folds):
             keep = torch.ones(len(photos), dtype=torch.bool)
             keep[held_out] = False
@@ -251,8 +256,13 @@ def _choose_l2(views: torch.Tensor, labels: torch.Tensor, num_classes: int,
             head = LogisticHead(x, labels[train_idx].repeat(len(views)), num_classes,
                                 criterion, c, starts.get(i)).solve()  # fmt: skip
             starts[i] = (head.weight.detach(), head.bias.detach())
-            correct += int((head.logits(views[0, test_idx]).argmax(1) == labels[test_idx]).sum())
-        scores[c] = correct / len(photos)
+            held = head.logits(views[0, test_idx])
+            correct += int((held.argmax(1) == labels[test_idx]).sum())
+            loss += float(nn.functional.cross_entropy(held, labels[test_idx], reduction="sum"))
+        scores[c], losses[c] = (
+            correct / (CV_REPEATS * len(photos)),
+            loss / (CV_REPEATS * len(photos)),
+        )
     best = max(scores.values())
     chosen = min(c for c, score in scores.items() if score == best)
     return HeadFit(c=chosen, folds=k, photos=len(photos),
