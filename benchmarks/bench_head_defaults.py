@@ -79,6 +79,7 @@ def one_sample(name: str, size: int, tmp: Path) -> list[dict]:
     # timm is loaded before the clock starts, as in a worker process: its first import takes
     # about 2 s, paid once per process by every kind of run alike
     import timm  # noqa: F401
+
     started = time.perf_counter()
     trainer = Trainer(config, manifest, cache_dir=cache)
     trainer.fit()
