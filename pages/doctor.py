@@ -22,6 +22,7 @@ from tlcore.runs.run import Run, list_runs
 navigation.through_app()
 
 REPORT_KEY, COMPARE_KEY = "tl_doctor_report", "tl_doctor_compare"
+SAVED_KEY = "tl_doctor_saved"  # the version just saved, said once after the rerun
 SHOWN = 24  # suspects shown per section (the most suspicious first)
 UNDECIDED = "Not decided"
 
@@ -56,6 +57,9 @@ store = pipeline.version_store(prepared)
 versions = store.versions()
 chosen = pipeline.chosen_version(prepared)
 st.subheader("Dataset version")
+just_saved = st.session_state.pop(SAVED_KEY, None)
+if just_saved:
+    st.success(f"Saved {md(just_saved)}. It is now the version runs train on.")
 numbers = [v.number for v in versions]
 summaries = {v.number: v.summary() for v in versions}
 picked = st.selectbox(
@@ -115,9 +119,13 @@ else:
     st.success(
         f"Checked {report.photos} photos in {report.seconds:.1f} s "
         f"({'embeddings read from the cache' if report.cache_hit else 'embedded now'}): "
-        f"**{len(report.label_issues)}** labels look wrong, **{len(report.near_duplicates)}** "
-        f"near-duplicate pairs ({len(report.leaks)} across training and validation), "
-        f"**{len(report.outliers)}** photos unlike every class."
+        f"**{len(report.label_issues)}** "
+        + ("label looks" if len(report.label_issues) == 1 else "labels look")
+        + f" wrong, **{len(report.near_duplicates)}** near-duplicate "
+        + ("pair" if len(report.near_duplicates) == 1 else "pairs")
+        + f" ({len(report.leaks)} across training and validation), "
+        f"**{len(report.outliers)}** photo{'' if len(report.outliers) == 1 else 's'} unlike "
+        "every class."
     )
     decisions: list[Override] = []
     kept = {o.path for o in chosen.overrides if o.action == "keep"}  # looked at, not asked again
@@ -223,7 +231,7 @@ else:
 
     st.divider()
     if st.button(
-        f"Save {len(decisions)} decisions as a new version",
+        f"Save {len(decisions)} decision{'' if len(decisions) == 1 else 's'} as a new version",
         disabled=not decisions,
         icon=":material/save:",
     ):
@@ -237,7 +245,8 @@ else:
             for key in [k for k in st.session_state if str(k).startswith("doctor_")]:
                 del st.session_state[key]
             st.session_state.pop(REPORT_KEY, None)
-            st.success(f"Saved {md(saved.summary())}. It is now the version runs train on.")
+            # said after the rerun below (a message written now would vanish with it)
+            st.session_state[SAVED_KEY] = saved.summary()
             st.rerun()
 
 # --- retrain and compare -------------------------------------------------------------------

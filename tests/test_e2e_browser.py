@@ -467,3 +467,35 @@ def test_fewshot_ladder_from_class_names_to_ten_photos_in_chromium(app_url):
             _shot(page, "15-fewshot-ladder")
         finally:
             browser.close()
+
+
+def test_doctor_finds_suspects_and_a_relabel_becomes_the_version_train_uses_in_chromium(app_url):
+    """Issue 21: Data → Doctor → check → relabel one suspect → save → Train names the version."""
+    from playwright.sync_api import expect, sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 900})
+            page.set_default_timeout(60_000)
+            page.goto(f"{app_url}/data")
+            page.get_by_role("button", name="Use the clothing sample").click()
+            expect(page.get_by_text(re.compile(r"Ready to train: 4 labels"))).to_be_visible()
+            _go(page, "Doctor", "Doctor")
+            page.get_by_role("button", name="Check the photos").click()
+            checked = page.get_by_text(re.compile(r"Checked \d+ photos in [\d.]+ s"))
+            expect(checked).to_be_visible(timeout=RUN_TIMEOUT_MS)  # one embedding pass
+            expect(page.get_by_text("Labels that look wrong")).to_be_visible()
+            _wait_idle(page)
+            _shot(page, "16-doctor")
+            page.get_by_text(re.compile(r"^Relabel as ")).first.click()
+            _wait_idle(page)
+            page.get_by_role("button", name="Save 1 decision as a new version").click()
+            expect(page.get_by_text(re.compile(r"Saved v1"))).to_be_visible()
+            _go(page, "4 · Train", "4 · Train")
+            expect(page.get_by_text(re.compile(r"Dataset version: v1"))).to_be_visible()
+            expect(page.get_by_text("Traceback")).to_have_count(0)
+        finally:
+            browser.close()
+    DOCS_SHOTS.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(SHOTS / "16-doctor.png", DOCS_SHOTS / "16-doctor.png")

@@ -377,8 +377,8 @@ class Run:
 def pid_is_worker(pid: int, run_dir: Path, worker_cmd: str | None = None) -> bool:
     """Alive, not a zombie, and (where /proc tells) still our worker, not a reused pid."""
     child = _CHILDREN.get(pid)
-    if child is not None and child.poll() is not None:
-        return False
+    if child is not None and child.poll() is not None:  # our worker ended (and is reaped) ...
+        _CHILDREN.pop(pid, None)  # ... so a live process with its pid is another one: ask /proc
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
