@@ -30,7 +30,7 @@ def render() -> None:
 def _run_progress(run: Run) -> None:
     live = run.status().get("state") in ACTIVE_STATES
 
-    # every 5 s: a glance from any page (the Train page's own bar refreshes every 2 s), and
+    # every 5 s: a glance from any page (the Train page's own bar refreshes every 3 s), and
     # each refresh costs the browser a redraw that the training on the same CPU pays for
     @st.fragment(run_every=5.0 if live else None)
     def progress() -> None:

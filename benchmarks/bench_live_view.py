@@ -2,7 +2,7 @@
 
 The same run twice on the sample (feature extraction with light augmentation, so the
 frozen backbone runs on every photo every epoch and a step event is written per batch:
-the busiest the live view gets), 224 px, 7 epochs of about 3 s: once with nobody
+the busiest the live view gets), 160 px, 7 epochs of about 2 s: once with nobody
 watching (the app's server idle), once with ``streamlit run app.py`` serving the Train
 page for that run to headless Chromium (Debian's, as the browser test uses). The page
 is opened as the run starts; the figure is the median images/s of the epochs that began
@@ -26,7 +26,7 @@ from benchmarks import row, say
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = "/usr/bin/chromium"
-EPOCHS, IMG_SIZE = 7, 224
+EPOCHS, IMG_SIZE = 7, 160
 PAIRS = 2  # watched/alone pairs
 FIRST_MEASURED = 3  # epochs before this one: the worker warms up and the page loads
 
