@@ -1,5 +1,6 @@
-"""What ``tlcore zeroshot`` and ``tlcore fewshot`` both start with: the photos read and split,
-and the pretrained backbone that embeds them, each wait with its bar on stderr."""
+"""What ``tlcore zeroshot`` and ``tlcore fewshot`` share: the photos read and split, the
+pretrained backbone that embeds them (each wait with its bar on stderr), and how a
+prediction per photo is printed."""
 
 from __future__ import annotations
 
@@ -26,3 +27,15 @@ def load_embedder(args: argparse.Namespace) -> Embedder:
     from tlcore.lab.fewshot import Embedder
 
     return Embedder(args.model, flags.weights(args), flags.img_size(args), args.device)
+
+
+def print_predictions(predictions: list[dict]) -> None:
+    """One line per photo: its label and score, or its error. Names are the user's: control
+    characters are spelled out (``printable``), never sent to the terminal."""
+    from tlcore.data.scan import printable
+
+    for p in predictions:
+        if "error" in p:
+            print(f"{printable(p['path'])}: error: {printable(p['error'])}")
+        else:
+            print(f"{printable(p['path'])}: {printable(p['label'])} (score {p['score']:.2f})")

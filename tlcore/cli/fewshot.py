@@ -12,6 +12,7 @@ import argparse
 from typing import Any
 
 from tlcore.cli import flags, print_json
+from tlcore.cli.embedding import print_predictions
 from tlcore.errors import DataError
 
 
@@ -90,11 +91,7 @@ def cmd_fewshot(args: argparse.Namespace) -> int:
             print(f"  {rung.label:>24}  {rung.accuracy:.3f}  {printable(rung.detail)}")
         for kind, why in ladder.missing.items():
             print(f"  {kind}: not measured ({printable(why)})")
-    for p in predictions:
-        if "error" in p:
-            print(f"{p['path']}: error: {p['error']}")
-        else:
-            print(f"{p['path']}: {p['label']} (score {p['score']:.2f})")
+    print_predictions(predictions)
     return 0
 
 

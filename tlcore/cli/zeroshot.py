@@ -13,6 +13,7 @@ import argparse
 import time
 
 from tlcore.cli import flags, print_json
+from tlcore.cli.embedding import print_predictions
 from tlcore.data.scan import printable
 from tlcore.errors import ConfigError, DataError
 
@@ -90,11 +91,7 @@ def cmd_zeroshot(args: argparse.Namespace) -> int:
         print_json({"classes": names, "predictions": predictions, "model": embedder.model_name,
                     "method": args.method, "top_t": top_t, "seconds": time.perf_counter() - started})  # fmt: skip
         return 0
-    for p in predictions:
-        if "error" in p:
-            print(f"{printable(p['path'])}: error: {p['error']}")
-        else:
-            print(f"{printable(p['path'])}: {printable(p['label'])} (score {p['score']:.2f})")
+    print_predictions(predictions)
     return 0
 
 
