@@ -390,6 +390,8 @@ def pid_is_worker(pid: int, run_dir: Path, worker_cmd: str | None = None) -> boo
         if (proc / "stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
             return False
         cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        if not cmdline.strip():  # just spawned: the kernel shows the new command line only
+            return True  # once exec has set it up (a window vfork leaves open): cannot tell yet
         if worker_cmd:  # trained in-process by `torchrun ... tlcore train`
             return worker_cmd in cmdline
         return "tlcore.runs.worker" in cmdline and run_dir.name in cmdline
