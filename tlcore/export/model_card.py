@@ -123,17 +123,24 @@ def _layers_text(freeze: dict[str, Any]) -> str:
     return f"`{freeze_label(freeze)}`: {text}" if text else f"`{freeze_label(freeze)}`"
 
 
-def _training_section(meta: dict[str, Any]) -> list[str]:
-    cfg = meta.get("training", {})
-    pre = meta["preprocessing"]
-    rows = [
-        ["architecture", f"`{meta['architecture']}` (timm)"],
+def _run_rows(cfg: dict[str, Any]) -> list[list[Any]]:
+    """The training table's rows that photo and text model cards share."""
+    return [
         ["pretrained weights", cfg.get("weights", "?")],
         ["layers trained", _layers_text(cfg.get("freeze") or {})],
         ["epochs", cfg.get("epochs")],
         ["learning rate", cfg.get("lr")],
         ["batch size", cfg.get("batch_size")],
         ["optimizer / schedule", f"{cfg.get('optimizer')} / {cfg.get('schedule')}"],
+    ]
+
+
+def _training_section(meta: dict[str, Any]) -> list[str]:
+    cfg = meta.get("training", {})
+    pre = meta["preprocessing"]
+    rows = [
+        ["architecture", f"`{meta['architecture']}` (timm)"],
+        *_run_rows(cfg),
         ["weight decay", cfg.get("weight_decay")],
         ["label smoothing", cfg.get("label_smoothing")],
         ["augmentation", cfg.get("augment")],

@@ -13,7 +13,7 @@ from tlcore.data.markdown import md, md_list
 from tlcore.export.model_card import (
     CONFUSION_FILE,
     _data_section,
-    _layers_text,
+    _run_rows,
     _table,
     wilson_interval,
 )
@@ -23,12 +23,7 @@ def _training_section(meta: dict[str, Any]) -> list[str]:
     cfg, text = meta.get("training", {}), meta.get("text", {})
     rows = [
         ["encoder", f"`{meta['architecture']}` (BERT family, transformers)"],
-        ["pretrained weights", cfg.get("weights", "?")],
-        ["layers trained", _layers_text(cfg.get("freeze") or {})],
-        ["epochs", cfg.get("epochs")],
-        ["learning rate", cfg.get("lr")],
-        ["batch size", cfg.get("batch_size")],
-        ["optimizer / schedule", f"{cfg.get('optimizer')} / {cfg.get('schedule')}"],
+        *_run_rows(cfg),
         ["word pieces read per text", text.get("max_tokens")],
         ["sentence pooling", text.get("pooling")],
         ["seed", cfg.get("seed")],

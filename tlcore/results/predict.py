@@ -75,6 +75,16 @@ class Predictor:
         device: str = "cpu",
     ) -> None:
         from tlcore.data.dataset import build_transform, resolve_data_config
+
+        self._hold(model, classes, img_size, model_name, weights, source, device)
+        self.data_config = resolve_data_config(self.model, img_size)
+        self.transform: Callable[[Image.Image], torch.Tensor] = build_transform(
+            self.data_config, train=False
+        )
+
+    def _hold(self, model: nn.Module, classes: Sequence[str], img_size: int | None,
+              model_name: str, weights: str, source: str, device: str) -> None:  # fmt: skip
+        """What every predictor keeps, photos or texts (``TextPredictor`` shares it)."""
         from tlcore.training.devices import resolve_device
 
         self.device = resolve_device(device)
@@ -84,10 +94,6 @@ class Predictor:
         self.model_name = model_name
         self.weights = weights  # where the backbone's pretrained weights came from
         self.source = source  # "run <id> (best)" or a bundle folder, for captions
-        self.data_config = resolve_data_config(self.model, img_size)
-        self.transform: Callable[[Image.Image], torch.Tensor] = build_transform(
-            self.data_config, train=False
-        )
         # trust (tlcore.results.calibration / .unknown): set from the run or the bundle
         self.temperature = 1.0  # logits are divided by it before the softmax
         self.trust: Trust | None = None

@@ -45,23 +45,10 @@ class TextPredictor(Predictor):
         device: str = "cpu",
     ) -> None:
         from tlcore.data.text_dataset import load_tokenizer
-        from tlcore.training.devices import resolve_device
 
-        self.device = resolve_device(device)
-        self.model = model.to(self.device).eval()
-        self.classes = list(classes)
-        self.img_size = None
-        self.model_name = model_name
-        self.weights = weights
-        self.source = source
+        self._hold(model, classes, None, model_name, weights, source, device)
         self.data_config = {**model.text_config, "max_tokens": int(max_tokens)}
         self.tokenizer = load_tokenizer(self.data_config["tokenizer"])
-        self.temperature, self.trust, self.unknown = 1.0, None, None
-        if model.num_classes != len(self.classes):
-            raise ModelError(
-                f"The model has {model.num_classes} outputs but {len(self.classes)} class "
-                "names were given."
-            )
 
     @classmethod
     def from_text_bundle(cls, bundle: str | Path, device: str = "cpu") -> TextPredictor:
