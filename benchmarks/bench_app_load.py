@@ -23,7 +23,7 @@ from typing import Any
 
 from benchmarks import row, say
 
-SESSIONS, ROUNDS = 5, 3
+SESSIONS, ROUNDS = 5, 2
 TARGET_MEDIAN_S = 2.0
 PAGES = ("home", "data", "model", "layers", "train", "runs", "evaluate", "predict")
 APP = str(Path(__file__).resolve().parents[1] / "app.py")

@@ -139,9 +139,21 @@ def measure(folder: Path) -> dict[str, float]:
         started = time.perf_counter()
         prepared = prepare_data(folder, manifest_path=Path(tmp) / "m.json")
         out["inspect_s"] = time.perf_counter() - started
-        started = time.perf_counter()
-        manifest = build_manifest(prepared.report)
-        out["split_s"] = time.perf_counter() - started
+        # best of 3: at 1,000 photos the split is a millisecond, within a timer's noise
+        split_s = []
+        for _ in range(3):
+            started = time.perf_counter()
+            manifest = build_manifest(prepared.report)
+            split_s.append(time.perf_counter() - started)
+        out["split_s"] = min(split_s)
+        # the floor for any pass in Python over the report's photos: a bare loop reading
+        # three fields of each (its cost per photo grows with memory, not with code)
+        images, loop_s = prepared.report.images, []
+        for _ in range(3):
+            started = time.perf_counter()
+            _ = [(i.path, i.class_name, i.sha256) for i in images]
+            loop_s.append(time.perf_counter() - started)
+        out["loop_s"] = min(loop_s)
         out["photos"] = prepared.report.n_usable
         model = create_model("tf_efficientnet_lite0", len(manifest.classes), "bundled").eval()
         transform = build_transform(resolve_data_config(model, EMBED_PX), train=False)
@@ -202,13 +214,22 @@ def run() -> list[dict]:
             f"peak RSS {r['peak_rss_mb']:.0f} MB")  # fmt: skip
     small, large = min(results), max(results)
     rows = []
-    for key, label in (("inspect_s", "tlcore inspect"), ("split_s", "split"),
-                       ("page_first_s", "Data page, first visit")):  # fmt: skip
+
+    def per_photo(key: str) -> tuple[float, float, float]:
         per_small = results[small][key] / results[small]["photos"]
         per_large = results[large][key] / results[large]["photos"]
-        ratio = per_large / max(per_small, 1e-12)
+        return per_large, per_small, per_large / max(per_small, 1e-12)
+
+    loop = per_photo("loop_s")[2] if all("loop_s" in r for r in results.values()) else None
+    for key, label in (("inspect_s", "tlcore inspect"), ("split_s", "split"),
+                       ("page_first_s", "Data page, first visit")):  # fmt: skip
+        per_large, per_small, ratio = per_photo(key)
+        notes = ""
+        if key == "split_s" and loop is not None:
+            notes = (f"{results[large][key]:.3f} s in all; a bare Python loop over the same "
+                     f"photos grows {loop:.1f}x per photo (memory caches)")  # fmt: skip
         rows.append(row(f"growth: {label}, per photo at {large:,} vs {small:,}", per_large,
-                        per_small, ratio, "<= 1.2x", ratio <= 1.2, "s/photo"))  # fmt: skip
+                        per_small, ratio, "<= 1.2x", ratio <= 1.2, "s/photo", notes))  # fmt: skip
     # the pass per photo: the dataset built over all photos, shared out, plus the model's work
     embed_small, embed_large = (results[n]["embed_per_photo_s"] + results[n]["dataset_s"]
                                 / results[n]["photos"] for n in (small, large))  # fmt: skip

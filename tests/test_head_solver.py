@@ -109,3 +109,32 @@ def test_feature_extraction_defaults_keep_the_fast_path():
     assert suggested_settings({"preset": "full"})["augment"] != "none"
     defaults = TrainConfig()
     assert (defaults.augment, defaults.head_solver) == (features["augment"], "lbfgs")
+
+
+def test_cv_in_the_span_of_the_rows_solves_the_same_problems(fitted):
+    """choose_l2 fits its folds in the span of the training rows (fewer photos than
+    features): the same objective and the same held-out predictions as in all D features."""
+    trainer = fitted[0]
+    views, y = trainer.train_views, trainer.embeddings["train"][1]
+    z = head_solver.row_space(views)
+    flat, zflat = views.reshape(-1, views.shape[2]).double(), z.reshape(-1, z.shape[2])
+    assert z.shape[2] <= len(flat) < views.shape[2]
+    # an isometry of the span: every distance between rows is kept
+    distances = torch.cdist(flat, flat)
+    torch.testing.assert_close(torch.cdist(zflat, zflat), distances,
+                               atol=1e-6 * float(distances.max()), rtol=0)  # fmt: skip
+    train, held = torch.arange(0, len(y), 2), torch.arange(1, len(y), 2)
+    criterion = torch.nn.CrossEntropyLoss()
+    for c in (0.01, 0.1):  # (weaker L2 on these near-separable rows: both stop within the
+        heads = [head_solver.LogisticHead(v[:, train].reshape(-1, v.shape[2]),
+                                          y[train].repeat(len(v)), 2, criterion, c).solve()
+                 for v in (views, z)]  # fmt: skip
+        # gradient tolerance at objectives 0.5 % apart, the projected one the lower)
+        assert all(h.converged for h in heads)
+        assert abs(heads[0].loss - heads[1].loss) <= 1e-4 * heads[0].loss
+        raw, projected = heads[0].logits(views[0, held]), heads[1].logits(z[0, held])
+        assert torch.equal(raw.argmax(1), projected.argmax(1))
+        torch.testing.assert_close(raw.softmax(1), projected.softmax(1), atol=1e-2, rtol=0)
+    # many photos (rows >= features): nothing to gain, the embeddings come back as they are
+    wide = torch.randn(1, 40, 16)
+    assert head_solver.row_space(wide) is wide

@@ -33,6 +33,29 @@ def test_split_is_stratified_with_at_least_one_of_each():
     assert m.split_source == "random" and m.val_fraction == 0.2 and m.seed == 0
 
 
+def test_split_pauses_the_garbage_collector_only_while_it_runs():
+    import gc
+
+    seen = []
+    gc.callbacks.append(lambda phase, info: seen.append(phase))
+    try:
+        assert gc.isenabled()
+        many = samples(sizes={"cats": 30_000, "dogs": 30_000})  # enough to set off collections
+        gc.collect()  # allocation counts back to zero: what follows is the split's own
+        seen.clear()
+        m = make_split("/data", ["cats", "dogs"], many, seed=0)
+        assert gc.isenabled()  # on again afterwards
+        # it catches up once, when turned back on (169 collections without the pause)
+        assert seen.count("start") <= 2
+        gc.disable()  # and a collector the caller had turned off stays off
+        make_split("/data", ["cats", "dogs"], samples(sizes={"cats": 5, "dogs": 5}), seed=0)
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+        gc.callbacks.pop()
+    assert m.counts()["val"] == {"cats": 6_000, "dogs": 6_000}
+
+
 def test_split_is_disjoint_and_complete():
     m = make_split("/data", list(SIZES), samples(), val_fraction=0.3, seed=5)
     train = {i.path for i in m.items_for("train")}

@@ -16,7 +16,7 @@ from pathlib import Path
 from tlcore import settings
 from tlcore.data.archive import ZipLimits, extract_zip_safely
 from tlcore.data.images import ImageInfo, inspect_image
-from tlcore.data.manifest import Manifest, folder_manifest, make_split
+from tlcore.data.manifest import Manifest, collector_paused, folder_manifest, make_split
 from tlcore.data.progress import ProgressCallback, Tracker
 from tlcore.data.report import ValidationReport, build_report
 from tlcore.data.scan import DatasetScan, scan_folder
@@ -102,9 +102,10 @@ def build_manifest(
     if report.split_source == "folders":
         samples = [(img.path, img.class_name, img.split or "train") for img in report.images]
         return folder_manifest(report.root, report.classes, samples)
-    pool = [(img.path, img.class_name) for img in report.images if img.split in (None, "train")]
-    tests = [(img.path, img.class_name) for img in report.images if img.split == "test"]
-    groups = {img.path: img.sha256 for img in report.images}
+    with collector_paused():  # tens of thousands of tuples: see manifest.collector_paused
+        pool = [(img.path, img.class_name) for img in report.images if img.split in (None, "train")]
+        tests = [(img.path, img.class_name) for img in report.images if img.split == "test"]
+        groups = {img.path: img.sha256 for img in report.images}
     return make_split(
         report.root,
         report.classes,

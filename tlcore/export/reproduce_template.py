@@ -64,7 +64,7 @@ RUN_TEMPERATURE = $RUN_TEMPERATURE
 # as tlcore does; "sgd": epochs of mini-batches through the whole model.
 HEAD_SOLVER = $HEAD_SOLVER
 HEAD_C = $HEAD_C  # lbfgs: inverse L2 strength (scikit-learn's C); None: cross-validate it
-C_GRID = (1e-3, 1e-2, 1e-1, 1.0, 10.0)  # the Cs cross-validation tries, on training photos
+C_GRID = (1e-2, 1e-1, 1.0, 10.0)  # the Cs cross-validation tries, on training photos
 CV_REPEATS = 3  # the stratified k-fold split repeated with new shuffles (fewer ties)
 AUGMENT_VIEWS = $AUGMENT_VIEWS  # lbfgs: augmented copies of each training photo embedded
 
