@@ -16,6 +16,7 @@ import json
 import os
 import random
 import uuid
+from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -178,18 +179,23 @@ def _sort_keys(root: str, paths: Sequence[str]) -> dict[str, str]:
 def _class_split(
     paths: list[str], n_val: int, rng: random.Random, groups: Mapping[str, str]
 ) -> set[str]:
-    """Pick validation files for one class, keeping identical files (same group) together."""
-    by_group: dict[str, list[str]] = {}
-    for p in paths:
-        by_group.setdefault(groups.get(p, p), []).append(p)
-    group_keys = list(by_group)
+    """Pick validation files for one class, keeping identical files (same group) together.
+
+    Groups are counted, not listed: a list per photo was most of the memory a split of
+    50,000 photos touched. Same choice as listing them (groups in first-seen order,
+    shuffled, taken whole until ``n_val`` files)."""
+    keys = [groups.get(p, p) for p in paths]
+    sizes = Counter(keys)  # insertion-ordered: groups in the order first seen
+    group_keys = list(sizes)
     rng.shuffle(group_keys)
-    val: set[str] = set()
+    chosen: set[str] = set()
+    taken = 0
     for key in group_keys[:-1]:  # the last group always stays in train
-        if len(val) >= n_val:
+        if taken >= n_val:
             break
-        val.update(by_group[key])
-    return val
+        chosen.add(key)
+        taken += sizes[key]
+    return {p for p, key in zip(paths, keys, strict=True) if key in chosen}
 
 
 @contextlib.contextmanager
