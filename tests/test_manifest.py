@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 
 import numpy as np
 import pytest
@@ -84,7 +85,7 @@ def test_split_does_not_depend_on_where_the_folder_lives():
 def test_fast_sort_keys_equal_pathlibs_for_odd_paths_too():
     """The split orders files by ``_sort_key``; ``_sort_keys`` slices strings where that
     gives the same answer and asks pathlib everywhere else."""
-    from tlcore.data.manifest import _sort_key, _sort_keys
+    from tlcore.data.manifest import _all_plain, _sort_key, _sort_keys
 
     root = "/data/set"
     paths = ["/data/set/a/1.jpg", "/data/set/b/x y.png", "/data/set//a/2.jpg", "/data/set/./a/3.jpg",
@@ -92,6 +93,16 @@ def test_fast_sort_keys_equal_pathlibs_for_odd_paths_too():
              "/data/setx/7.jpg", "/elsewhere/8.jpg", "/data/set/a/../b/9.jpg", "/data/set"]  # fmt: skip
     for where in (root, root + "/", "/data/./set"):
         assert _sort_keys(where, paths) == {p: _sort_key(where, p) for p in paths}
+    # where every path is plain the split sorts the paths themselves: the same order
+    plain = [p for p in paths if _all_plain(root, [p])]
+    assert plain == ["/data/set/a/1.jpg", "/data/set/b/x y.png", "/data/set/a/../b/9.jpg"]
+    assert _all_plain(root + "/", plain) and not _all_plain(root, paths)
+    assert not _all_plain("//server/set", ["//server/set/a.jpg"])  # pathlib keeps a leading //
+    many = plain + [
+        f"/data/set/{c}/{i}.jpg" for c in ("b", "a-b", "a b", "A", "é") for i in range(30)
+    ]
+    random.Random(0).shuffle(many)
+    assert sorted(many) == sorted(many, key=lambda p: _sort_key(root, p))
 
 
 def test_identical_files_stay_on_one_side():

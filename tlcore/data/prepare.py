@@ -102,10 +102,18 @@ def build_manifest(
     if report.split_source == "folders":
         samples = [(img.path, img.class_name, img.split or "train") for img in report.images]
         return folder_manifest(report.root, report.classes, samples)
-    with collector_paused():  # tens of thousands of tuples: see manifest.collector_paused
-        pool = [(img.path, img.class_name) for img in report.images if img.split in (None, "train")]
-        tests = [(img.path, img.class_name) for img in report.images if img.split == "test"]
-        groups = {img.path: img.sha256 for img in report.images}
+    pool: list[tuple[str, str]] = []
+    tests: list[tuple[str, str]] = []
+    groups: dict[str, str] = {}
+    # one pass over the report (at 50,000 photos each pass costs ~0.2 us a photo in memory
+    # traffic alone), with the collector paused: see manifest.collector_paused
+    with collector_paused():
+        for img in report.images:
+            groups[img.path] = img.sha256
+            if img.split in (None, "train"):
+                pool.append((img.path, img.class_name))
+            elif img.split == "test":
+                tests.append((img.path, img.class_name))
     return make_split(
         report.root,
         report.classes,
