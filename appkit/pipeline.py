@@ -31,6 +31,7 @@ from tlcore.training.estimate import (
     estimate_run,
     machine_speed,
     text_batch_width,
+    uses_fast_path,
 )
 
 _PREPARED_KEY = "tl_prepared"
@@ -152,6 +153,12 @@ def backbone_lr_mult(scale: float) -> list[float]:
     """Per-group LR multipliers: ``scale`` for every pretrained group, 1 for the new head."""
     n_groups = len(layer_summary())
     return [float(scale)] * (n_groups - 1) + [1.0]
+
+
+def head_is_solved(config: TrainConfig) -> bool:
+    """True when the run would solve the new head by L-BFGS (tlcore.training.head_solver):
+    its learning rate is then unused and its epochs only pace the live curves."""
+    return config.head_solver == "lbfgs" and uses_fast_path(config, len(layer_summary()))
 
 
 def train_settings() -> dict[str, Any]:

@@ -136,6 +136,7 @@ with middle:
         "too low: nothing happens. 0.001 suits feature extraction; use 10× less for a full "
         "fine-tune. Or let the range test below suggest one.",
     )
+    lr_note = st.empty()  # filled below, once the chosen settings are known
     find_lr = st.button("Find learning rate", key="find_lr", disabled=not ready)
     early_stopping = st.number_input(
         "Early stopping (epochs without improvement, 0 = off)",
@@ -186,6 +187,25 @@ chosen = {
 }
 if chosen != {k: settings_now[k] for k in chosen}:
     state.update(train={**state.get("train"), **chosen})
+if ready:
+    try:
+        solved = pipeline.head_is_solved(pipeline.build_config())
+    except TLCoreError:  # a bad setting: the estimate below says which
+        solved = False
+    if solved and text_pages.data_is_text():
+        lr_note.caption(
+            "Not used with these settings: feature extraction solves the new head exactly "
+            "(logistic regression by L-BFGS, its regularisation chosen by cross-validation on "
+            "the training texts), and the epochs only pace the live curves."
+        )
+    elif solved:
+        lr_note.caption(
+            "Not used with these settings: feature extraction without augmentation solves the "
+            "new head exactly (logistic regression by L-BFGS, its regularisation chosen by "
+            "cross-validation on the training photos), and the epochs only pace the live "
+            "curves. With light or strong augmentation the head learns step by step at this "
+            "learning rate."
+        )
 
 # --- learning-rate range test -------------------------------------------------------------
 if find_lr:

@@ -313,6 +313,11 @@ def test_train_page_offers_settings_that_suit_a_new_freeze_plan():
     at = go(choose_sample(open_app()), "train")
     assert "Estimated time: about" in texts(at.success)  # feature extraction: the fast path
     assert not [b for b in at.button if b.key == "use_suggested"]  # the defaults already suit
+    # the solved head ignores the learning rate: the page says so, and only then
+    assert "Not used with these settings" in texts(at.caption)
+    at.radio(key="w_train_augment_0").set_value("light").run()
+    assert "Not used with these settings" not in texts(at.caption)
+    at.radio(key="w_train_augment_0").set_value("none").run()
     go(at, "layers")
     at.button(key="preset_last-k").click().run()
     go(at, "train")
@@ -329,6 +334,7 @@ def test_train_page_offers_settings_that_suit_a_new_freeze_plan():
         assert mult[-1] == 1.0 and set(mult[:-1]) == {wanted["backbone_lr_scale"]}
     assert not [b for b in at.button if b.key == "use_suggested"]  # applied: no more offer
     assert "Estimated time: about" in texts(at.info)  # fine-tuning: not the fast path
+    assert "Not used with these settings" not in texts(at.caption)  # its lr is used
 
 
 # --- the embedding pass's bar (issue 18) ----------------------------------------------------------

@@ -170,6 +170,7 @@ def test_the_wizard_pages_adapt_to_texts(text_run, monkeypatch):
     estimate = texts(at.success) + texts(at.info)
     assert "Estimated time: about" in estimate and "texts goes through the encoder once" in estimate
     assert "texts/s through" in texts(at.caption) and "word pieces a text" in texts(at.caption)
+    assert "cross-validation on the training texts" in texts(at.caption)  # lr unused, in words
     go(at, "evaluate")
     assert "Hardest texts" in texts(at.subheader)
     go(at, "predict")
