@@ -192,19 +192,20 @@ if ready:
         solved = pipeline.head_is_solved(pipeline.build_config())
     except TLCoreError:  # a bad setting: the estimate below says which
         solved = False
-    if solved and text_pages.data_is_text():
+    if solved:
+        photos = not text_pages.data_is_text()
         lr_note.caption(
-            "Not used with these settings: feature extraction solves the new head exactly "
-            "(logistic regression by L-BFGS, its regularisation chosen by cross-validation on "
-            "the training texts), and the epochs only pace the live curves."
-        )
-    elif solved:
-        lr_note.caption(
-            "Not used with these settings: feature extraction without augmentation solves the "
-            "new head exactly (logistic regression by L-BFGS, its regularisation chosen by "
-            "cross-validation on the training photos), and the epochs only pace the live "
-            "curves. With light or strong augmentation the head learns step by step at this "
-            "learning rate."
+            "Not used with these settings: feature extraction "
+            + ("without augmentation " if photos else "")
+            + "solves the new head exactly (logistic regression by L-BFGS, its regularisation "
+            f"chosen by cross-validation on the training {'photos' if photos else 'texts'}), "
+            "and the epochs only pace the live curves."
+            + (
+                " With light or strong augmentation the head learns step by step at this "
+                "learning rate."
+                if photos
+                else ""
+            )  # fmt: skip
         )
 
 # --- learning-rate range test -------------------------------------------------------------
