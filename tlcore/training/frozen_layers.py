@@ -16,7 +16,6 @@ same numbers and draw the same dropout masks from the same random state.
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -117,21 +116,17 @@ def run_frozen_cached(
     progress: Callable[[int], None] | None = None,
 ) -> tuple[FrozenStates, bool]:
     """``run_frozen`` with an on-disk cache, so re-runs and resumes skip the frozen layers."""
-    from safetensors.torch import load_file, save_file
+    from tlcore.training.features import read_cache, write_cache
 
-    if cache_file is not None and cache_file.is_file():
-        try:
-            cached = load_file(str(cache_file))
-            states, lengths = cached["states"], cached["lengths"]
-            if len(lengths) == len(loader.dataset) and int(lengths.sum()) == len(states):
-                return FrozenStates(states.to(device), lengths, cached["labels"].to(device)), True
-        except Exception as exc:  # a torn or foreign file: recompute and overwrite it
-            log.warning("ignoring unreadable frozen-layer cache %s: %s", cache_file, exc)
+    def fits(cached: dict[str, torch.Tensor]) -> bool:
+        lengths = cached["lengths"]
+        return len(lengths) == len(loader.dataset) and int(lengths.sum()) == len(cached["states"])
+
+    cached = read_cache(cache_file, fits, "frozen-layer")
+    if cached is not None:
+        return FrozenStates(cached["states"].to(device), cached["lengths"],
+                            cached["labels"].to(device)), True  # fmt: skip
     frozen = run_frozen(model, loader, depth, device, progress)
-    if cache_file is not None:
-        cache_file.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache_file.with_name(f".{cache_file.name}.{os.getpid()}.tmp")
-        save_file({"states": frozen.states.cpu().contiguous(), "lengths": frozen.lengths.cpu(),
-                   "labels": frozen.labels.cpu()}, str(tmp))  # fmt: skip
-        os.replace(tmp, cache_file)
+    write_cache(cache_file, {"states": frozen.states, "lengths": frozen.lengths,
+                             "labels": frozen.labels})  # fmt: skip
     return frozen, False
