@@ -11,6 +11,8 @@ from typing import Any
 
 import plotly.graph_objects as go
 
+from appkit.text import plot_text
+
 FROZEN_COLOUR = "#9aa5b1"
 TRAINABLE_COLOUR = "#e8590c"
 SPLIT_COLOURS = {"train": "#1c7ed6", "val": "#f59f00", "test": "#7048e8"}
@@ -34,7 +36,7 @@ def class_counts(counts: dict[str, dict[str, int]]) -> go.Figure:
             continue
         fig.add_bar(
             name=split,
-            x=list(per_class.keys()),
+            x=[plot_text(name) for name in per_class],
             y=list(per_class.values()),
             marker_color=SPLIT_COLOURS.get(split),
             text=list(per_class.values()),  # the count on each bar, not only on hover
@@ -163,8 +165,8 @@ def confusion(classes: Sequence[str], matrix: Sequence[Sequence[int]], title: st
     fig = go.Figure(
         go.Heatmap(
             z=matrix,
-            x=list(classes),
-            y=list(classes),
+            x=[plot_text(name) for name in classes],
+            y=[plot_text(name) for name in classes],
             colorscale="Blues",
             text=matrix,
             texttemplate="%{text}",

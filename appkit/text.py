@@ -1,7 +1,8 @@
-"""User-given names inside Markdown for the pages (``tlcore.data.markdown`` does the escaping)."""
+"""User-given names inside Markdown and Plotly labels for the pages (``tlcore.data.markdown``
+does the escaping)."""
 
 from __future__ import annotations
 
-from tlcore.data.markdown import md, md_list
+from tlcore.data.markdown import md, md_list, plot_text
 
-__all__ = ["md", "md_list"]
+__all__ = ["md", "md_list", "plot_text"]

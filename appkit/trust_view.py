@@ -13,7 +13,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from appkit import inference
-from appkit.text import md, md_list
+from appkit.text import md, md_list, plot_text
 from tlcore.data.manifest import Manifest
 from tlcore.errors import TLCoreError
 from tlcore.results.confusion_cells import photos_in_cell
@@ -159,10 +159,11 @@ def _validation_probabilities(
 def _cell_chart(classes: list[str], matrix: list[list[int]]) -> go.Figure:
     """The confusion matrix as squares that can be clicked (one point per cell)."""
     xs, ys, counts = [], [], []
+    shown = [plot_text(name) for name in classes]  # a click gives these back (see below)
     for t, row in enumerate(matrix):
         for p, count in enumerate(row):
-            xs.append(classes[p])
-            ys.append(classes[t])
+            xs.append(shown[p])
+            ys.append(shown[t])
             counts.append(count)
     peak = max(counts) or 1
     fig = go.Figure(
@@ -190,6 +191,16 @@ def _cell_chart(classes: list[str], matrix: list[list[int]]) -> go.Figure:
     return fig
 
 
+def clicked_cell(points: list[dict], classes: list[str]) -> tuple[str, str] | None:
+    """(true, guessed) class of the square a click selected in ``_cell_chart``, whose labels
+    are escaped for Plotly; None for no click or labels that are no class."""
+    if not points:
+        return None
+    named = {plot_text(name): name for name in classes}
+    true, guessed = (named.get(str(points[0].get(axis))) for axis in ("y", "x"))
+    return (true, guessed) if true is not None and guessed is not None else None
+
+
 def confusion_cell_section(run: Run, checkpoint: str, report: Any) -> None:
     """Click a cell (or pick true and predicted) to see exactly its photos, with Grad-CAM."""
     from tlcore.data.gallery import thumbnail
@@ -208,11 +219,10 @@ def confusion_cell_section(run: Run, checkpoint: str, report: Any) -> None:
         key="cell_chart",
     )
     points = list(getattr(getattr(event, "selection", None), "points", None) or [])
-    if points:
-        clicked = (str(points[0].get("y")), str(points[0].get("x")))
-        if clicked != st.session_state.get("cell_clicked") and set(clicked) <= set(classes):
-            st.session_state["cell_clicked"] = clicked
-            st.session_state["cell_true"], st.session_state["cell_predicted"] = clicked
+    clicked = clicked_cell(points, classes)
+    if clicked is not None and clicked != st.session_state.get("cell_clicked"):
+        st.session_state["cell_clicked"] = clicked
+        st.session_state["cell_true"], st.session_state["cell_predicted"] = clicked
     left, right = st.columns(2)
     true = left.selectbox("True label", classes, key="cell_true")
     default_guess = next((c for c in classes if c != true), classes[0])
@@ -228,7 +238,10 @@ def confusion_cell_section(run: Run, checkpoint: str, report: Any) -> None:
         return
     cell = photos_in_cell(probs, targets, classes, paths, true, predicted)
     verb = "recognised as" if true == predicted else "called"
-    st.markdown(f"**{len(cell)}** validation photos of **{md(true)}** {verb} **{md(predicted)}**.")
+    photos = "photo" if len(cell) == 1 else "photos"
+    st.markdown(
+        f"**{len(cell)}** validation {photos} of **{md(true)}** {verb} **{md(predicted)}**."
+    )
     if not cell:
         return
     predictor = inference.predictor(run, checkpoint)

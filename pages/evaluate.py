@@ -7,7 +7,7 @@ import plotly.express as px
 import streamlit as st
 
 from appkit import charts, inference, navigation, text_pages, trust_view
-from appkit.text import md
+from appkit.text import md, plot_text
 from tlcore.data.gallery import thumbnail
 from tlcore.data.images import load_rgb
 from tlcore.errors import ModelError, TLCoreError
@@ -188,7 +188,8 @@ if st.session_state.get("emb_requested"):
         st.error(md(exc))
     else:
         frame = pd.DataFrame(rows)
-        frame["file"] = frame["path"].str.rsplit("/", n=1).str[-1]
+        frame["file"] = frame["path"].str.rsplit("/", n=1).str[-1].map(plot_text)
+        frame["label"] = frame["label"].map(plot_text)  # legend and hover read Plotly's HTML
         fig = px.scatter(
             frame,
             x="x",

@@ -55,7 +55,8 @@ def test_evaluate_shows_calibration_and_the_photos_of_a_chosen_cell(runs_here):
     at.selectbox(key="cell_predicted").set_value("ants").run()
     assert not at.exception, [e.value for e in at.exception]
     n = report.confusion[1][0]
-    assert f"**{n}** validation photos of **bees** called **ants**" in texts(at.markdown)
+    photos = "photo" if n == 1 else "photos"
+    assert f"**{n}** validation {photos} of **bees** called **ants**" in texts(at.markdown)
     shown = [c.value for c in at.caption if c.value.endswith("%") and " · ants " in c.value]
     assert len(shown) == min(n, 12)
 

@@ -234,3 +234,40 @@ def test_uploads_are_capped_and_xsrf_protection_stays_on(monkeypatch):
     finally:
         config.get_config_options(force_reparse=True)
     assert os.environ.get("STREAMLIT_SERVER_ENABLE_XSRF_PROTECTION", "true") != "false"
+
+
+HOSTILE_NAMES = [
+    "<b>bold</b>",
+    '<a href="http://evil.example">click</a>',
+    "fish & chips",
+    "x\x1b[31m",
+]
+
+
+def test_class_names_in_charts_show_as_typed_never_as_plotly_html():
+    """Plotly reads <b>, <br> and <a href> in every label: a class name must not format a
+    chart or put a link on it (found by uploading such a zip in Chromium)."""
+    from appkit import charts, trust_view
+    from tlcore.data.markdown import plot_text
+
+    assert plot_text("<b>bold</b>") == "&lt;b&gt;bold&lt;/b&gt;"
+    assert plot_text("fish & chips") == "fish &amp; chips"
+    assert plot_text("x\x1b[31m") == "x\\x1b[31m"  # control characters spelled out
+    counts = charts.class_counts({"train": dict.fromkeys(HOSTILE_NAMES, 3)})
+    matrix = [[1] * len(HOSTILE_NAMES) for _ in HOSTILE_NAMES]
+    heat = charts.confusion(HOSTILE_NAMES, matrix, "title")
+    cells = trust_view._cell_chart(HOSTILE_NAMES, matrix)
+    for labels in (
+        counts.data[0].x,
+        heat.data[0].x,
+        heat.data[0].y,
+        cells.data[0].x,
+        cells.data[0].y,
+    ):
+        assert set(labels) == {plot_text(n) for n in HOSTILE_NAMES}
+        assert not any("<" in str(label) or "\x1b" in str(label) for label in labels)
+    # a click on the escaped chart still names the classes themselves
+    point = {"x": plot_text(HOSTILE_NAMES[1]), "y": plot_text(HOSTILE_NAMES[0])}
+    assert trust_view.clicked_cell([point], HOSTILE_NAMES) == (HOSTILE_NAMES[0], HOSTILE_NAMES[1])
+    assert trust_view.clicked_cell([{"x": "<b>bold</b>", "y": "nope"}], HOSTILE_NAMES) is None
+    assert trust_view.clicked_cell([], HOSTILE_NAMES) is None

@@ -9,6 +9,7 @@ character must not reach the page raw.
 
 from __future__ import annotations
 
+import html
 import re
 
 from tlcore.data.scan import printable
@@ -33,3 +34,11 @@ def md(text: object) -> str:
 def md_list(names: object, sep: str = ", ") -> str:
     """Several names, each escaped, joined with ``sep``."""
     return sep.join(md(n) for n in names)  # type: ignore[attr-defined]
+
+
+def plot_text(text: object) -> str:
+    """``text`` for a Plotly label (axis tick, legend, hover): Plotly reads its own HTML
+    (``<b>``, ``<br>``, ``<a href=...>``) in every label, so a class named ``<b>x</b>``
+    would show bold and a name could carry a link. With ``<``, ``>`` and ``&`` as
+    entities, which Plotly turns back into the characters, it shows as typed."""
+    return html.escape(printable(str(text)), quote=False)
