@@ -47,3 +47,15 @@ def test_terminal_bar_off_a_tty_prints_the_count_and_the_end():
     quiet = io.StringIO()  # a short step off a tty prints nothing: an error stays one line
     Tracker("Reading photos", 2, terminal_bar(quiet), every_s=0).advance(2)
     assert quiet.getvalue() == ""
+
+
+def test_chunks_count_each_chunk_once_the_caller_is_done_with_it():
+    """Scoring and calibration read photos through a model in chunks (Tracker.chunks):
+    the count moves after each chunk, and ends at N of N."""
+    heard: list[int] = []
+    tracker = Tracker("Scoring", 150, lambda p: heard.append(p.done), every_s=0)
+    seen = []
+    for chunk in tracker.chunks(list(range(150)), size=64):
+        seen.append((len(chunk), tracker.done))  # counted only after the caller's work
+    assert seen == [(64, 0), (64, 64), (22, 128)]
+    assert tracker.done == 150 and heard == [0, 64, 128, 150]

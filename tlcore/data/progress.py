@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, replace
-from typing import TextIO
+from typing import TextIO, TypeVar
 
 
 @dataclass(frozen=True)
@@ -66,6 +66,8 @@ class Progress:
 
 
 ProgressCallback = Callable[[Progress], None]
+T = TypeVar("T")
+CHUNK = 64  # photos per call to a model while a count is shown (Tracker.chunks)
 
 
 def format_seconds(seconds: float) -> str:
@@ -89,6 +91,14 @@ class Tracker:
     def advance(self, units: int = 1) -> None:
         self.done += units
         self.tell(force=self.done >= self.total)
+
+    def chunks(self, items: Sequence[T], size: int = CHUNK) -> Iterator[Sequence[T]]:
+        """``items`` ``size`` at a time, each counted once the caller asks for the next:
+        a long list read by a model in chunks moves the count as it goes."""
+        for start in range(0, len(items), size):
+            chunk = items[start : start + size]
+            yield chunk
+            self.advance(len(chunk))
 
     def tell(self, force: bool = False) -> None:
         now = time.monotonic()

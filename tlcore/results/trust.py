@@ -34,7 +34,6 @@ UNKNOWN_FILE = "unknown.safetensors"
 BANK_TENSOR = "bank"
 REFERENCE_PHOTOS = 40  # outside photos scored to measure the detector (cheap, and honest)
 MAX_SCORES = 1000  # validation scores kept for the Predict page's "accepted at X" line
-READ_CHUNK = 64  # photos per call to the model while a count is shown
 
 
 @dataclass
@@ -83,10 +82,7 @@ def _read(predictor: Any, items: list, tracker: Tracker) -> tuple[torch.Tensor, 
     """``logits_and_features`` in chunks, so the count moves while a long list is read."""
     if not items:
         return predictor.logits_and_features(items)
-    parts = []
-    for start in range(0, len(items), READ_CHUNK):
-        parts.append(predictor.logits_and_features(items[start : start + READ_CHUNK]))
-        tracker.advance(len(parts[-1][0]))
+    parts = [predictor.logits_and_features(chunk) for chunk in tracker.chunks(items)]
     return torch.cat([logits for logits, _ in parts]), torch.cat([feats for _, feats in parts])
 
 

@@ -22,8 +22,6 @@ from tlcore.runs.checkpoint_model import (
 from tlcore.runs.run import Run
 from tlcore.runs.trust_store import stored_trust
 
-SCORE_CHUNK = 64  # photos per call to the model when a count is shown
-
 __all__ = ["evaluation_path", "evaluate_run", "load_model", "load_predictor", "raw_predictor"]
 
 
@@ -78,11 +76,7 @@ def evaluate_run(
     if manifest.modality == "text":  # the sentences themselves are scored and shown
         paths, what = [item.text or "" for item in items], "texts"
     tracker = Tracker(f"Scoring the {split} {what}", len(paths), progress)
-    chunks = []
-    for start in range(0, len(paths), SCORE_CHUNK):  # in chunks, so the count moves
-        chunks.append(predictor.predict(paths[start : start + SCORE_CHUNK]))
-        tracker.advance(len(chunks[-1]))
-    probabilities = torch.cat(chunks)
+    probabilities = torch.cat([predictor.predict(chunk) for chunk in tracker.chunks(paths)])
     return evaluate_probabilities(
         probabilities,
         [item.label for item in items],
