@@ -246,7 +246,7 @@ class DANNTrainer(Trainer):
         self.domain_partial = {"loss_sum": 0.0, "correct": 0, "seen": 0}
         self.dann_coeff = 0.0
 
-    def _fast_path_reason(self) -> str:
+    def _fast_path_reason(self, trainable: list[set[str]]) -> str:
         return "domain adaptation (DANN) trains the backbone on the target photos"
 
     def next_target_batch(self) -> torch.Tensor:

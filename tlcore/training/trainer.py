@@ -157,10 +157,11 @@ class Trainer:
         self.files_stamp = manifest.files_stamp()
         self.train_labels = torch.tensor([it.label for it in manifest.items_for("train")])
 
-        self.fast_path_reason = self._fast_path_reason()
+        trainable = self._trainable_per_epoch()
+        self.fast_path_reason = self._fast_path_reason(trainable)
         self.fast_path = not self.fast_path_reason
         # fine-tuning the top of a text encoder: its frozen bottom runs once per sentence
-        self.frozen_depth = 0 if self.fast_path else self._frozen_depth()
+        self.frozen_depth = 0 if self.fast_path else self._frozen_depth(trainable)
         self.frozen: dict[str, frozen_layers.FrozenStates] = {}
         self._loader_drawn: set[int] = set()  # persistent loaders that took their one number
         self.embeddings: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
@@ -347,7 +348,7 @@ class Trainer:
             self.embedding_cache_hits += hit
         self.train_views = torch.stack(views)
         # what the epoch events of a solved head report instead of a meaningless images/s
-        unit = "texts" if "max_tokens" in self.data_config else "photos"
+        unit = "texts" if self.unit == "texts" else "photos"
         self.embedding_pass = {"photos": total, "seconds": round(time.perf_counter() - started, 3),
                                "passes": len(passes), "from_cache": self.embedding_cache_hits,
                                "unit": unit}  # fmt: skip
@@ -495,16 +496,16 @@ class Trainer:
         apply_freeze(self.model, self.groups, self.plan, 0)
         return trainable
 
-    def _fast_path_reason(self) -> str:
+    def _fast_path_reason(self, trainable: list[set[str]]) -> str:
         return features.fast_path_reason(
-            self.model, self._trainable_per_epoch(), self.config.augment, self.config.augment_views
+            self.model, trainable, self.config.augment, self.config.augment_views
         )
 
-    def _frozen_depth(self) -> int:
+    def _frozen_depth(self, trainable: list[set[str]]) -> int:
         """Layers the partial fast path runs once (0: none); DDP wraps the whole model."""
         if distributed.active() or self.config.augment != "none":
             return 0
-        return frozen_layers.cache_depth(self.model, self._trainable_per_epoch())
+        return frozen_layers.cache_depth(self.model, trainable)
 
     # -- control and checkpoints ---------------------------------------------------------
     def emit(self, event: str, *args: Any) -> None:
