@@ -28,9 +28,8 @@ from tlcore.training.config import TrainConfig
 from tlcore.training.estimate import (
     MachineSpeed,
     RunEstimate,
-    estimate_run,
+    estimate_for,
     machine_speed,
-    text_batch_width,
     uses_fast_path,
 )
 
@@ -204,14 +203,7 @@ def _machine_speed(model: str, img_size: int | None, device: str) -> MachineSpee
 
 def run_estimate() -> RunEstimate:
     """How long the run the Train page would start takes here (ConfigError/DataError pass)."""
-    config = build_config()
-    manifest = prepared().manifest
-    n_train, n_val = (len(manifest.items_for(s)) for s in ("train", "val"))
-    size = config.img_size  # texts: measured at the word pieces of a typical batch
-    if manifest.modality == "text":
-        size = text_batch_width(manifest, config)
-    speed = _machine_speed(config.model, size, config.device)
-    return estimate_run(config, n_train, n_val, speed)
+    return estimate_for(build_config(), prepared().manifest, measure=_machine_speed)
 
 
 def active_run() -> Run | None:

@@ -20,6 +20,7 @@ import json
 import os
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -327,15 +328,21 @@ def _estimate_text_run(
     return RunEstimate(seconds, False, duration_text(seconds), work, tip, speed, "texts")
 
 
-def estimate_for(config: TrainConfig, manifest: Any) -> RunEstimate:
+def estimate_for(
+    config: TrainConfig,
+    manifest: Any,
+    measure: Callable[[str, int | None, str], MachineSpeed] | None = None,
+) -> RunEstimate:
     """``estimate_run`` for this data: its counts, and the speed measured at its size (photos)
-    or at the word pieces of its typical batch (texts)."""
+    or at the word pieces of its typical batch (texts). ``measure`` stands in for
+    ``machine_speed`` (the app wraps it to say that it is measuring)."""
     from tlcore.models.text_catalog import check_model_fits_data
 
     check_model_fits_data(config.model, manifest.modality)
     n_train, n_val = (len(manifest.items_for(split)) for split in ("train", "val"))
     size = text_batch_width(manifest, config) if manifest.modality == "text" else config.img_size
-    return estimate_run(config, n_train, n_val, machine_speed(config.model, size, config.device))
+    speed = (measure or machine_speed)(config.model, size, config.device)
+    return estimate_run(config, n_train, n_val, speed)
 
 
 def estimate_run(config: TrainConfig, n_train: int, n_val: int, speed: MachineSpeed) -> RunEstimate:
