@@ -9,6 +9,7 @@ from __future__ import annotations
 import streamlit as st
 
 from appkit import pipeline, runview, state
+from appkit.text import md
 from tlcore.runs.run import ACTIVE_STATES, Run
 
 
@@ -16,7 +17,7 @@ def render() -> None:
     with st.sidebar:
         st.markdown("### Your choices")
         data = state.get("data")
-        st.markdown(f"**Data:** {data['label'] if data else '— not chosen yet'}")
+        st.markdown(f"**Data:** {md(data['label']) if data else '— not chosen yet'}")
         weights = state.get("weights")
         source = weights if weights in ("bundled", "hub", "scratch") else "your checkpoint"
         st.markdown(f"**Model:** `{state.get('model')}` ({source} weights)")

@@ -123,7 +123,7 @@ def try_class_names(model_name: str, weights: str, key: str = "zeroshot_try") ->
         try:
             photos.append((upload.name, read_upload(upload.name, upload.getvalue())))
         except TLCoreError as exc:
-            st.error(f"{md(upload.name)}: {exc}")
+            st.error(f"{md(upload.name)}: {md(exc)}")
     if len(uploads) > MAX_PHOTOS:
         st.info(f"Showing the first {MAX_PHOTOS} photos.")
     if photos:

@@ -6,7 +6,7 @@ import streamlit as st
 
 from appkit import navigation, pipeline, state
 from appkit.learn import learn
-from appkit.text import md
+from appkit.text import md, md_list
 from tlcore.errors import TLCoreError
 from tlcore.lab.compare import VARIANTS, Experiment, list_experiments
 
@@ -76,7 +76,7 @@ if not ready:
     pipeline.point_to_data_page("Choose a dataset that is ready to train on the Data page first.")
 else:
     st.markdown(
-        f"**{state.get('data')['label']}** ({', '.join(prepared.report.classes)}) · model "
+        f"**{md(state.get('data')['label'])}** ({md_list(prepared.report.classes)}) · model "
         f"`{state.get('model')}`"
     )
 
@@ -151,7 +151,7 @@ def live_experiment() -> None:
             st.error(md(exc))
     for row in rows:
         if row["state"] in ("failed", "error") and row["message"]:
-            st.error(f"({row['key']}) {row['label']}: {row['message']}")
+            st.error(f"({row['key']}) {md(row['label'])}: {md(row['message'])}")
     acc, loss = st.columns(2)
     acc.plotly_chart(curves_figure(rows, "val_acc", "Validation accuracy", True), key="compare_acc")
     loss.plotly_chart(curves_figure(rows, "val_loss", "Validation loss", False), key="compare_loss")

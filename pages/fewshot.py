@@ -38,7 +38,7 @@ if manifest.modality == "text":  # sentences: the text ladder (appkit.text_pages
     st.stop()
 counts = manifest.counts()
 st.markdown(
-    f"**{data['label']}** · {len(manifest.classes)} classes · "
+    f"**{md(data['label'])}** · {len(manifest.classes)} classes · "
     f"{sum(counts.get('train', {}).values())} training and "
     f"{sum(counts.get('val', {}).values())} validation photos · model `{state.get('model')}`"
 )
@@ -106,7 +106,7 @@ if st.button("Measure accuracy from 0 to 10 photos per class", key="fewshot_meas
             with st.spinner("Zero-shot: naming the photos from the class names…"):
                 zeroshot.accuracy(manifest, names_for(manifest, names_text), model)
         except TLCoreError as exc:
-            st.warning(f"No zero-shot rung: {exc}")
+            st.warning(f"No zero-shot rung: {md(exc)}")
 stored = st.session_state.get("fewshot_curve")
 if stored is not None and stored[0] == settings_key:
     curve = stored[1]
@@ -169,7 +169,7 @@ for upload in (uploads or [])[:12]:
     try:
         photos.append((upload.name, read_upload(upload.name, upload.getvalue())))
     except TLCoreError as exc:
-        st.error(f"{upload.name}: {exc}")
+        st.error(f"{md(upload.name)}: {md(exc)}")
 if example != "—":
     try:
         photos.append((example, read_for_prediction(known[example])))

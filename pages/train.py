@@ -239,7 +239,7 @@ def show_estimate() -> None:
     try:
         estimate = pipeline.run_estimate()
     except TLCoreError as exc:
-        st.warning(f"No time estimate: {exc}")
+        st.warning(f"No time estimate: {md(exc)}")
     else:
         (st.success if estimate.fast_path else st.info)(
             f"**Estimated time: {estimate.text}** on this machine. {estimate.work}",

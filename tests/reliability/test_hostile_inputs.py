@@ -271,3 +271,22 @@ def test_class_names_in_charts_show_as_typed_never_as_plotly_html():
     assert trust_view.clicked_cell([point], HOSTILE_NAMES) == (HOSTILE_NAMES[0], HOSTILE_NAMES[1])
     assert trust_view.clicked_cell([{"x": "<b>bold</b>", "y": "nope"}], HOSTILE_NAMES) is None
     assert trust_view.clicked_cell([], HOSTILE_NAMES) is None
+
+
+def test_a_dataset_named_like_markdown_shows_as_typed_on_every_page(sample_dir):
+    """The data's label holds the upload's own name ("Zip: <name>"): the sidebar, Few-shot
+    and Compare pages wrote it into Markdown raw, so a zip named like a link became one."""
+    from appkit.text import md
+
+    label = "Zip: **[click](http://evil.example)** `x`.zip"
+    runs_dir = settings.runs_dir()
+    runs_dir.mkdir(parents=True, exist_ok=True)
+    data = {"kind": "folder", "source": str(sample_dir), "label": label}
+    (runs_dir / "app-state.json").write_text(json.dumps({"data": data}))
+    at = open_app()
+    assert f"**Data:** {md(label)}" in texts(at.sidebar.markdown)
+    for page in ("fewshot", "compare"):
+        go(at, page)
+        assert not at.exception, [e.value for e in at.exception]
+        shown = texts(at.main.markdown)
+        assert md(label) in shown and "](http://evil.example)" not in shown.replace("\\]", "")
