@@ -89,6 +89,10 @@ class TextClassifier(nn.Module):
         """The sentence embedding: the mean of the last layer over the real (non-pad) tokens."""
         mask = ids != self.pad_id
         hidden = self._encoder(input_ids=ids, attention_mask=mask.long()).last_hidden_state
+        return self._pool(hidden, mask)
+
+    def _pool(self, hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """The mean of ``hidden`` over the real tokens (unit length when the model says so)."""
         weights = mask.unsqueeze(-1).to(hidden.dtype)
         pooled = (hidden * weights).sum(1) / weights.sum(1).clamp(min=1e-9)
         return F.normalize(pooled, dim=-1) if self.normalize else pooled
@@ -105,10 +109,7 @@ class TextClassifier(nn.Module):
 
     def forward_from(self, hidden: torch.Tensor, mask: torch.Tensor, depth: int) -> torch.Tensor:
         """``forward_features`` resumed after layer ``depth``: the rest of the layers, pooled."""
-        hidden = self._run_layers(hidden, mask, depth, len(self.layers))
-        weights = mask.unsqueeze(-1).to(hidden.dtype)
-        pooled = (hidden * weights).sum(1) / weights.sum(1).clamp(min=1e-9)
-        return F.normalize(pooled, dim=-1) if self.normalize else pooled
+        return self._pool(self._run_layers(hidden, mask, depth, len(self.layers)), mask)
 
     def frozen_depth(self, trainable: set[str]) -> int:
         """How many transformer layers sit below every parameter in ``trainable`` (-1 when
