@@ -16,11 +16,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tlcore.cli import fail, flags, print_json
+from tlcore.cli import flags, print_json
 from tlcore.cli.flags import number
 from tlcore.data.progress import Progress, terminal_bar
 from tlcore.data.scan import printable
-from tlcore.errors import ConfigError, RunError, TLCoreError
+from tlcore.errors import ConfigError, DataError, RunError, TLCoreError
 from tlcore.runs.run import ACTIVE_STATES, Run, list_runs
 from tlcore.training.config import (
     AUGMENTS,
@@ -254,22 +254,28 @@ def cmd_train(args: argparse.Namespace) -> int:
     return _finish(run, args, started)
 
 
+def read_split(config: TrainConfig) -> Any:
+    """The manifest a run of ``config`` would train on: a dataset version's, or the data
+    read and split now (its bar on stderr); DataError in words when it cannot be used."""
+    from tlcore.data.manifest import Manifest
+    from tlcore.data.prepare import prepare_data
+
+    if config.manifest_path:
+        return Manifest.load(config.manifest_path)
+    prepared = prepare_data(config.data, val_fraction=config.val_fraction, seed=config.seed,
+                            progress=terminal_bar())  # fmt: skip
+    if prepared.manifest is None:
+        raise DataError(f"cannot use {config.data}: {prepared.report.reason}")
+    return prepared.manifest
+
+
 def print_estimate(config: TrainConfig, args: argparse.Namespace) -> int:
     """``tlcore train --estimate``: the Train page's time estimate (tlcore.training.estimate)."""
     from dataclasses import asdict
 
-    from tlcore.data.manifest import Manifest
-    from tlcore.data.prepare import prepare_data
     from tlcore.training.estimate import estimate_for
 
-    if config.manifest_path:
-        manifest = Manifest.load(config.manifest_path)
-    else:
-        prepared = prepare_data(config.data, val_fraction=config.val_fraction, seed=config.seed)
-        if prepared.manifest is None:
-            return fail(f"cannot use {config.data}: {prepared.report.reason}")
-        manifest = prepared.manifest
-    estimate = estimate_for(config, manifest)
+    estimate = estimate_for(config, read_split(config))
     print(f"estimated time: {estimate.text} on this machine. {estimate.work}", flush=True)
     if estimate.tip:
         print(f"faster: {estimate.tip}", flush=True)
@@ -528,18 +534,13 @@ def cmd_resume(args: argparse.Namespace) -> int:
 
 
 def cmd_lr_find(args: argparse.Namespace) -> int:
-    from tlcore.data.prepare import prepare_data
     from tlcore.training.lr_find import lr_find
 
     steps = number(args, "steps", int, lambda v: v >= 5, "a whole number >= 5")
     start_lr = number(args, "start_lr", float, lambda v: v > 0, "a number > 0")
     end_lr = number(args, "end_lr", float, lambda v: v > start_lr, "larger than --start-lr")
     config = config_from_args(args, epochs=1)
-    prepared = prepare_data(config.data, val_fraction=config.val_fraction, seed=config.seed,
-                            progress=terminal_bar())  # fmt: skip
-    if prepared.manifest is None:
-        return fail(f"cannot use {config.data}: {prepared.report.reason}")
-    result = lr_find(config, prepared.manifest, num_steps=steps, start_lr=start_lr, end_lr=end_lr)
+    result = lr_find(config, read_split(config), num_steps=steps, start_lr=start_lr, end_lr=end_lr)
     print(f"suggested lr {result.suggested_lr:.2e} (steepest {result.steepest_lr:.2e}, "
           f"min loss at {result.min_loss_lr:.2e}; {len(result.lrs)} steps"
           f"{', stopped when the loss exploded' if result.diverged else ''})", flush=True)  # fmt: skip
