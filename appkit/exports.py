@@ -59,10 +59,11 @@ def member(result: ExportResult, name: str) -> bytes | None:
     return _member(result.path, stamp, name)
 
 
-def is_older_than_checkpoint(result: ExportResult, checkpoint_stamp: float) -> bool:
-    """A run still training replaces its checkpoint each epoch; its earlier exports lag."""
+def is_older_than_checkpoint(result: ExportResult, checkpoint_stamp: tuple[int, int]) -> bool:
+    """A run still training replaces its checkpoint each epoch; its earlier exports lag
+    (``checkpoint_stamp``: size and file time in ns, appkit.inference)."""
     try:
-        return Path(result.path).stat().st_mtime < checkpoint_stamp
+        return Path(result.path).stat().st_mtime_ns < checkpoint_stamp[1]
     except OSError:
         return False
 

@@ -9,6 +9,7 @@ it. No model in training is ever cached here; these are read-only copies.
 from __future__ import annotations
 
 import contextlib
+from pathlib import Path
 from typing import Any
 
 import streamlit as st
@@ -19,6 +20,7 @@ from tlcore.errors import TLCoreError
 from tlcore.results.evaluation import EvaluationReport
 from tlcore.results.explain import CamResult, embedding_map, gradcam
 from tlcore.results.predict import Predictor, read_upload
+from tlcore.runs.checkpoint_model import checkpoint_stamp as runs_checkpoint_stamp
 from tlcore.runs.run import Run, list_runs
 from tlcore.runs.scoring import evaluate_run, load_predictor, store_evaluation, stored_evaluation
 from tlcore.training.checkpoints import checkpoint_paths
@@ -30,17 +32,16 @@ def has_checkpoint(run: Run, checkpoint: str = "last") -> bool:
     return checkpoint_paths(run.checkpoints_dir, checkpoint)[0].is_file()
 
 
-def checkpoint_stamp(run: Run, checkpoint: str) -> float:
-    """Changes when the worker replaces the file, so caches reload a newer best model."""
-    try:
-        return checkpoint_paths(run.checkpoints_dir, checkpoint)[0].stat().st_mtime
-    except OSError:
-        return 0.0
+def checkpoint_stamp(run: Run, checkpoint: str) -> tuple[int, int]:
+    """Changes when the worker replaces the file, so caches reload a newer best model
+    (tlcore's stamp as a cache key; (0, 0) while there is none)."""
+    stamp = runs_checkpoint_stamp(run, checkpoint) or {}
+    return stamp.get("size", 0), stamp.get("mtime_ns", 0)
 
 
 @st.cache_resource(show_spinner="Loading the trained model…", max_entries=3)
-def _predictor(run_dir: str, checkpoint: str, stamp: float) -> Predictor:
-    return load_predictor(run_dir, checkpoint=checkpoint)
+def _predictor(run_dir: str, checkpoint: str, stamp: tuple[int, int]) -> Predictor:
+    return load_predictor(Run(Path(run_dir)), checkpoint=checkpoint)
 
 
 def predictor(run: Run, checkpoint: str) -> Predictor:
@@ -48,16 +49,16 @@ def predictor(run: Run, checkpoint: str) -> Predictor:
 
 
 @st.cache_data(show_spinner="Scoring every validation image…", max_entries=8)
-def _evaluation(run_dir: str, checkpoint: str, stamp: float) -> EvaluationReport:
+def _evaluation(run_dir: str, checkpoint: str, stamp: tuple[int, int]) -> EvaluationReport:
     run = Run.open(run_dir)
-    report = evaluate_run(run, checkpoint, predictor=_predictor(run_dir, checkpoint, stamp))
+    report = evaluate_run(run, checkpoint)  # from the kept validation outputs (one pass)
     if not is_training(run):  # a run from before scores were kept: keep this one for next time
         with contextlib.suppress(OSError):
             store_evaluation(run, checkpoint, report)
     return report
 
 
-def evaluation(run: Run, checkpoint: str, stamp: float | None = None) -> EvaluationReport:
+def evaluation(run: Run, checkpoint: str, stamp: tuple[int, int] | None = None) -> EvaluationReport:
     """The score the worker kept when the run finished; else scored here, once per saved
     model. ``stamp`` pins the model a training run had saved when the user asked, so
     later epochs do not trigger a new scoring on every visit."""
@@ -71,7 +72,7 @@ def evaluation(run: Run, checkpoint: str, stamp: float | None = None) -> Evaluat
 
 @st.cache_data(show_spinner="Looking at the photo…", max_entries=64)
 def _explained(
-    run_dir: str, checkpoint: str, stamp: float, name: str, data: bytes
+    run_dir: str, checkpoint: str, stamp: tuple[int, int], name: str, data: bytes
 ) -> tuple[Any, list[float], CamResult | None, str]:
     predictor = _predictor(run_dir, checkpoint, stamp)
     image = read_upload(name, data)
@@ -98,7 +99,7 @@ def is_training(run: Run) -> bool:
 
 
 @st.cache_data(show_spinner="Embedding the validation images…", max_entries=8)
-def _embedding(run_dir: str, checkpoint: str, stamp: float, pretrained: bool) -> list[dict]:
+def _embedding(run_dir: str, checkpoint: str, stamp: tuple[int, int], pretrained: bool) -> list[dict]:
     run = Run.open(run_dir)
     manifest = Manifest.load(run.manifest_path)
     items = manifest.items_for("val") or manifest.items_for("train")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from appkit import pipeline, runview, state
+from appkit import active_run, runview, state
 from appkit.text import md
 from tlcore.runs.run import ACTIVE_STATES, Run
 
@@ -22,7 +22,7 @@ def render() -> None:
         source = weights if weights in ("bundled", "hub", "scratch") else "your checkpoint"
         st.markdown(f"**Model:** `{state.get('model')}` ({source} weights)")
         st.markdown(f"**Layers:** {runview.preset_label(state.get('freeze'))}")
-        run = pipeline.active_run()
+        run = active_run.followed()
         if run is not None:
             st.markdown("### Training run")
             _run_progress(run)
@@ -35,7 +35,7 @@ def _run_progress(run: Run) -> None:
     # each refresh costs the browser a redraw that the training on the same CPU pays for
     @st.fragment(run_every=5.0 if live else None)
     def progress() -> None:
-        current = pipeline.active_run()
+        current = active_run.followed()
         if current is None:
             return
         info = runview.progress_summary(current, compact=True)

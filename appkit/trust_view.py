@@ -7,6 +7,7 @@ button that fits them on the spot.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import plotly.graph_objects as go
@@ -14,13 +15,13 @@ import streamlit as st
 
 from appkit import inference
 from appkit.text import md, md_list, plot_text
-from tlcore.data.manifest import Manifest
 from tlcore.errors import TLCoreError
 from tlcore.results.confusion_cells import photos_in_cell
 from tlcore.results.predict import read_upload
 from tlcore.results.trust import Trust
+from tlcore.runs.outputs import validation_items, validation_outputs
 from tlcore.runs.run import Run
-from tlcore.runs.trust_store import ensure_trust, is_photo_run, stored_trust
+from tlcore.runs.trust_store import ensure_trust, measures_unknown, stored_trust
 
 MAX_CELL_PHOTOS = 12
 
@@ -32,7 +33,7 @@ def trust(run: Run, checkpoint: str) -> Trust | None:
 
 def offer_fit(run: Run, checkpoint: str, key: str) -> None:
     """For a run without calibration: what is missing, and a button that fits it now."""
-    if inference.is_training(run) or not is_photo_run(run):
+    if inference.is_training(run) or not measures_unknown(run):
         return
     st.info(
         'This model has no calibration and no "none of these" check yet (the run stopped '
@@ -144,16 +145,18 @@ def unknown_summary(fitted: Trust) -> None:
 # -- Evaluate: the photos behind a cell of the confusion matrix --------------------------------
 
 
-@st.cache_data(show_spinner="Scoring the validation photos…", max_entries=8)
+@st.cache_data(show_spinner="Reading the validation scores…", max_entries=8)
 def _validation_probabilities(
-    run_dir: str, checkpoint: str, stamp: float
+    run_dir: str, checkpoint: str, stamp: Any
 ) -> tuple[list[str], list[int], list[str], Any]:
-    run = Run.open(run_dir)
-    manifest = Manifest.load(run.manifest_path)
-    items = manifest.items_for("val")
-    paths = [it.path for it in items]
-    probs = inference.predictor(run, checkpoint).predict(paths)
-    return paths, [it.label for it in items], list(manifest.classes), probs
+    """The checkpoint's kept validation outputs, calibrated (tlcore.runs.outputs: scored once,
+    when the run finished, or here the first time for an older run)."""
+    run = Run(Path(run_dir))
+    paths, targets, manifest = validation_items(run)
+    fitted = stored_trust(run, checkpoint)
+    temperature = fitted.calibration.temperature if fitted is not None else 1.0
+    probs = validation_outputs(run, checkpoint).probabilities(temperature)
+    return paths, targets, list(manifest.classes), probs
 
 
 def _cell_chart(classes: list[str], matrix: list[list[int]]) -> go.Figure:
@@ -293,7 +296,7 @@ def threshold_slider(predictor: Any, fitted: Trust | None) -> float | None:
 
 @st.cache_data(show_spinner=False, max_entries=64)
 def _unknown_score(
-    run_dir: str, checkpoint: str, stamp: float, name: str, data: bytes
+    run_dir: str, checkpoint: str, stamp: tuple[int, int], name: str, data: bytes
 ) -> float | None:
     predictor = inference.predictor(Run.open(run_dir), checkpoint)
     if predictor.unknown is None:

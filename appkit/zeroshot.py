@@ -11,7 +11,8 @@ from typing import Any
 
 import streamlit as st
 
-from appkit import pipeline
+from appkit import photo_scores
+from appkit.progress import progress_bar
 from appkit.text import md
 from tlcore.errors import TLCoreError
 from tlcore.lab.fewshot import Embedder
@@ -66,7 +67,7 @@ def accuracy(manifest: Any, names: Sequence[str], model: Embedder) -> ZeroShotRe
     stored = st.session_state.get("zeroshot_result")
     if stored is not None and stored[0] == key:
         return stored[1]
-    with pipeline.progress_bar() as bar:  # embedding the validation photos: k of N, time left
+    with progress_bar() as bar:  # embedding the validation photos: k of N, time left
         result = zero_shot_accuracy(manifest, list(names), model, progress=bar)
     st.session_state["zeroshot_result"] = (key, result)
     return result
@@ -78,22 +79,6 @@ def stored_result(manifest: Any, model: Embedder) -> ZeroShotResult | None:
     if stored is None or stored[0][: len(_key(manifest, model))] != _key(manifest, model):
         return None
     return stored[1]
-
-
-def show_ranked(photos: list[tuple[str, Any]], ranked: list[list[tuple[str, float]]]) -> None:
-    """Each photo with its best class name and the scores of the others."""
-    for (name, image), scores in zip(photos, ranked, strict=True):
-        best, score = scores[0]
-        picture, text = st.columns([1, 3])
-        picture.image(image, width="stretch")
-        text.markdown(f"**{md(name)}** → **{md(best)}** (score {score:.0%})")
-        text.dataframe(
-            [{"class": c, "score": s} for c, s in scores[:5]],
-            hide_index=True,
-            column_config={"score": st.column_config.ProgressColumn(
-                format="percent", min_value=0.0, max_value=1.0)},
-        )  # fmt: skip
-    st.caption("Scores rank the class names for each photo; they are not calibrated probabilities.")
 
 
 def try_class_names(model_name: str, weights: str, key: str = "zeroshot_try") -> None:
@@ -133,5 +118,7 @@ def try_class_names(model_name: str, weights: str, key: str = "zeroshot_try") ->
         except TLCoreError as exc:
             st.error(md(exc))
             return
-        show_ranked(photos, ranked)
+        photo_scores.show_ranked(photos, ranked)
+        st.caption("Scores rank the class names for each photo; they are not calibrated "
+                   "probabilities.")  # fmt: skip
     st.caption(honest_note())

@@ -4,7 +4,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from appkit import navigation, pipeline, state
+from appkit import data_choice, navigation, state, train_setup
 from appkit.learn import learn
 from appkit.text import md, md_list
 from tlcore.errors import TLCoreError
@@ -70,17 +70,19 @@ def summary_table(rows: list[dict]) -> pd.DataFrame:
 
 
 # --- the budget -----------------------------------------------------------------------------
-prepared = pipeline.prepared_or_none()
+prepared = data_choice.prepared_or_none()
 ready = prepared is not None and prepared.report.trainable
 if not ready:
-    pipeline.point_to_data_page("Choose a dataset that is ready to train on the Data page first.")
+    data_choice.point_to_data_page(
+        "Choose a dataset that is ready to train on the Data page first."
+    )
 else:
     st.markdown(
         f"**{md(state.get('data')['label'])}** ({md_list(prepared.report.classes)}) · model "
         f"`{state.get('model')}`"
     )
 
-settings_now = pipeline.train_settings()
+settings_now = train_setup.train_settings()
 left, middle, right = st.columns(3)
 epochs = left.number_input(
     "Epochs (every run)",
@@ -106,7 +108,7 @@ right.caption(
 if st.button("Run the comparison", key="compare_start", type="primary", disabled=not ready):
     try:
         with st.spinner("Preparing five runs…"):
-            base = pipeline.build_config()
+            base = train_setup.build_config()
             base.epochs, base.img_size, base.augment = int(epochs), int(img_size), "none"
             base.warmup_epochs = min(base.warmup_epochs, base.epochs - 1)
             experiment = Experiment.create(base).start()

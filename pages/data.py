@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from appkit import charts, navigation, pipeline, state, text_pages
+from appkit import charts, data_choice, navigation, state, tasks, text_sources
 from appkit.learn import learn
 from appkit.text import md, md_list
 from tlcore import settings
@@ -37,7 +37,7 @@ learn("data")
 tab_names = ["Sample", "Upload a zip", "Upload images per label"]
 if settings.data_root() is not None:
     tab_names.append("Folder on this server")
-tab_names.append("Texts: upload a CSV")  # labelled sentences (appkit.text_pages)
+tab_names.append("Texts: upload a CSV")  # labelled sentences (appkit.text_sources)
 tabs = st.tabs(tab_names)
 
 with tabs[0]:
@@ -54,11 +54,11 @@ with tabs[0]:
             "shorts, already split. Harder: the labels look alike."
         )
         use_clothing = st.button("Use the clothing sample", key="use_sample_clothing")
-    text_pages.sample_button()
+    text_sources.sample_button()
     if use_ants_bees or use_clothing:
         try:
             with st.spinner("Reading every image…"):
-                pipeline.choose_sample("clothing4" if use_clothing else "ants-bees")
+                data_choice.choose_sample("clothing4" if use_clothing else "ants-bees")
             st.rerun()  # the sidebar shows the new choice
         except TLCoreError as exc:
             st.error(md(exc))
@@ -80,7 +80,7 @@ with tabs[1]:
         try:
             saved = sources.save_upload(zip_file.name, zip_file.getvalue(), "zips")
             with st.spinner("Unpacking and reading every image…"):
-                pipeline.choose_data("zip", saved, f"Zip: {zip_file.name}")
+                data_choice.choose_data("zip", saved, f"Zip: {zip_file.name}")
             st.rerun()  # the sidebar shows the new choice
         except TLCoreError as exc:
             st.error(md(exc))
@@ -108,7 +108,7 @@ with tabs[2]:
             counts = sources.image_set_classes(image_set)
             label = f"Your images: {sum(counts.values())} in {len(counts)} labels"
             with st.spinner("Reading every image…"):
-                pipeline.choose_data("images", image_set, label)
+                data_choice.choose_data("images", image_set, label)
             message = f"Added {len(saved)} images as '{class_name.strip()}'."
             if skipped:
                 message += " Skipped (not images): " + ", ".join(skipped)
@@ -131,13 +131,13 @@ if settings.data_root() is not None:
             try:
                 folder = sources.folder_under_data_root(typed or picked)
                 with st.spinner("Reading every image…"):
-                    pipeline.choose_data("folder", folder, f"Folder: {typed or picked}")
+                    data_choice.choose_data("folder", folder, f"Folder: {typed or picked}")
                 st.rerun()  # the sidebar shows the new choice
             except TLCoreError as exc:
                 st.error(md(exc))
 
 with tabs[-1]:
-    text_pages.csv_upload_tab()
+    text_sources.csv_upload_tab()
 
 # --- what the app found -------------------------------------------------------------------
 data = state.get("data")
@@ -149,17 +149,17 @@ st.divider()
 st.subheader(f"Checking: {md(data['label'])}")
 try:
     with st.spinner("Reading every image…"):
-        prepared = pipeline.prepared()
+        prepared = data_choice.prepared()
 except TLCoreError as exc:
     st.error(md(exc))
     st.stop()
 report = prepared.report
+view = tasks.view(data_choice.task_of_prepared(prepared))  # what differs for photos and texts
 
 if report.trainable:
     st.success(
         f"Ready to train: {len(report.classes)} labels ({md_list(report.classes)}), "
-        f"{sum(sum(c.values()) for c in report.counts.values())} usable "
-        f"{'texts' if getattr(report, 'modality', 'image') == 'text' else 'images'}."
+        f"{sum(sum(c.values()) for c in report.counts.values())} usable {view.files}."
     )
 else:
     st.error(f"Not ready to train: {md(report.reason)}")
@@ -224,8 +224,8 @@ if report.split_counts:  # how many photos of each label the model learns from a
     )
 
 # --- a look at the pictures ---------------------------------------------------------------
-if manifest is not None and manifest.modality == "text":
-    text_pages.examples(manifest)
+if manifest is not None and view.examples is not None:
+    view.examples(prepared)
 elif manifest is not None:
     st.subheader("Examples per label")
     st.caption("Check that each row really shows its label: mislabelled photos teach mistakes.")
@@ -239,7 +239,7 @@ elif manifest is not None:
                 column.caption(md(short_name(path.name)), help=md(path.name), wrap=False)
 
 if report.trainable:
-    if manifest is not None and manifest.modality == "image":  # the data doctor (issue 21)
+    if manifest is not None and view.doctor:  # wrong labels and copies, found from embeddings
         st.page_link("pages/doctor.py", icon=":material/stethoscope:",
                      label="Doctor: find wrong labels, near-duplicates and odd photos")  # fmt: skip
     st.page_link("pages/model.py", label="Next: choose a model →", icon=":material/psychology:")

@@ -5,8 +5,24 @@ import hashlib
 import pandas as pd
 import streamlit as st
 
-from appkit import charts, inference, navigation, pipeline, state
+from appkit import (
+    charts,
+    data_choice,
+    data_versions,
+    inference,
+    navigation,
+    state,
+    tasks,
+    train_setup,
+)
+from appkit.progress import progress_bar
 from appkit.text import md
+from tlcore.data.doctor_decisions import (
+    duplicate_decision,
+    kept_paths,
+    label_decision,
+    outlier_decision,
+)
 from tlcore.data.manifest import Manifest
 from tlcore.data.versions import Override
 from tlcore.errors import TLCoreError
@@ -36,14 +52,15 @@ st.markdown(
     "never moved, changed or deleted, and every version stays trainable."
 )
 
-prepared = pipeline.prepared_or_none()
+prepared = data_choice.prepared_or_none()
 if prepared is None or prepared.manifest is None:
-    pipeline.point_to_data_page(
+    data_choice.point_to_data_page(
         "Choose a dataset with at least two classes on the Data page first."
     )
     st.stop()
-if prepared.manifest.modality != "image":
-    st.info("The doctor checks photos; this dataset holds texts.")
+view = tasks.view(data_choice.task_of_prepared(prepared))
+if not view.doctor:
+    st.info(f"The doctor checks photos; this dataset holds {view.items}.")
     st.stop()
 
 
@@ -53,9 +70,9 @@ def photo_key(prefix: str, *paths: str) -> str:
 
 
 # --- versions ------------------------------------------------------------------------------
-store = pipeline.version_store(prepared)
+store = data_versions.version_store(prepared)
 versions = store.versions()
-chosen = pipeline.chosen_version(prepared)
+chosen = data_versions.chosen_version(prepared)
 st.subheader("Dataset version")
 just_saved = st.session_state.pop(SAVED_KEY, None)
 if just_saved:
@@ -95,11 +112,11 @@ manifest = store.manifest(chosen.number)
 
 # --- the check -----------------------------------------------------------------------------
 model, weights = state.get("model"), state.get("weights")
-img_size = pipeline.train_settings().get("img_size")  # the photos as training will see them
+img_size = train_setup.train_settings().get("img_size")  # the photos as training will see them
 report_key = (chosen.fingerprint, model, weights, img_size)
 if st.button("Check the photos", type="primary", icon=":material/stethoscope:"):
     try:
-        with pipeline.progress_bar() as bar:
+        with progress_bar() as bar:
             found = diagnose(manifest, model=model, weights=weights, img_size=img_size,
                              progress=bar,
                              embed_paths=[item.path for item in store.base.items])  # fmt: skip
@@ -128,7 +145,7 @@ else:
         "every class."
     )
     decisions: list[Override] = []
-    kept = {o.path for o in chosen.overrides if o.action == "keep"}  # looked at, not asked again
+    kept = kept_paths(chosen.overrides)  # looked at and kept: not asked again
     issues = [i for i in report.label_issues if i.path not in kept]
     duplicates = [p for p in report.near_duplicates if not {p.a, p.b} <= kept]
     outliers = [o for o in report.outliers if o.path not in kept]
@@ -169,14 +186,13 @@ else:
             st.image(issue.path, width="stretch")
             st.markdown(f"**{md(issue.given)}** → **{md(issue.suggested)}** ({issue.split})")
             st.caption(md(issue.why()))
-            options = [UNDECIDED, f"Relabel as {issue.suggested}", "Leave out", "Keep as labelled"]
-            choice = st.radio("Decision", options, key=photo_key("doctor_li_", issue.path),
+            options = {UNDECIDED: None, f"Relabel as {issue.suggested}": "relabel",
+                       "Leave out": "exclude", "Keep as labelled": "keep"}  # fmt: skip
+            choice = st.radio("Decision", list(options), key=photo_key("doctor_li_", issue.path),
                               label_visibility="collapsed")  # fmt: skip
-            action = {options[1]: "relabel", options[2]: "exclude", options[3]: "keep"}.get(choice)
-            if action:
-                label = issue.suggested if action == "relabel" else ""
-                decisions.append(Override(issue.path, action, label,
-                                          why=f"doctor: {issue.why()}"))  # fmt: skip
+            decisions += label_decision(
+                issue.path, options.get(choice), issue.suggested, issue.why()
+            )
 
     st.subheader("Near-duplicates")
     st.caption(
@@ -195,18 +211,12 @@ else:
         right.image(pair.b, caption=f"{md(pair.label_b)} · {pair.split_b}", width="stretch")
         with choice_col:
             st.markdown(("**Leak** · " if pair.across_splits else "") + md(pair.why()))
-            options = [UNDECIDED, "Keep the left one", "Keep the right one", "Keep both"]
-            choice = st.radio("Keep one", options, key=photo_key("doctor_nd_", pair.a, pair.b),
+            options = {UNDECIDED: None, "Keep the left one": "keep-first",
+                       "Keep the right one": "keep-second", "Keep both": "keep-both"}  # fmt: skip
+            choice = st.radio("Keep one", list(options),
+                              key=photo_key("doctor_nd_", pair.a, pair.b),
                               label_visibility="collapsed")  # fmt: skip
-            if choice == options[1]:
-                decisions.append(Override(pair.b, "exclude", why=f"doctor: near-duplicate of "
-                                          f"{pair.a.rsplit('/', 1)[-1]}"))  # fmt: skip
-            elif choice == options[2]:
-                decisions.append(Override(pair.a, "exclude", why=f"doctor: near-duplicate of "
-                                          f"{pair.b.rsplit('/', 1)[-1]}"))  # fmt: skip
-            elif choice == options[3]:
-                decisions += [Override(pair.a, "keep", why="doctor: near-duplicate kept"),
-                              Override(pair.b, "keep", why="doctor: near-duplicate kept")]  # fmt: skip
+            decisions += duplicate_decision(pair.a, pair.b, options.get(choice))
 
     st.subheader("Unlike every class")
     st.caption(
@@ -222,12 +232,10 @@ else:
             st.image(outlier.path, width="stretch")
             st.markdown(f"**{md(outlier.label)}** ({outlier.split})")
             st.caption(md(outlier.why()))
-            options = [UNDECIDED, "Leave out", "Keep"]
-            choice = st.radio("Decision", options, key=photo_key("doctor_ou_", outlier.path),
+            options = {UNDECIDED: None, "Leave out": "exclude", "Keep": "keep"}
+            choice = st.radio("Decision", list(options), key=photo_key("doctor_ou_", outlier.path),
                               label_visibility="collapsed")  # fmt: skip
-            if choice != UNDECIDED:
-                action = "exclude" if choice == "Leave out" else "keep"
-                decisions.append(Override(outlier.path, action, why=f"doctor: {outlier.why()}"))
+            decisions += outlier_decision(outlier.path, options.get(choice), outlier.why())
 
     st.divider()
     if st.button(

@@ -5,7 +5,7 @@ import hashlib
 import pandas as pd
 import streamlit as st
 
-from appkit import navigation, pipeline, state
+from appkit import data_choice, navigation, state, train_setup
 from appkit.text import md, md_list
 from tlcore import settings
 from tlcore.data import sources
@@ -29,9 +29,9 @@ st.markdown(
 
 # --- source data ----------------------------------------------------------------------------
 data = state.get("data")
-prepared = pipeline.prepared_or_none()
+prepared = data_choice.prepared_or_none()
 if prepared is None or prepared.manifest is None:
-    pipeline.point_to_data_page(
+    data_choice.point_to_data_page(
         "Choose your labelled dataset (the source domain) on the Data page first."
     )
     st.stop()
@@ -88,7 +88,7 @@ if target:
 
 # --- launch ---------------------------------------------------------------------------------
 st.subheader("Compare: with and without adaptation")
-settings_now = pipeline.train_settings()
+settings_now = train_setup.train_settings()
 left, right = st.columns(2)
 epochs = left.number_input("Epochs", 1, 100, value=max(3, int(settings_now["epochs"])),
                            key="domain_epochs")  # fmt: skip
@@ -111,7 +111,7 @@ st.caption(
 if st.button("Start baseline and DANN runs", key="domain_start", type="primary",
              disabled=not target):  # fmt: skip
     try:
-        config = pipeline.build_config()
+        config = train_setup.build_config()
         config.epochs = int(epochs)
         with st.spinner("Preparing both runs…"):
             baseline, dann = start_pair(config, target, float(dann_weight))

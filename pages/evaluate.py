@@ -6,7 +6,7 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
-from appkit import charts, inference, navigation, text_pages, trust_view
+from appkit import charts, inference, navigation, tasks, trust_view
 from appkit.text import md, plot_text
 from tlcore.data.gallery import thumbnail
 from tlcore.data.images import load_rgb
@@ -45,7 +45,7 @@ except TLCoreError as exc:
     st.error(md(exc))
     st.stop()
 
-st.caption(f"Scored {report.source}.")
+st.caption(f"Scored {md(report.source)}.")
 a, b, c = st.columns(3)
 a.metric("Accuracy", f"{report.accuracy:.1%}", help="Share of validation photos labelled right.")
 b.metric(
@@ -100,15 +100,16 @@ if report.confused_pairs:
     st.markdown("**Most confused:** " + "; ".join(md(p["text"]) for p in report.confused_pairs[:5]))
 else:
     st.success("No validation photo was confused with another class.")
-if not text_pages.run_is_text(run):  # the data doctor checks photos (issue 21)
+view = tasks.run_view(run)
+if view.doctor:  # the data doctor finds wrong labels among the mistakes
     st.page_link("pages/doctor.py", icon=":material/stethoscope:",
                  label="Some mistakes may be wrong labels: let the Doctor check the data")  # fmt: skip
 
-if text_pages.run_is_text(run):  # sentences instead of photos (appkit.text_pages)
-    text_pages.evaluate_sections(run, checkpoint, report, inference.predictor(run, checkpoint))
+if view.evaluate_sections is not None:  # another kind of item (texts: the hardest sentences)
+    view.evaluate_sections(run, checkpoint, report, inference.predictor(run, checkpoint))
     st.stop()
 
-# --- the photos behind a cell, and whether the percentages can be believed (issue 20) -------
+# --- the photos behind a cell, and whether the percentages can be believed ------------------
 trust_view.confusion_cell_section(run, checkpoint, report)
 trust_view.calibration_section(run, checkpoint)
 
@@ -154,7 +155,7 @@ if label:
         if cam is None:
             raise ModelError(no_cam)
     except OSError as exc:
-        st.error(f"Cannot read {chosen.path}: {exc.strerror}.")
+        st.error(f"Cannot read {md(chosen.path)}: {md(exc.strerror)}.")
     except TLCoreError as exc:
         st.error(md(exc))
     else:

@@ -4,13 +4,14 @@ import time
 
 import streamlit as st
 
-from appkit import exports, inference, navigation, text_pages
+from appkit import exports, inference, navigation, tasks
 from appkit.text import md
 from tlcore.errors import TLCoreError
 from tlcore.export.exporter import FILE_NAMES, FORMATS, ExportResult, recorded_exports
 from tlcore.export.jobs import ACTIVE, export_job, job_progress, start_export
 from tlcore.export.model_card import CARD_FILE, CONFUSION_FILE
 from tlcore.export.reproduce import SCRIPT_FILE
+from tlcore.export.tasks import export_task
 
 navigation.through_app()
 
@@ -104,9 +105,7 @@ def formats() -> None:
     except TLCoreError as exc:
         st.error(md(exc))
         return
-    for fmt in FORMATS:
-        if fmt == "script" and text_pages.run_is_text(run):  # train.py is for photo runs
-            continue
+    for fmt in export_task(tasks.run_task(run)).formats:  # a text run has no train.py
         title, text = FORMAT_TEXT[fmt]
         job = export_job(run, fmt)
         state = job.get("state") if job else None

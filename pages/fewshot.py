@@ -2,7 +2,8 @@
 
 import streamlit as st
 
-from appkit import charts, learn, navigation, pipeline, state, text_pages, zeroshot
+from appkit import charts, data_choice, learn, navigation, photo_scores, state, tasks, zeroshot
+from appkit.progress import progress_bar
 from appkit.text import md, md_list
 from tlcore.errors import TLCoreError
 from tlcore.lab.fewshot import DEFAULT_SHOTS, classify_images, prototypes_for, shots_curve
@@ -28,13 +29,16 @@ embedder = zeroshot.embedder  # one read-only copy shared with zero-shot and eve
 
 # --- the data -------------------------------------------------------------------------------
 data = state.get("data")
-prepared = pipeline.prepared_or_none()
+prepared = data_choice.prepared_or_none()
 if prepared is None or prepared.manifest is None:
-    pipeline.point_to_data_page("Choose a dataset on the Data page first (the sample works well).")
+    data_choice.point_to_data_page(
+        "Choose a dataset on the Data page first (the sample works well)."
+    )
     st.stop()
 manifest = prepared.manifest
-if manifest.modality == "text":  # sentences: the text ladder (appkit.text_pages)
-    text_pages.ladder_section(manifest)
+view = tasks.view(data_choice.task_of_prepared(prepared))
+if view.fewshot_section is not None:  # another ladder for this task (texts: a text encoder's)
+    view.fewshot_section(prepared)
     st.stop()
 counts = manifest.counts()
 st.markdown(
@@ -95,7 +99,7 @@ if st.button("Measure accuracy from 0 to 10 photos per class", key="fewshot_meas
              type="primary", disabled=not shots):  # fmt: skip
     try:
         # embedding every photo once (cached for next time), then drawing the shots
-        with pipeline.progress_bar() as bar:
+        with progress_bar() as bar:
             curve = shots_curve(manifest, sorted(shots), repeats, seed=int(state.get("seed")),
                                 embedder=model, progress=bar)  # fmt: skip
         st.session_state["fewshot_curve"] = (settings_key, curve)
@@ -177,25 +181,13 @@ if example != "—":
         st.error(md(exc))
 if photos:
     try:
-        with pipeline.progress_bar() as bar:  # the training photos' embeddings, once
+        with progress_bar() as bar:  # the training photos' embeddings, once
             classifier = prototypes_for(manifest, model, progress=bar)
         ranked = classify_images(classifier, model, [image for _, image in photos])
     except TLCoreError as exc:
         st.error(md(exc))
         st.stop()
-    for (name, image), scores in zip(photos, ranked, strict=True):
-        best, score = scores[0]
-        picture, text = st.columns([1, 3])
-        picture.image(image, width="stretch")
-        text.markdown(f"**{name}** → **{best}** (similarity score {score:.0%})")
-        text.dataframe(
-            [{"class": c, "score": s} for c, s in scores[:5]],
-            hide_index=True,
-            column_config={
-                "score": st.column_config.ProgressColumn(format="percent", min_value=0.0,
-                                                         max_value=1.0)
-            },
-        )  # fmt: skip
+    photo_scores.show_ranked(photos, ranked, what="similarity score")
     st.caption(
         "Scores compare similarities between classes; they are not calibrated probabilities."
     )

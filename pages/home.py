@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from appkit import navigation, pipeline, state
+from appkit import data_choice, navigation, state
 from appkit.text import md
 from tlcore.errors import TLCoreError
 
@@ -19,7 +19,7 @@ if st.button(
 ):
     try:
         with st.spinner("Reading the sample photos…"):
-            pipeline.choose_sample()
+            data_choice.choose_sample()
         state.update(model=state.DEFAULT_MODEL, weights="bundled", freeze={"preset": "features"})
         st.switch_page("pages/data.py")
     except TLCoreError as exc:

@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from appkit import charts, navigation, pipeline, state
+from appkit import charts, model_choice, navigation, state
 from appkit.learn import learn
 from appkit.runview import preset_label
 from appkit.text import md
@@ -61,8 +61,8 @@ with st.expander("What does freezing do?", expanded=False):
     )
 
 try:
-    plan = pipeline.freeze_plan()
-    rows = pipeline.layer_summary(plan)
+    plan = model_choice.freeze_plan()
+    rows = model_choice.layer_summary(plan)
 except TLCoreError as exc:
     st.error(md(exc))
     if st.button("Reset to feature extraction", key="reset_plan"):

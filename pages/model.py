@@ -3,7 +3,7 @@
 import pandas as pd
 import streamlit as st
 
-from appkit import navigation, pipeline, state, text_pages
+from appkit import data_choice, navigation, state
 from appkit.learn import learn
 from appkit.text import md
 from tlcore.data import sources
@@ -13,8 +13,9 @@ from tlcore.models.factory import build_model
 from tlcore.models.search import has_pretrained_weights, search_model_names
 
 navigation.through_app()
-if text_pages.data_is_text():  # sentences: the text encoders instead (appkit.text_pages)
-    text_pages.model_page()
+view = data_choice.data_view()
+if view.model_page is not None:  # another kind of model for this task (texts: text encoders)
+    view.model_page()
     st.stop()
 
 BADGES = {
@@ -138,7 +139,7 @@ else:
         try:
             path = sources.save_upload(upload.name, upload.getvalue(), "checkpoints")
             with st.spinner("Loading the checkpoint into the model…"):
-                _, report = build_model(choice, pipeline.num_classes(), str(path))
+                _, report = build_model(choice, data_choice.num_classes(), str(path))
             weights = str(path)
             st.success(" ".join(report.messages) or f"Loaded {report.loaded} tensors.")
         except TLCoreError as exc:

@@ -5,7 +5,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from appkit import navigation, pipeline, state, text_pages
+from appkit import data_choice, navigation, state
 from appkit.learn import learn
 from appkit.text import md
 from tlcore import settings
@@ -22,10 +22,10 @@ from tlcore.models.network_view import (
 from tlcore.results.predict import read_for_prediction, read_upload
 
 navigation.through_app()
-if text_pages.data_is_text():  # filters and feature maps are pictures of pictures
+view = data_choice.data_view()
+if view.network_note:  # filters and feature maps are pictures of pictures
     st.title("What the network sees")
-    st.info("This page draws what a photo model sees (filters, feature maps). For texts, the "
-            "**Evaluate** and **Predict** pages highlight the words that pushed each decision.")  # fmt: skip
+    st.info(view.network_note)
     st.stop()
 
 MAX_CHOICES = 60
@@ -52,7 +52,7 @@ def filters_picture(name: str, weights: str):
 def photo_choices() -> dict[str, str]:
     """Label -> path: the chosen dataset's validation photos, else the bundled sample."""
     try:
-        prepared = pipeline.prepared()
+        prepared = data_choice.prepared()
     except TLCoreError:
         prepared = None
     if prepared is not None and prepared.manifest is not None:
@@ -81,7 +81,7 @@ try:
 except TLCoreError as exc:
     st.error(md(exc))
     st.stop()
-st.caption(f"Model `{model_name}` with {weights} weights and its original 1,000-class head.")
+st.caption(f"Model `{model_name}` with {md(weights)} weights and its original 1,000-class head.")
 
 # --- first-layer filters --------------------------------------------------------------------
 st.subheader("First-layer filters")
@@ -145,7 +145,7 @@ if depths:
 # --- the original head ----------------------------------------------------------------------
 st.subheader("ImageNet's top 5 for this photo")
 top = imagenet_top5(model, image)
-st.caption(f"{image_name}: the original head's guesses, before any fine-tuning.")
+st.caption(f"{md(image_name)}: the original head's guesses, before any fine-tuning.")
 st.dataframe(
     pd.DataFrame(
         [

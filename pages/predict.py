@@ -5,22 +5,19 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from appkit import inference, navigation, state, text_pages, trust_view, zeroshot
+from appkit import inference, navigation, photo_scores, state, tasks, trust_view, zeroshot
 from appkit.text import md
-from tlcore.data.images import images_in
 from tlcore.data.sources import folder_under_data_root, folders_under_data_root
 from tlcore.errors import TLCoreError
-from tlcore.results.predict import (
-    predict_uploads,
-    predictions_csv,
-)
+from tlcore.results.folder_predict import at_threshold, predict_folder, prediction_rows
+from tlcore.results.predict import predict_uploads, predictions_csv
 
 navigation.through_app()
 
 st.title("Predict")
 st.markdown("Give the model photos it has never seen and check what it says, and why.")
 
-# --- zero-shot: no trained model needed (issue 22) ------------------------------------------
+# --- zero-shot: class names instead of a trained model, for someone who has none yet -------
 with st.expander(
     "No trained model? Name your classes and try photos (zero-shot)",
     icon=":material/text_fields:",
@@ -39,10 +36,11 @@ except TLCoreError as exc:
 top_k = st.slider(
     "Classes to show per photo", 1, max(1, len(predictor.classes)), min(3, len(predictor.classes))
 )
-if text_pages.run_is_text(run):  # sentences instead of photos (appkit.text_pages)
-    text_pages.predict_section(run, checkpoint, predictor, top_k)
+view = tasks.run_view(run)
+if view.predict_section is not None:  # another kind of input (texts: a text box, a CSV)
+    view.predict_section(run, checkpoint, predictor, top_k)
     st.stop()
-# "none of these" (issue 20): the threshold set on validation, movable here
+# "none of these": the threshold set on validation, movable here to trade misses for alarms
 unknown_threshold = trust_view.threshold_slider(predictor, trust_view.trust(run, checkpoint))
 if unknown_threshold is None:
     trust_view.offer_fit(run, checkpoint, "predict_fit_trust")
@@ -59,8 +57,8 @@ def show_one(name: str, file_name: str, data: bytes) -> None:
         return
     ranked = sorted(zip(predictor.classes, probabilities, strict=True), key=lambda cp: -cp[1])
     top = ranked[:top_k]
-    st.markdown(f"**{md(name)}** → **{md(top[0][0])}** ({top[0][1]:.1%})")
-    trust_view.say_if_unknown(run, checkpoint, predictor, file_name, data, unknown_threshold)
+    st.markdown(photo_scores.headline(name, *top[0]))
+    photo_scores.say_if_unknown(run, checkpoint, predictor, file_name, data, unknown_threshold)
     left, middle, right = st.columns([1, 1, 1])
     left.image(image, caption="your photo", width="stretch")
     frame = pd.DataFrame({"class": [c for c, _ in top], "probability": [p for _, p in top]})
@@ -74,7 +72,7 @@ def show_one(name: str, file_name: str, data: bytes) -> None:
             height=60 + 40 * len(top),
         )
     if cam is None:
-        right.warning(f"No heat map: {no_cam}")
+        right.warning(f"No heat map: {md(no_cam)}")
     else:
         right.image(
             cam.overlay,
@@ -112,7 +110,7 @@ with single:
         try:
             show_one(example, Path(known[example]).name, Path(known[example]).read_bytes())
         except OSError as exc:
-            st.error(f"{example}: cannot read the photo ({exc.strerror}).")
+            st.error(f"{md(example)}: cannot read the photo ({md(exc.strerror)}).")
 
 with batch:
     st.markdown("Every image in a zip, or in a folder on the server, goes into one table.")
@@ -126,40 +124,23 @@ with batch:
         folder = st.selectbox("…or a folder on the server", folders, key="predict_folder")
         if st.button("Predict the folder", key="predict_folder_go"):
             try:
-                root = folder_under_data_root(folder)
-                paths = images_in([root])
-                names = [p.relative_to(root).as_posix() for p in paths]
-                with st.spinner(f"Predicting {len(paths)} images…"):
-                    results = predictor.predict_files(paths, k=top_k, names=names)
+                with st.spinner("Predicting every image in the folder…"):
+                    results = predict_folder(predictor, folder_under_data_root(folder), k=top_k)
             except TLCoreError as exc:
                 st.error(md(exc))
             else:
-                if not paths:
-                    st.warning(f"No images in {folder}.")
+                if not results:
+                    st.warning(f"No images in {md(folder)}.")
     if results is not None:
         st.session_state["predict_results"] = results
-    results = st.session_state.get("predict_results")
+    # "none of these" judged at the slider's threshold, in the table and the CSV alike
+    results = at_threshold(st.session_state.get("predict_results") or [], unknown_threshold)
     if results:
         errors = [r for r in results if r.error]
         st.success(f"{len(results) - len(errors)} photos predicted.")
         for r in errors:
-            st.error(f"{r.path}: {r.error}")
-        table = pd.DataFrame(
-            [
-                {
-                    "file": r.path,
-                    "prediction": r.label,
-                    "probability": r.probability,
-                    "none of these": (  # judged at the slider's threshold
-                        None
-                        if r.unknown_score is None or unknown_threshold is None
-                        else r.unknown_score > unknown_threshold
-                    ),
-                    "error": r.error or "",
-                }
-                for r in results
-            ]
-        )
+            st.error(f"{md(r.path)}: {md(r.error)}")
+        table = pd.DataFrame(prediction_rows(results))
         st.dataframe(
             table,
             hide_index=True,

@@ -2,14 +2,24 @@
 
 import streamlit as st
 
-from appkit import charts, navigation, pipeline, runview, state, text_pages
+from appkit import (
+    active_run,
+    data_choice,
+    data_versions,
+    lr_find_view,
+    model_choice,
+    navigation,
+    runview,
+    state,
+    time_estimate,
+    train_setup,
+)
 from appkit.learn import learn
 from appkit.text import md, md_list
 from tlcore.errors import TLCoreError
 from tlcore.runs.run import ACTIVE_STATES, Run
 from tlcore.training.config import AUGMENTS, suggested_settings
 from tlcore.training.distributed import gpu_count
-from tlcore.training.lr_find import lr_find
 
 navigation.through_app()
 
@@ -36,34 +46,38 @@ learn("train")
 
 # --- what will be trained -----------------------------------------------------------------
 data = state.get("data")
-prepared = pipeline.prepared_or_none()
+prepared = data_choice.prepared_or_none()
 ready = prepared is not None and prepared.report.trainable
+view = data_choice.data_view()  # what differs for photos and texts (appkit.tasks)
 if not ready:
-    pipeline.point_to_data_page("Choose a dataset that is ready to train on the Data page first.")
+    data_choice.point_to_data_page(
+        "Choose a dataset that is ready to train on the Data page first."
+    )
 else:
     st.markdown(  # dataset, class and checkpoint names are the user's: text, never Markdown
         f"**{md(data['label'])}** ({md_list(prepared.report.classes)}) · model "
         f"{md(state.get('model'))} · "
         f"{runview.preset_label(state.get('freeze'))}"
     )
-    manifest = prepared.manifest
-    fixed = manifest is not None and manifest.modality == "image"  # label fixes (issue 21)
-    if fixed and len(pipeline.version_store(prepared).versions()) > 1:
-        version = pipeline.chosen_version(prepared)
+    # label fixes saved on the Doctor page: say which version the run trains on
+    if (
+        data_versions.has_versions(prepared)
+        and len(data_versions.version_store(prepared).versions()) > 1
+    ):
+        version = data_versions.chosen_version(prepared)
         st.markdown(f"Dataset version: **{md(version.summary())}**")
         st.page_link("pages/doctor.py", icon=":material/stethoscope:",
                      label="Choose another version on the Doctor page")  # fmt: skip
 
 # --- settings that suit the freeze plan ---------------------------------------------------
-settings_now = pipeline.train_settings()
+settings_now = train_setup.train_settings()
 suggested = suggested_settings(state.get("freeze"))
-if text_pages.data_is_text():  # no pixels: augmentation and image size do not apply
-    suggested = {k: v for k, v in suggested.items() if k not in ("augment", "augment_views")}
+suggested = {k: v for k, v in suggested.items() if k not in view.fixed_settings}  # e.g. texts
 APPLIED = ("epochs", "lr", "augment", "augment_views", "label_smoothing", "early_stopping")
 offer = {k: suggested[k] for k in APPLIED if k in suggested and settings_now.get(k) != suggested[k]}
 scale = suggested.get("backbone_lr_scale")
 try:
-    lr_mult = pipeline.backbone_lr_mult(scale) if scale not in (None, 1) else None
+    lr_mult = model_choice.backbone_lr_mult(scale) if scale not in (None, 1) else None
 except TLCoreError:  # a plan the Layers page reports as broken: nothing to suggest for it
     lr_mult = None
 plan_label = runview.preset_label(state.get("freeze"))
@@ -92,9 +106,8 @@ if plan_label not in dismissed and (
 
 # --- the knobs ----------------------------------------------------------------------------
 st.subheader("Settings")
-if text_pages.data_is_text():
-    st.caption("Texts: image size and augmentation do not apply (they are ignored); each text "
-               "is read up to its first 128 word pieces.")  # fmt: skip
+if view.settings_note:
+    st.caption(view.settings_note)
 left, middle, right = st.columns(3)
 with left:
     epochs = st.number_input(
@@ -189,44 +202,29 @@ if chosen != {k: settings_now[k] for k in chosen}:
     state.update(train={**state.get("train"), **chosen})
 if ready:
     try:
-        solved = pipeline.head_is_solved(pipeline.build_config())
+        solved = train_setup.head_is_solved(train_setup.build_config())
     except TLCoreError:  # a bad setting: the estimate below says which
         solved = False
     if solved:
-        photos = not text_pages.data_is_text()
+        pixels = view.pixels  # augmentation applies to photos only
         lr_note.caption(
             "Not used with these settings: feature extraction "
-            + ("without augmentation " if photos else "")
+            + ("without augmentation " if pixels else "")
             + "solves the new head exactly (logistic regression by L-BFGS, its regularisation "
-            f"chosen by cross-validation on the training {'photos' if photos else 'texts'}), "
+            f"chosen by cross-validation on the training {view.items}), "
             "and the epochs only pace the live curves."
             + (
                 " With light or strong augmentation the head learns step by step at this "
                 "learning rate."
-                if photos
+                if pixels
                 else ""
             )  # fmt: skip
         )
 
-# --- learning-rate range test -------------------------------------------------------------
+# --- learning-rate range test (in its own process; appkit.lr_find_view) -------------------
 if find_lr:
-    try:
-        with st.spinner("Trying learning rates from tiny to huge on a few batches…"):
-            config = pipeline.build_config()
-            st.session_state["tl_lr_find"] = lr_find(config, prepared.manifest)
-    except TLCoreError as exc:
-        st.error(md(exc))
-found = st.session_state.get("tl_lr_find")
-if found is not None:
-    suggestion = min(max(found.suggested_lr, MIN_LR), MAX_LR) if found.suggested_lr else None
-    st.plotly_chart(charts.lr_range_test(found.lrs, found.losses, suggestion), key="lr_find_chart")
-    if suggestion:
-
-        def use_suggestion() -> None:
-            state.refresh_widgets("train_lr")
-            state.update(train={**state.get("train"), "lr": float(suggestion)})
-
-        st.button(f"Use {suggestion:.1e}", key="use_lr", on_click=use_suggestion)
+    lr_find_view.start()
+lr_find_view.section(MIN_LR, MAX_LR)
 
 # --- how long it will take (drawn above the Start button, measured after it) -----------
 # The first estimate measures the model on this machine (seconds, longer for texts); the
@@ -237,7 +235,7 @@ estimate_box = st.container()
 def show_estimate() -> None:
     """The time estimate, or why there is none (tlcore.training.estimate)."""
     try:
-        estimate = pipeline.run_estimate()
+        estimate = time_estimate.run_estimate()
     except TLCoreError as exc:
         st.warning(f"No time estimate: {md(exc)}")
     else:
@@ -260,14 +258,14 @@ def show_estimate() -> None:
 
 
 # --- start / stop / resume ----------------------------------------------------------------
-run = pipeline.active_run()
+run = active_run.followed()
 run_state = run.status().get("state") if run is not None else None
 busy = run_state in ACTIVE_STATES
 start_label = "Start another run (it waits in the queue)" if busy else "Start training"
 if st.button(start_label, key="start", type="primary", disabled=not ready):
     try:
         with st.spinner("Preparing the run…"):
-            run = Run.start(pipeline.build_config())
+            run = Run.start(train_setup.build_config())
         state.update(run_id=run.id)
         st.rerun()
     except TLCoreError as exc:

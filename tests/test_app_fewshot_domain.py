@@ -9,6 +9,7 @@ from apptest_helpers import APP, go, texts
 from domain_runs_fixture import pair_runs
 from streamlit.testing.v1 import AppTest
 
+from appkit.text import md
 from tlcore.runs.run import Run, list_runs
 
 
@@ -43,7 +44,7 @@ def test_fewshot_page_draws_accuracy_vs_shots_and_classifies_a_photo():
     bee = next(o for o in options if o.startswith("bees"))
     at.selectbox(key="fewshot_example").set_value(bee).run()
     assert not at.exception, [e.value for e in at.exception]
-    assert f"**{bee}** → **bees**" in texts(at.markdown)
+    assert f"**{md(bee)}** → **bees**" in texts(at.markdown)  # the file name as typed
 
 
 def test_domain_page_compares_dann_with_its_baseline(sample_dir, tmp_path_factory, monkeypatch):

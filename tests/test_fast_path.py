@@ -105,7 +105,7 @@ def test_embedding_cache_is_reused_and_gives_the_same_head(manifest, sample_dir,
         if not expected_hits:
             assert len(progress.seen) > 3  # batch by batch, not only at the end
         heads.append(trainer.model.get_classifier().weight.detach().clone())
-    assert len(list(tmp_path.glob("*.safetensors"))) == 2  # train and val
+    assert len(list(tmp_path.glob("*.safetensors"))) == 1  # one row per photo, train and val
     torch.testing.assert_close(heads[0], heads[1])
     other = Trainer(
         TrainConfig(**(config.to_dict() | {"img_size": 96})), manifest, cache_dir=tmp_path
@@ -133,4 +133,9 @@ def test_a_photo_replaced_under_the_same_name_is_embedded_again(sample_dir, tmp_
     shutil.copyfile(bee, ant)
     changed = Trainer(config, manifest, cache_dir=tmp_path / "cache")
     changed.embed_datasets()
-    assert changed.embedding_cache_hits == 0
+    fresh = Trainer(config, manifest)  # no cache at all
+    fresh.embed_datasets()
+    row = [item.path for item in manifest.items_for("train")].index(str(ant))
+    before, after = first.embeddings["train"][0], changed.embeddings["train"][0]
+    assert not torch.allclose(before[row], after[row], atol=1e-3)  # that photo embedded again
+    torch.testing.assert_close(after, fresh.embeddings["train"][0], atol=1e-4, rtol=1e-4)

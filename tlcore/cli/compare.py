@@ -12,7 +12,6 @@ import argparse
 from typing import Any
 
 from tlcore.cli import flags, print_json
-from tlcore.cli.flags import number
 from tlcore.training.config import AUGMENTS, TrainConfig
 
 
@@ -63,10 +62,10 @@ def base_config(args: argparse.Namespace) -> TrainConfig:
         data=args.data, model=args.model, weights=flags.weights(args),
         img_size=flags.img_size(args), augment=args.augment, device=args.device,
         epochs=flags.epochs(args),
-        lr=number(args, "lr", float, lambda v: 0 < v <= 10, "a number > 0 (e.g. 0.001)"),
+        lr=flags.bounded(args, "lr"),
         batch_size=flags.batch_size(args),
         seed=flags.seed(args),
-        val_fraction=number(args, "val_fraction", float, lambda v: 0 < v < 1, "between 0 and 1"),
+        val_fraction=flags.bounded(args, "val_fraction"),
     ).validate()  # fmt: skip
 
 

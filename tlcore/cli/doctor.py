@@ -106,15 +106,12 @@ def resolve_source(args: argparse.Namespace) -> dict[str, Any]:
         if config.weights == "scratch":
             settings["weights"] = "bundled"  # label checks need a pretrained backbone
     else:
-        from tlcore.data.prepare import prepare_data
+        from tlcore.data.prepare import prepare_trainable
         from tlcore.data.progress import terminal_bar
 
-        val_fraction = flags.number(args, "val_fraction", float, lambda v: 0 < v < 1,
-                                    "between 0 and 1")  # fmt: skip
-        prepared = prepare_data(source, val_fraction=val_fraction, seed=flags.seed(args),
-                                progress=terminal_bar())  # fmt: skip
-        if prepared.manifest is None:
-            raise DataError(f"{source} cannot be checked: {prepared.report.reason}")
+        val_fraction = flags.bounded(args, "val_fraction")
+        prepared = prepare_trainable(source, "check", val_fraction=val_fraction,
+                                     seed=flags.seed(args), progress=terminal_bar())  # fmt: skip
         manifest, path = prepared.manifest, str(prepared.manifest_path)
     store = VersionStore.of(manifest, path)
     if getattr(args, "data_version", None) is not None:
@@ -220,13 +217,12 @@ def cmd_versions(args: argparse.Namespace) -> int:
 
 def version_manifest_path(data: str, number: int, val_fraction: float, seed: int) -> str:
     """The manifest file of version ``number`` of a dataset folder (for ``train --data-version``)."""
-    from tlcore.data.prepare import prepare_data
+    from tlcore.data.prepare import prepare_trainable
     from tlcore.data.progress import terminal_bar
     from tlcore.data.versions import VersionStore
 
-    prepared = prepare_data(data, val_fraction=val_fraction, seed=seed, progress=terminal_bar())
-    if prepared.manifest is None:
-        raise DataError(f"{data} cannot be trained on: {prepared.report.reason}")
+    prepared = prepare_trainable(data, "train on", val_fraction=val_fraction, seed=seed,
+                                 progress=terminal_bar())  # fmt: skip
     store = VersionStore.of(prepared.manifest, prepared.manifest_path)
     version = store.get(number)
     return version.manifest_path or str(prepared.manifest_path)

@@ -12,7 +12,6 @@ import argparse
 import sys
 
 from tlcore.cli import flags, print_json
-from tlcore.cli.flags import number
 from tlcore.errors import RunError
 from tlcore.training.config import AUGMENTS
 
@@ -67,12 +66,12 @@ def cmd_adapt(args: argparse.Namespace) -> int:
         data=args.data, model=args.model, weights=flags.weights(args),
         freeze=FreezePlan.parse(args.freeze).to_dict(),
         epochs=flags.epochs(args),
-        lr=number(args, "lr", float, lambda v: 0 < v <= 10, "a number > 0 (e.g. 0.001)"),
+        lr=flags.bounded(args, "lr"),
         batch_size=flags.batch_size(args),
         img_size=flags.img_size(args), augment=args.augment, device=args.device,
         seed=flags.seed(args),
     )  # fmt: skip
-    weight = number(args, "dann_weight", float, lambda v: 0 <= v <= 100, "from 0 to 100")
+    weight = flags.bounded(args, "dann_weight")
     runs = start_pair(config, args.target, weight)
     if not args.json:
         print(f"Started baseline {runs[0].id} and DANN {runs[1].id}.", file=sys.stderr)

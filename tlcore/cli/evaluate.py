@@ -62,10 +62,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from tlcore.data.progress import terminal_bar
+    from tlcore.runs.run import Run
     from tlcore.runs.scoring import evaluate_run
 
     # stderr: scoring k of N photos, and the time left
-    report = evaluate_run(args.run, checkpoint=args.checkpoint, split=args.split,
+    report = evaluate_run(Run.open(args.run), checkpoint=args.checkpoint, split=args.split,
                           progress=terminal_bar())  # fmt: skip
     if args.json:
         print_json(report.to_dict())
@@ -142,25 +143,28 @@ def unknown_threshold(value: str | None) -> float | None:
 def load_trusted_model(source: str, checkpoint: str):
     """A bundle, or a run with its calibration (fitted now if the run has none yet)."""
     from tlcore.results.bundle_format import is_bundle
+    from tlcore.runs.run import Run
     from tlcore.runs.scoring import load_model
     from tlcore.runs.trust_store import ensure_trust
 
-    if not is_bundle(source):
-        try:
-            ensure_trust(
-                source,
-                checkpoint,
-                on_fit=lambda: print("Calibrating the model once (first use)…", file=sys.stderr),
-            )
-        except TLCoreError as exc:  # e.g. an old run whose photos have moved: predict all the same
-            from tlcore.data.scan import printable
+    if is_bundle(source):
+        return load_model(source, checkpoint=checkpoint)
+    run = Run.open(source)  # the edge: a run id or folder becomes a Run here
+    try:
+        ensure_trust(
+            run,
+            checkpoint,
+            on_fit=lambda: print("Calibrating the model once (first use)…", file=sys.stderr),
+        )
+    except TLCoreError as exc:  # e.g. an old run whose photos have moved: predict all the same
+        from tlcore.data.scan import printable
 
-            print(
-                f"warning: could not calibrate the model ({printable(str(exc))}); its probabilities are "
-                "uncalibrated and photos of none of its classes are not flagged.",
-                file=sys.stderr,
-            )
-    return load_model(source, checkpoint=checkpoint)
+        print(
+            f"warning: could not calibrate the model ({printable(str(exc))}); its probabilities "
+            "are uncalibrated and photos of none of its classes are not flagged.",
+            file=sys.stderr,
+        )
+    return load_model(run, checkpoint=checkpoint)
 
 
 def write_csv(results: list, out: Path) -> None:

@@ -42,8 +42,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def cmd_export(args: argparse.Namespace) -> int:
     from tlcore.data.progress import terminal_bar
     from tlcore.export.exporter import export_run
+    from tlcore.runs.run import Run
 
-    result = export_run(args.run, args.format, args.out, checkpoint=args.checkpoint,
+    result = export_run(Run.open(args.run), args.format, args.out, checkpoint=args.checkpoint,
                         overwrite=args.force, progress=terminal_bar())  # fmt: skip
     if args.json:
         print_json(result.to_dict())

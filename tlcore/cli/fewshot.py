@@ -97,9 +97,9 @@ def cmd_fewshot(args: argparse.Namespace) -> int:
 
 def _text_ladder(args: argparse.Namespace, shots: tuple[int, ...], repeats: int, seed: int) -> int:
     """Zero-shot (label names), 1-10 examples per label and all of them, with the encoder."""
-    from tlcore.lab.text_ladder import text_ladder
+    from tlcore.lab.ladder import measure_ladder
 
-    ladder = text_ladder(args.data, shots, repeats, seed)
+    ladder = measure_ladder(args.data, shots, repeats, seed)  # the texts' ladder (lab.ladder)
     if args.json:
         print_json(ladder.to_dict())
         return 0

@@ -14,14 +14,7 @@ import math
 from typing import Any
 
 from tlcore.errors import ConfigError
-from tlcore.training.config import (
-    DEVICES,
-    MAX_BATCH_SIZE,
-    MAX_EPOCHS,
-    MAX_IMG_SIZE,
-    MAX_SEED,
-    MIN_IMG_SIZE,
-)
+from tlcore.training.config import BOUNDS, DEVICES, MAX_IMG_SIZE, MIN_IMG_SIZE
 
 JSON_HELP = "print one final JSON object as the last line"
 
@@ -85,24 +78,31 @@ def whole(args: argparse.Namespace, attr: str, minimum: int = 0, maximum: int | 
     return number(args, attr, int, lambda v: minimum <= v <= maximum, want)
 
 
+def bounded(args: argparse.Namespace, attr: str, setting: str = "") -> Any:
+    """A flag for a ``TrainConfig`` number, checked against its range in ``BOUNDS``
+    (``setting``: the config field when its name is not the flag's)."""
+    bound = BOUNDS[setting or attr]
+    return number(args, attr, bound.kind, bound.ok, bound.want)
+
+
 def epochs(args: argparse.Namespace) -> int:
-    return whole(args, "epochs", 1, MAX_EPOCHS)
+    return bounded(args, "epochs")
 
 
 def batch_size(args: argparse.Namespace) -> int:
-    return whole(args, "batch_size", 1, MAX_BATCH_SIZE)
+    return bounded(args, "batch_size")
 
 
 def seed(args: argparse.Namespace) -> int:
     """--seed within what numpy and torch generators take (a larger one overflowed in the worker)."""
-    return whole(args, "seed", 0, MAX_SEED)
+    return bounded(args, "seed")
 
 
 def img_size(args: argparse.Namespace) -> int | None:
     """--img-size, or None for the model's own size."""
     if args.img_size is None or not str(args.img_size).strip():
         return None
-    return whole(args, "img_size", MIN_IMG_SIZE, MAX_IMG_SIZE)
+    return bounded(args, "img_size")
 
 
 def weights(args: argparse.Namespace) -> str:

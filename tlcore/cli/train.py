@@ -20,14 +20,12 @@ from tlcore.cli import flags, print_json
 from tlcore.cli.flags import number
 from tlcore.data.progress import Progress, terminal_bar
 from tlcore.data.scan import printable
-from tlcore.errors import ConfigError, DataError, RunError, TLCoreError
+from tlcore.errors import ConfigError, RunError, TLCoreError
 from tlcore.runs.run import ACTIVE_STATES, Run, list_runs
 from tlcore.training.config import (
     AUGMENTS,
     DECODED_CACHE_MODES,
     HEAD_SOLVERS,
-    MAX_AUGMENT_VIEWS,
-    MAX_EPOCHS,
     OPTIMIZERS,
     SCHEDULES,
     TrainConfig,
@@ -205,8 +203,8 @@ def config_from_args(args: argparse.Namespace, **extra: Any) -> TrainConfig:
         augment=args.augment, device=args.device,
         batch_size=flags.batch_size(args),
         seed=flags.seed(args),
-        val_fraction=number(args, "val_fraction", float, lambda v: 0 < v < 1, "between 0 and 1"),
-        max_tokens=flags.whole(args, "max_tokens", 8, 512),
+        val_fraction=flags.bounded(args, "val_fraction"),
+        max_tokens=flags.bounded(args, "max_tokens"),
         **extra,
     )  # fmt: skip
     return config.validate()
@@ -218,19 +216,17 @@ def cmd_train(args: argparse.Namespace) -> int:
     config = config_from_args(
         args,
         epochs=flags.epochs(args),
-        lr=number(args, "lr", float, lambda v: 0 < v <= 10, "a number > 0 (e.g. 0.001)"),
-        warmup_epochs=number(args, "warmup_epochs", float, lambda v: v >= 0, "a number >= 0"),
-        weight_decay=number(args, "weight_decay", float, lambda v: v >= 0, "a number >= 0"),
-        label_smoothing=number(args, "label_smoothing", float, lambda v: 0 <= v < 1, "in [0, 1)"),
-        early_stopping=flags.whole(args, "early_stopping", 0, MAX_EPOCHS),
-        drop_rate=number(args, "drop_rate", float, lambda v: 0 <= v < 1, "in [0, 1)"),
-        num_workers=None
-        if args.num_workers is None
-        else number(args, "num_workers", int, lambda v: v >= 0, "a whole number >= 0"),
+        lr=flags.bounded(args, "lr"),
+        warmup_epochs=flags.bounded(args, "warmup_epochs"),
+        weight_decay=flags.bounded(args, "weight_decay"),
+        label_smoothing=flags.bounded(args, "label_smoothing"),
+        early_stopping=flags.bounded(args, "early_stopping"),
+        drop_rate=flags.bounded(args, "drop_rate"),
+        num_workers=None if args.num_workers is None else flags.bounded(args, "num_workers"),
         optimizer=args.optimizer, schedule=args.schedule, class_balanced=args.class_balanced,
         name=args.name, decoded_cache=args.decoded_cache, compile=args.compile,
-        nproc=number(args, "nproc", int, lambda v: 1 <= v <= 64, "a whole number from 1 to 64"),
-        augment_views=flags.whole(args, "augment_views", 0, MAX_AUGMENT_VIEWS),
+        nproc=flags.bounded(args, "nproc"),
+        augment_views=flags.bounded(args, "augment_views"),
         head_solver=args.head_solver,
     )  # fmt: skip
     if args.data_version is not None:  # a dataset version: its manifest (tlcore.cli.doctor)
@@ -258,15 +254,12 @@ def read_split(config: TrainConfig) -> Any:
     """The manifest a run of ``config`` would train on: a dataset version's, or the data
     read and split now (its bar on stderr); DataError in words when it cannot be used."""
     from tlcore.data.manifest import Manifest
-    from tlcore.data.prepare import prepare_data
+    from tlcore.data.prepare import prepare_trainable
 
     if config.manifest_path:
         return Manifest.load(config.manifest_path)
-    prepared = prepare_data(config.data, val_fraction=config.val_fraction, seed=config.seed,
-                            progress=terminal_bar())  # fmt: skip
-    if prepared.manifest is None:
-        raise DataError(f"cannot use {config.data}: {prepared.report.reason}")
-    return prepared.manifest
+    return prepare_trainable(config.data, "use", val_fraction=config.val_fraction,
+                             seed=config.seed, progress=terminal_bar()).manifest  # fmt: skip
 
 
 def print_estimate(config: TrainConfig, args: argparse.Namespace) -> int:

@@ -175,6 +175,26 @@ def prepare_data(
     return PreparedData(root, report, manifest, path)
 
 
+def prepare_trainable(
+    source: str | Path,
+    doing: str,
+    *,
+    val_fraction: float = 0.2,
+    seed: int = 0,
+    manifest_path: Path | None = None,
+    progress: ProgressCallback | None = None,
+) -> PreparedData:
+    """``prepare_data`` for a caller that cannot go on without the split (training, the
+    doctor, few-shot, a comparison): DataError "cannot ``doing`` ``source``: the report's
+    reason" when no manifest was written, so the user reads why and not a missing file."""
+    prepared = prepare_data(source, val_fraction=val_fraction, seed=seed,
+                            manifest_path=manifest_path, progress=progress)  # fmt: skip
+    if prepared.manifest is None or not prepared.report.trainable:
+        reason = prepared.report.reason or "no usable images were found"
+        raise DataError(f"cannot {doing} {source}: {reason}")
+    return prepared
+
+
 def prepare_text_data(
     source: Path, *, val_fraction: float = 0.2, seed: int = 0, manifest_path: Path | None = None
 ) -> PreparedData:

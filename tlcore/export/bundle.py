@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tlcore.data.progress import ProgressCallback
 from tlcore.errors import DataError
 from tlcore.export import model_card
+from tlcore.export.tasks import export_task, model_task
 from tlcore.results.bundle_format import (
     BUNDLE_FORMAT,
     BUNDLE_META,
@@ -23,21 +24,21 @@ from tlcore.results.bundle_format import (
     write_bundle_files,
 )
 
+if TYPE_CHECKING:
+    from tlcore.results.predict import Predictor
+    from tlcore.runs.run import Run
+
 __all__ = ["BUNDLE_META", "WEIGHTS_FILE", "bundle_metadata", "model_metadata", "write_bundle"]
 
 
-def model_metadata(run: Any, checkpoint: str, predictor: Any) -> dict[str, Any]:
-    """What any exported file needs to be used: architecture, classes, preprocessing."""
+def model_metadata(run: Run, checkpoint: str, predictor: Predictor) -> dict[str, Any]:
+    """What any exported file needs to be used: architecture, classes, preprocessing (and
+    what the model's task adds, such as how texts become token ids)."""
     from tlcore.runs.files import now_iso
     from tlcore.runs.run import package_versions
 
-    extra: dict[str, Any] = {}
-    if getattr(predictor, "modality", "image") == "text":  # how texts become token ids
-        from tlcore.results.text_predict import text_bundle_metadata
-
-        extra = text_bundle_metadata(predictor)
     return {
-        **extra,
+        **export_task(model_task(predictor)).bundle_meta(predictor),
         "format": BUNDLE_FORMAT,
         "format_version": FORMAT_VERSION,
         "architecture": predictor.model_name,
@@ -55,7 +56,7 @@ def model_metadata(run: Any, checkpoint: str, predictor: Any) -> dict[str, Any]:
     }
 
 
-def trust_metadata(predictor: Any) -> dict[str, Any]:
+def trust_metadata(predictor: Predictor) -> dict[str, Any]:
     """The temperature and "none of these" settings (``tlcore.results.trust``), when fitted."""
     from tlcore.results.trust import TRUST_KEY
 
@@ -64,14 +65,16 @@ def trust_metadata(predictor: Any) -> dict[str, Any]:
 
 
 def _metrics(
-    run: Any, checkpoint: str, predictor: Any, progress: ProgressCallback | None = None
+    run: Run, checkpoint: str, predictor: Predictor, progress: ProgressCallback | None = None
 ) -> dict[str, Any]:
-    """Validation numbers measured now, on the exported weights (not copied from the log)."""
+    """Validation numbers measured on the exported weights (not copied from the log): the
+    checkpoint's validation outputs, kept when it was scored (tlcore.runs.outputs), calibrated
+    like ``predictor``."""
     from tlcore.runs.scoring import evaluate_run
 
     epochs = run.epochs()
     try:
-        report = evaluate_run(run, checkpoint, predictor=predictor, worst_k=0, progress=progress)
+        report = evaluate_run(run, checkpoint, worst_k=0, progress=progress)
     except DataError as exc:
         return {"split": "val", "images": 0, "note": str(exc)}
     if checkpoint == "best" and epochs:
@@ -94,7 +97,7 @@ def _metrics(
 
 
 def bundle_metadata(
-    run: Any, checkpoint: str, predictor: Any, progress: ProgressCallback | None = None
+    run: Run, checkpoint: str, predictor: Predictor, progress: ProgressCallback | None = None
 ) -> dict[str, Any]:
     """``model_metadata`` plus the training settings, the data summary and measured metrics
     (``progress`` hears the scoring of the validation photos)."""
@@ -119,9 +122,9 @@ def bundle_metadata(
 
 
 def write_bundle(
-    run: Any,
+    run: Run,
     checkpoint: str,
-    predictor: Any,
+    predictor: Predictor,
     folder: Path,
     progress: ProgressCallback | None = None,
     writing: Callable[[], None] | None = None,
@@ -131,6 +134,7 @@ def write_bundle(
     ``progress`` hears the scoring of the validation photos, ``writing`` when the files start.
     """
     meta = bundle_metadata(run, checkpoint, predictor, progress)
+    exported = export_task(model_task(meta))  # what this task's bundle carries
     if writing is not None:
         writing()
     write_bundle_files(folder, meta, predictor.model.state_dict(), run.id)
@@ -138,17 +142,11 @@ def write_bundle(
         from tlcore.results.trust import UNKNOWN_FILE, write_unknown_file
 
         write_unknown_file(predictor.trust, folder / UNKNOWN_FILE)
-    if meta.get("modality") == "text":  # the tokenizer and encoder config travel along
-        from tlcore.results.text_predict import write_text_bundle_files
-
-        write_text_bundle_files(predictor, folder)
+    exported.bundle_files(predictor, folder)  # texts: the tokenizer and encoder config
     metrics = meta["metrics"]
     if metrics.get("images"):
         model_card.confusion_png(
             meta["classes"], metrics["confusion"], folder / model_card.CONFUSION_FILE
         )
-    card = model_card.model_card
-    if meta.get("modality") == "text":
-        from tlcore.export.text_model_card import text_model_card as card
-    (folder / model_card.CARD_FILE).write_text(card(meta), encoding="utf-8")
+    (folder / model_card.CARD_FILE).write_text(exported.model_card(meta), encoding="utf-8")
     return meta

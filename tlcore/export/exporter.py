@@ -23,8 +23,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tlcore.data.progress import ProgressCallback, Steps
-from tlcore.errors import ConfigError, DataError, TLCoreError
+from tlcore.errors import ConfigError, TLCoreError
 from tlcore.export.ownership import check_replaceable, mark_export
+from tlcore.export.tasks import export_task, model_task
 from tlcore.runs.scoring import load_predictor
 from tlcore.runs.trust_store import ensure_trust
 
@@ -46,6 +47,11 @@ _STORED_SUFFIXES = (".safetensors", ".pt", ".png")  # already dense: zip would o
 
 if TYPE_CHECKING:
     import torch
+
+    from tlcore.data.task import Task
+    from tlcore.export.graph_export import FormatCheck
+    from tlcore.results.predict import Predictor
+    from tlcore.runs.run import Run
 
 
 @dataclass
@@ -99,35 +105,13 @@ def zip_folder(folder: Path, out: Path) -> Path:
     return out
 
 
-def check_images(run: Any, predictor: Any, limit: int = CHECK_IMAGES) -> torch.Tensor:
-    """Up to ``limit`` of the run's own photos (validation first), preprocessed as for prediction."""
-    import torch
-
-    from tlcore.data.manifest import Manifest
-
-    manifest = Manifest.load(run.manifest_path)
-    if manifest.modality == "text":  # the run's own sentences as token ids, padding trimmed
-        texts = [
-            item.text or "" for item in manifest.items_for("val") + manifest.items_for("train")
-        ]
-        return predictor.token_ids(texts[:limit])
-    tensors = []
-    for item in manifest.items_for("val") + manifest.items_for("train"):
-        if len(tensors) >= limit:
-            break
-        try:
-            tensors.append(predictor.preprocess(item.path))
-        except TLCoreError:
-            continue  # moved or deleted since training: try the next photo
-    if not tensors:
-        raise DataError(
-            f"cannot check the export on real photos: none of run {run.id}'s photos under "
-            f"{manifest.root} can be read any more. Put the dataset back where it was, then export."
-        )
-    return torch.stack(tensors)
+def check_images(run: Run, predictor: Predictor, limit: int = CHECK_IMAGES) -> torch.Tensor:
+    """Up to ``limit`` of the run's own photos or sentences (validation first), prepared as
+    for prediction: what its task checks an exported graph on (``tlcore.export.tasks``)."""
+    return export_task(run.task).check_inputs(run, predictor, limit)
 
 
-def with_outside_photos(run: Any, predictor: Any, images: torch.Tensor) -> torch.Tensor:
+def with_outside_photos(run: Run, predictor: Predictor, images: torch.Tensor) -> torch.Tensor:
     """The check photos plus a few of a sample with none of the run's classes (the unknowns)."""
     import torch
 
@@ -144,22 +128,23 @@ def with_outside_photos(run: Any, predictor: Any, images: torch.Tensor) -> torch
 
 
 def _build(
-    fmt: str, run: Any, checkpoint: str, predictor: Any, stage: Path, zipped: bool, steps: Steps
-) -> tuple[Path, Any, dict]:
+    fmt: str,
+    run: Run,
+    task: Task,
+    checkpoint: str,
+    predictor: Predictor,
+    stage: Path,
+    zipped: bool,
+    steps: Steps,
+) -> tuple[Path, FormatCheck | None, dict]:
     """Write the artifact inside ``stage``; (its path, FormatCheck or None, details)."""
     from tlcore.export import graph_export
     from tlcore.export.bundle import model_metadata, write_bundle
     from tlcore.export.reproduce import write_reproduction
     from tlcore.export.trusted_graph import with_trust
 
-    if getattr(predictor, "modality", "image") == "text" and fmt == "script":
-        raise ConfigError(
-            "The standalone train.py is written for photo runs; export a text run as a bundle "
-            "or ONNX."
-        )
-    items = "texts" if getattr(predictor, "modality", "image") == "text" else "photos"
     if fmt == "bundle":
-        steps.start(f"scoring the validation {items}")
+        steps.start(f"scoring the validation {task.items}")
         meta = write_bundle(run, checkpoint, predictor, stage / "bundle", steps.part(),
                             writing=lambda: steps.start("writing the files"))  # fmt: skip
         mark_export(stage / "bundle", "bundle")  # what --force may replace later
@@ -176,8 +161,8 @@ def _build(
         if zipped:
             return zip_folder(folder, stage / "reproduce.zip"), None, {}
         return folder, None, {}
-    steps.start(f"reading the {items} to check it on")
-    images = check_images(run, predictor)
+    steps.start(f"reading the {task.items} to check it on")
+    images = export_task(task).check_inputs(run, predictor, CHECK_IMAGES)
     if getattr(predictor, "unknown", None) is not None:  # "none of these" must agree on both
         images = with_outside_photos(run, predictor, images)  # sides (texts: calibrated only)
     meta = model_metadata(run, checkpoint, predictor)
@@ -215,7 +200,7 @@ def _stage_beside(out: Path) -> Path:
 
 
 def export_run(
-    run: Any,
+    run: Run,
     fmt: str,
     out: str | Path,
     *,
@@ -223,17 +208,14 @@ def export_run(
     overwrite: bool = False,
     progress: ProgressCallback | None = None,
 ) -> ExportResult:
-    """Export ``run`` (a Run, id or folder) as ``fmt`` to ``out``.
+    """Export ``run`` as ``fmt`` to ``out``.
 
     bundle and script: a folder, or a .zip when ``out`` ends in .zip. onnx and
     torchscript: one file, checked against PyTorch before it is moved into place.
     ``progress`` hears its steps, and the count of photos where it scores them.
     """
-    from tlcore.runs.run import Run
-
     if fmt not in FORMATS:
         raise ConfigError(f"unknown export format {fmt!r}: use one of {', '.join(FORMATS)}.")
-    run = run if isinstance(run, Run) else Run.open(run)
     out = Path(out).expanduser().absolute()
     if (out.exists() or out.is_symlink()) and not overwrite:
         raise ConfigError(
@@ -249,10 +231,13 @@ def export_run(
 
     ensure_trust(run, checkpoint, on_fit=fitting)  # calibration and "none of these" travel along
     predictor = load_predictor(run, checkpoint=checkpoint)
+    task = model_task(predictor)  # what the export carries: its entry in tlcore.export.tasks
+    if fmt not in export_task(task).formats:  # e.g. train.py is written for photo runs
+        raise ConfigError(export_task(task).refused)
     stage = _stage_beside(out)
     try:
         artifact, check, details = _build(
-            fmt, run, checkpoint, predictor, stage, out.suffix.lower() == ".zip", steps
+            fmt, run, task, checkpoint, predictor, stage, out.suffix.lower() == ".zip", steps
         )
         _publish(artifact, out, stage)
     finally:
@@ -272,11 +257,11 @@ def export_run(
 # -- exports kept inside a run (the Export page) -----------------------------------------------
 
 
-def run_export_path(run: Any, fmt: str) -> Path:
+def run_export_path(run: Run, fmt: str) -> Path:
     return run.dir / EXPORTS_DIR / FILE_NAMES[fmt]
 
 
-def recorded_exports(run: Any) -> dict[str, ExportResult]:
+def recorded_exports(run: Run) -> dict[str, ExportResult]:
     """The exports already made for ``run`` whose files are still there, by format."""
     from tlcore.runs.files import read_json
 
@@ -293,7 +278,7 @@ def recorded_exports(run: Any) -> dict[str, ExportResult]:
 
 
 def export_into_run(
-    run: Any, fmt: str, checkpoint: str = "best", progress: ProgressCallback | None = None
+    run: Run, fmt: str, checkpoint: str = "best", progress: ProgressCallback | None = None
 ) -> ExportResult:
     """Export into ``<run>/exports/`` (replacing an older export) and remember the result."""
     from tlcore.runs.files import write_json_atomic

@@ -18,7 +18,7 @@ import contextlib
 import json
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -27,11 +27,11 @@ import torch
 from torch import nn
 
 from tlcore.errors import ModelError
+from tlcore.export.tasks import export_task, model_task
 
 TOLERANCE = 1e-4
 ONNX_OPSET = 17
-INPUT_NAME, OUTPUT_NAME = "image", "logits"
-TEXT_INPUT_NAME = "input_ids"  # int64 [batch, tokens], padded with the tokenizer's pad id
+OUTPUT_NAME = "logits"  # the input's name is the task's (tlcore.export.tasks)
 METADATA_KEY = "tlcore.json"  # ONNX metadata_props key / TorchScript extra file
 
 
@@ -120,7 +120,7 @@ def _batch_sizes(n: int) -> list[int]:
 def compare(
     fmt: str,
     runtime: str,
-    run_batch: Any,
+    run_batch: Callable[[torch.Tensor], Any],
     model: nn.Module,
     images: torch.Tensor,
     tolerance: float = TOLERANCE,
@@ -175,10 +175,8 @@ def export_onnx(
     ort = _require("onnxruntime", "Checking the ONNX export")
     model = model.eval()
     example = images[: min(2, len(images))]
-    # token ids of a text model (tlcore.models.text_models): texts differ in length too
-    is_text = images.dtype == torch.long
-    input_name = TEXT_INPUT_NAME if is_text else INPUT_NAME
-    input_axes = {0: "batch", 1: "tokens"} if is_text else {0: "batch"}
+    exported = export_task(model_task(metadata))  # photos, or token ids of a text model
+    input_name, input_axes = exported.input_name, dict(exported.input_axes)
     output_names = list(getattr(model, "output_names", [OUTPUT_NAME]))  # + trust's outputs
     try:
         with _quiet_exporters(), torch.no_grad():

@@ -21,12 +21,17 @@ import json
 import math
 import string
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from tlcore import __version__
 from tlcore.errors import DataError
+
+if TYPE_CHECKING:
+    from tlcore.data.manifest import Manifest
+    from tlcore.runs.run import Run
+    from tlcore.training.config import TrainConfig
 
 SCRIPT_FILE = "train.py"
 SPLIT_FILE = "split.json"
@@ -40,7 +45,7 @@ def _relative(path: str, root: str) -> str:
         return str(path)  # outside the root: keep it absolute (Path(root) / abs == abs)
 
 
-def split_lists(manifest: Any) -> dict[str, Any]:
+def split_lists(manifest: Manifest) -> dict[str, Any]:
     """{"classes", "root", "train": [[relative path, label], ...], "val": ..., "test": ...}."""
     out: dict[str, Any] = {"classes": list(manifest.classes), "root": manifest.root}
     for split in ("train", "val", "test"):
@@ -119,7 +124,7 @@ def _groups_text(table: list[tuple]) -> str:
     return "\n".join(f"    {literal(tuple(row))}," for row in table)
 
 
-def _not_reproduced(cfg: Any) -> str:
+def _not_reproduced(cfg: TrainConfig) -> str:
     """Settings of the run this plain script leaves out, said in its docstring."""
     left_out = []
     if getattr(cfg, "domain_adaptation", "none") not in ("none", None):
@@ -131,7 +136,7 @@ def _not_reproduced(cfg: Any) -> str:
     return "\nNot reproduced here: " + doc_text("; ".join(left_out)) + ".\n"
 
 
-def _run_temperature(run: Any) -> float | None:
+def _run_temperature(run: Run) -> float | None:
     """The temperature fitted for the best checkpoint (tlcore.runs.trust_store), if any."""
     from tlcore.runs.trust_store import stored_trust
 
@@ -139,7 +144,7 @@ def _run_temperature(run: Any) -> float | None:
     return float(trust.calibration.temperature) if trust is not None else None
 
 
-def _solved_head(run: Any) -> dict[str, Any] | None:
+def _solved_head(run: Run) -> dict[str, Any] | None:
     """How the run's L-BFGS head solver fitted its head (its C), or None when the head
     trained by epochs of mini-batches (tlcore.training.head_solver)."""
     return next((e["head"] for e in reversed(run.epochs()) if e.get("head")), None)
@@ -168,8 +173,8 @@ def _head_note(head: dict[str, Any] | None, views: int) -> str:
     return note
 
 
-def render_script(run: Any, table: list[tuple], initial_weights: bool) -> str:
-    """The text of train.py for ``run`` (a ``tlcore.runs.run.Run``)."""
+def render_script(run: Run, table: list[tuple], initial_weights: bool) -> str:
+    """The text of train.py for ``run``."""
     from tlcore.data.dataset import _PRESET_ARGS
     from tlcore.data.manifest import Manifest
     from tlcore.export.reproduce_template import TEMPLATE
@@ -226,7 +231,7 @@ def render_script(run: Any, table: list[tuple], initial_weights: bool) -> str:
     return string.Template(TEMPLATE).substitute(values)
 
 
-def write_reproduction(run: Any, folder: Path) -> Path:
+def write_reproduction(run: Run, folder: Path) -> Path:
     """Write train.py, split.json and (for pretrained runs) initial_weights.pt into ``folder``."""
     from tlcore.data.manifest import Manifest
     from tlcore.models.factory import create_model

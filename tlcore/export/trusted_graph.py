@@ -10,11 +10,14 @@ record) are in the file's ``tlcore.json`` metadata under ``"trust"``: a photo is
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+if TYPE_CHECKING:
+    from tlcore.results.trust import Trust
 
 OUTPUT_NAMES = ("logits", "probabilities", "unknown_score")
 
@@ -38,7 +41,7 @@ class TrustedClassifier(nn.Module):
         return logits, (logits * self.inverse_temperature).softmax(dim=1), score
 
 
-def with_trust(model: nn.Module, trust: Any) -> nn.Module:
+def with_trust(model: nn.Module, trust: Trust | None) -> nn.Module:
     """``model`` wrapped to return all three outputs when a detector was fitted, else as it is."""
     if trust is None or trust.detector is None:
         return model

@@ -26,13 +26,14 @@ import secrets
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from tlcore import settings
-from tlcore.errors import DataError, RunError, TLCoreError
+from tlcore.errors import RunError, TLCoreError
 from tlcore.runs.files import now_iso, read_json, write_json_atomic
 from tlcore.runs.run import ACTIVE_STATES, Run
 from tlcore.training.config import TrainConfig
@@ -137,7 +138,7 @@ class Experiment:
     @classmethod
     def create(cls, base: TrainConfig, keys: str = "abcde") -> Experiment:
         """Check the data and every variant's settings once, then write the plan (no training)."""
-        from tlcore.data.prepare import prepare_data
+        from tlcore.data.prepare import prepare_trainable
         from tlcore.runs import limits
 
         base = dataclasses.replace(base).validate()
@@ -145,10 +146,8 @@ class Experiment:
         if not chosen:
             raise RunError("choose at least one way to train for the comparison.")
         if not base.manifest_path:  # one split for all five: prepare it here, once
-            prepared = prepare_data(base.data, val_fraction=base.val_fraction, seed=base.seed)
-            if prepared.manifest is None or not prepared.report.trainable:
-                reason = prepared.report.reason or "no usable images were found"
-                raise DataError(f"cannot compare on {base.data}: {reason}")
+            prepared = prepare_trainable(base.data, "compare on", val_fraction=base.val_fraction,
+                                         seed=base.seed)  # fmt: skip
             base.manifest_path = str(prepared.manifest_path)
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
         exp = cls(experiments_dir() / f"{stamp}-compare-{secrets.token_hex(2)}")
@@ -214,7 +213,9 @@ class Experiment:
         _CHILDREN[proc.pid] = proc
         return self
 
-    def run_all(self, on_finish: Any = None) -> list[dict[str, Any]]:
+    def run_all(
+        self, on_finish: Callable[[dict[str, Any]], object] | None = None
+    ) -> list[dict[str, Any]]:
         """Train every variant not done yet, one at a time, in this process; the summary.
 
         A variant whose run was stopped or interrupted is resumed from its checkpoint;

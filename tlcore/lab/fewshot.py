@@ -5,7 +5,9 @@ pretrained backbone already places similar photos close together. So each
 class becomes one *prototype*, the normalised mean of its photos' normalised
 embeddings, and a new photo gets the class whose prototype is most similar
 (cosine). Nothing is trained: predictions are ready as soon as the examples are
-embedded, and the embeddings are cached on disk like the trainer's fast path.
+embedded, and the embeddings go through the one embedding cache
+(``tlcore.training.embedder.Embedder``): photos the trainer or the doctor embedded
+with the same backbone and size are read, not embedded again.
 
 ``shots_curve`` answers "how far do few examples go?": accuracy on the
 validation split when each class gets only 1, 2, 5 or 10 random training
@@ -26,17 +28,15 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from tlcore import __version__, settings
 from tlcore.data.manifest import Manifest
-from tlcore.data.progress import ProgressCallback, Tracker
+from tlcore.data.progress import ProgressCallback
 from tlcore.errors import ConfigError, DataError
-from tlcore.training import features
+from tlcore.training.embedder import Embedder
 
 DEFAULT_SHOTS = (1, 2, 5, 10)
 DEFAULT_REPEATS = 20
 # Softmax sharpness over cosine similarities: scores, not calibrated probabilities.
 TEMPERATURE = 10.0
-BATCH_SIZE = 32
 
 
 @dataclass
@@ -84,109 +84,6 @@ class PrototypeClassifier:
         if len(labels) == 0:
             return math.nan
         return float((self.predict(embeddings).cpu() == labels.cpu()).float().mean())
-
-
-class _ImageListDataset(torch.utils.data.Dataset):
-    """Preprocessed PIL images (already read) with placeholder labels, for ``features.embed``."""
-
-    def __init__(self, images: Sequence[Image.Image], transform: Any) -> None:
-        self.images, self.transform = list(images), transform
-
-    def __len__(self) -> int:
-        return len(self.images)
-
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
-        return self.transform(self.images[index].convert("RGB")), -1
-
-
-class Embedder:
-    """A pretrained backbone (its head unused) and its evaluation preprocessing."""
-
-    def __init__(
-        self,
-        model: str = "tf_efficientnet_lite0",
-        weights: str = "bundled",
-        img_size: int | None = None,
-        device: str = "auto",
-        cache_dir: Path | None = None,
-    ) -> None:
-        from tlcore.data.dataset import build_transform, resolve_data_config
-        from tlcore.models.factory import create_model
-        from tlcore.training.devices import resolve_device
-
-        self.model_name, self.weights = model, weights
-        self.device = resolve_device(device)
-        self.model = create_model(model, None, weights).to(self.device).eval()
-        self.data_config = resolve_data_config(self.model, img_size)
-        self.transform = build_transform(self.data_config, train=False)
-        self.cache_dir = cache_dir if cache_dir is not None else default_cache_dir()
-
-    def _loader(self, dataset: torch.utils.data.Dataset) -> torch.utils.data.DataLoader:
-        return torch.utils.data.DataLoader(dataset, batch_size=BATCH_SIZE, num_workers=0)
-
-    def embed_split(
-        self, manifest: Manifest, split: str, progress: ProgressCallback | None = None
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Embeddings and labels of one split; read from the cache when seen before.
-
-        ``progress`` hears "Embedding the train photos: k of N" (one Embedder serves every
-        session of the app, so the callback comes with the call, not the object).
-        """
-        from tlcore.data.dataset import ManifestDataset
-
-        dataset = ManifestDataset(manifest, split, self.transform)
-        if len(dataset) == 0:
-            return torch.empty(0, 0), torch.empty(0, dtype=torch.long)
-        files = [_file_stamp(item.path) for item in dataset.items]
-        key = features.cache_key(
-            self.identity() | {"manifest": manifest.fingerprint(), "split": split, "files": files}
-        )
-        tracker = Tracker(f"Embedding the {split} photos", len(dataset), progress)
-        x, y, hit = features.embed_cached(
-            self.model,
-            self._loader(dataset),
-            self.device,
-            self.cache_dir / f"fewshot-{key}.safetensors",
-            tracker.advance,
-        )
-        if hit:  # read from the cache: all at once
-            tracker.advance(len(dataset) - tracker.done)
-        return x.cpu(), y.cpu()
-
-    def embed_images(self, images: Sequence[Image.Image]) -> torch.Tensor:
-        """Embeddings of images in memory (uploads); not cached, they are usually new."""
-        if not images:
-            return torch.empty(0, 0)
-        x, _ = features.embed(
-            self.model, self._loader(_ImageListDataset(images, self.transform)), self.device
-        )
-        return x.cpu()
-
-    def identity(self) -> dict[str, Any]:
-        """Everything besides the images that changes an embedding (the cache key)."""
-        weights = self.weights
-        if Path(weights).is_file():
-            stat = Path(weights).stat()
-            weights = f"{Path(weights).resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
-        return {
-            "purpose": "fewshot", "model": self.model_name, "weights": weights,
-            "data": self.data_config, "device": self.device.type,
-            "torch": torch.__version__, "tlcore": __version__,
-        }  # fmt: skip
-
-
-def _file_stamp(path: str) -> tuple[int, int]:
-    """Size and change time: a photo replaced under the same name gets a new cache entry."""
-    try:
-        stat = Path(path).stat()
-    except OSError:
-        return (-1, -1)  # reading it will say what is wrong
-    return (stat.st_size, stat.st_mtime_ns)
-
-
-def default_cache_dir() -> Path:
-    """Beside the runs, where the trainer keeps its embedding cache too."""
-    return settings.runs_dir() / ".cache" / "embeddings"
 
 
 @dataclass
@@ -323,12 +220,10 @@ def load_manifest(
     (``progress`` hears the photos being read)."""
     if isinstance(data, Manifest):
         return data
-    from tlcore.data.prepare import prepare_data
+    from tlcore.data.prepare import prepare_trainable
 
-    prepared = prepare_data(data, val_fraction=val_fraction, seed=seed, progress=progress)
-    if prepared.manifest is None:
-        raise DataError(f"cannot use {data} for few-shot: {prepared.report.reason}")
-    return prepared.manifest
+    return prepare_trainable(data, "run few-shot on", val_fraction=val_fraction, seed=seed,
+                             progress=progress).manifest  # fmt: skip
 
 
 def shots_curve(

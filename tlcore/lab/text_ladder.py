@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from tlcore.data.manifest import Manifest
+from tlcore.data.task import TEXT_LABEL, task_of
 from tlcore.errors import DataError
 from tlcore.lab.fewshot import DEFAULT_REPEATS, DEFAULT_SHOTS, curve_from_embeddings, load_manifest
 from tlcore.lab.ladder import Ladder, build_ladder, trained_rung
@@ -67,7 +68,7 @@ def text_ladder(data: str | Path | Manifest, shots: Sequence[int] = DEFAULT_SHOT
                 classes: str | Sequence[str] | None = None, owner: str | None = None) -> Ladder:  # fmt: skip
     """Every rung on ``data``'s validation texts (each text embedded once)."""
     manifest = load_manifest(data, seed=seed)
-    if manifest.modality != "text":
+    if task_of(manifest) != TEXT_LABEL:
         raise DataError("The text ladder needs labelled texts (a text,label CSV).")
     encoder = load_sentence_encoder()
     train = split_embeddings(manifest, "train", encoder)

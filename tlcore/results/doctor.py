@@ -31,9 +31,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from tlcore import __version__, settings
 from tlcore.data.manifest import Manifest
-from tlcore.data.progress import ProgressCallback, Tracker
+from tlcore.data.progress import ProgressCallback
 from tlcore.data.scan import printable
 from tlcore.errors import DataError
 
@@ -94,7 +93,6 @@ ACCEPT_PROBABILITY = 0.5
 # other's nearest neighbours. A batch of unrelated pictures is what this check is for, so the
 # class mean stays.
 OUTLIER_Z = 3.5
-BATCH_SIZE = 32
 
 
 @dataclass
@@ -221,34 +219,6 @@ def _more(n: int, top: int) -> list[str]:
 
 
 # -- embeddings --------------------------------------------------------------------------
-def _file_stamp(path: str) -> tuple[int, int]:
-    try:
-        stat = Path(path).stat()
-    except OSError:
-        return (-1, -1)
-    return (stat.st_size, stat.st_mtime_ns)
-
-
-def default_cache_dir() -> Path:
-    """Beside the runs, in the same folder as the trainer's embedding cache."""
-    return settings.runs_dir() / ".cache" / "embeddings"
-
-
-class _CountingLoader:
-    """A loader that counts photos after each batch (the embedding pass's progress bar)."""
-
-    def __init__(self, loader: Any, tracker: Tracker) -> None:
-        self.loader, self.dataset, self.tracker = loader, loader.dataset, tracker
-
-    def __iter__(self):
-        for batch in self.loader:
-            yield batch
-            self.tracker.advance(len(batch[1]))
-
-    def __len__(self) -> int:
-        return len(self.loader)
-
-
 def embed_photos(
     paths: Sequence[str],
     *,
@@ -261,45 +231,20 @@ def embed_photos(
 ) -> tuple[torch.Tensor, bool]:
     """One embedding per photo (pretrained backbone, eval preprocessing), in ``paths`` order.
 
-    The cache key holds the backbone, its preprocessing and every file's size and
-    change time, but no label or split: relabelling or re-splitting reuses it.
-    Returns (embeddings, read from the cache).
+    The photos go through the one embedding cache (``tlcore.training.embedder``): a row
+    per photo file, keyed by the backbone and its preprocessing but no label or split, so
+    relabelling or re-splitting reuses it, and so do few-shot and the trainer's fast path.
+    Returns (embeddings, all read from the cache).
     """
-    from tlcore.data.dataset import ManifestDataset, build_transform, resolve_data_config
     from tlcore.data.manifest import ManifestItem
-    from tlcore.models.factory import create_model
-    from tlcore.training import features
-    from tlcore.training.devices import resolve_device
+    from tlcore.training.embedder import Embedder
 
     ordered = sorted(set(paths))
-    torch_device = resolve_device(device)
-    net = create_model(model, None, weights).to(torch_device).eval()
-    data_config = resolve_data_config(net, img_size)
-    key = features.cache_key({
-        "purpose": "doctor", "model": model, "weights": _weights_identity(weights),
-        "data": data_config, "files": [(p, *_file_stamp(p)) for p in ordered],
-        "device": torch_device.type, "torch": torch.__version__, "tlcore": __version__,
-    })  # fmt: skip
-    cache_file = (cache_dir or default_cache_dir()) / f"doctor-{key}.safetensors"
+    embedder = Embedder(model, weights, img_size, device, cache_dir)
     everything = Manifest("", ["photo"], [ManifestItem(p, 0, "train") for p in ordered])
-    dataset = ManifestDataset(everything, "train", build_transform(data_config, train=False))
-    loader = torch.utils.data.DataLoader(dataset, batch_size=BATCH_SIZE, num_workers=0)
-    tracker = Tracker("Embedding photos", len(ordered), progress)
-    x, _, hit = features.embed_cached(
-        net, _CountingLoader(loader, tracker), torch_device, cache_file
-    )
-    if hit:
-        tracker.advance(len(ordered) - tracker.done)  # read from the cache: all done at once
+    x, _, embedded = embedder.embed_manifest(everything, "train", "Embedding photos", progress)
     row = {p: i for i, p in enumerate(ordered)}
-    return x.cpu()[[row[p] for p in paths]], hit
-
-
-def _weights_identity(weights: str) -> str:
-    path = Path(weights)
-    if path.is_file():
-        stat = path.stat()
-        return f"{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
-    return weights
+    return x[[row[p] for p in paths]], embedded == 0
 
 
 # -- the three checks ----------------------------------------------------------------------

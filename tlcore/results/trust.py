@@ -1,9 +1,9 @@
 """Fitting, keeping and reading what makes a prediction trustworthy: ``T`` and "none of these".
 
-``fit_trust`` measures a model on photos (training photos become the neighbours of
-the unknown-ness score, validation photos fit the temperature and set the
-threshold, outside photos measure how well the unknown photos are found), and
-returns one ``Trust``. It travels as a JSON block (``Trust.meta``: in a run's
+``fit_trust`` works on what a model said about photos (the training photos' features
+become the neighbours of the unknown-ness score, the validation outputs fit the
+temperature and set the threshold, outside photos measure how well the unknown photos
+are found), and returns one ``Trust``. It travels as a JSON block (``Trust.meta``: in a run's
 ``trust-<checkpoint>.json`` and in a bundle's ``tlcore.json`` under ``"trust"``)
 plus one tensor file with the training photos' unit-length features
 (``unknown.safetensors``), so a bundle predicts "none of these" without its run.
@@ -19,13 +19,12 @@ from typing import Any
 
 import torch
 
-from tlcore.data.progress import ProgressCallback, Tracker
+from tlcore.data.progress import Tracker
 from tlcore.errors import ModelError, TLCoreError
 from tlcore.results.calibration import Calibration, calibrate
 from tlcore.results.unknown import (
     UnknownDetector,
     auroc,
-    bank_indices,
     fit_unknown_detector,
 )
 
@@ -78,47 +77,39 @@ class Trust:
         return "\n".join(lines)
 
 
-def _read(predictor: Any, items: list, tracker: Tracker) -> tuple[torch.Tensor, torch.Tensor]:
-    """``logits_and_features`` in chunks, so the count moves while a long list is read."""
-    if not items:
-        return predictor.logits_and_features(items)
-    parts = [predictor.logits_and_features(chunk) for chunk in tracker.chunks(items)]
-    return torch.cat([logits for logits, _ in parts]), torch.cat([feats for _, feats in parts])
+def read_features(predictor: Any, items: Sequence[str], tracker: Tracker) -> torch.Tensor:
+    """Pooled features of ``items`` in chunks, so the count moves while a long list is read."""
+    parts = [predictor.logits_and_features(chunk)[1] for chunk in tracker.chunks(list(items))]
+    return torch.cat(parts) if parts else torch.empty(0, 0)
 
 
 def fit_trust(
-    predictor: Any,
-    train: Sequence[tuple[str, int]],
-    val: Sequence[tuple[str, int]],
-    reference: Sequence[str] = (),
+    val_logits: torch.Tensor,
+    val_features: torch.Tensor,
+    targets: torch.Tensor,
+    train_features: torch.Tensor | None = None,
+    reference_features: torch.Tensor | None = None,
     reference_source: str = "",
-    progress: ProgressCallback | None = None,
 ) -> Trust:
-    """Measure ``predictor`` on (path, label) photos; ``reference`` are photos of none of its
-    classes. ``progress`` hears how many of them the model has read (tlcore.data.progress)."""
-    keep = bank_indices([label for _, label in train])
-    train = [train[i] for i in keep]
-    tracker = Tracker("Calibrating the probabilities", len(train) + len(val) + len(reference),
-                      progress)  # fmt: skip
-    _, train_feats = _read(predictor, [p for p, _ in train], tracker)
-    val_logits, val_feats = _read(predictor, [p for p, _ in val], tracker)
-    targets = torch.tensor([label for _, label in val], dtype=torch.long)
-    calibration = calibrate(val_logits, targets)
-    if len(train_feats) == 0:
+    """Fit the temperature on the validation outputs and, given the training items' features,
+    the "none of these" detector; ``reference_features`` (items of none of the classes)
+    measure how well it finds them. Works on numbers a model already produced: the
+    validation items are read once per checkpoint (``tlcore.runs.outputs``)."""
+    calibration = calibrate(val_logits, targets.long())
+    if train_features is None or len(train_features) == 0:
         return Trust(calibration=calibration, detector=None)
-    detector = fit_unknown_detector(train_feats, val_feats)
-    known = detector.scores(val_feats) if len(val_feats) else torch.empty(0)
+    detector = fit_unknown_detector(train_features, val_features)
+    known = detector.scores(val_features) if len(val_features) else torch.empty(0)
     out = Trust(
         calibration=calibration,
         detector=detector,
         known_flagged=float(detector.is_unknown(known).float().mean()) if len(known) else None,
         val_scores=[round(float(s), 5) for s in known[:: max(1, len(known) // MAX_SCORES)]],
     )
-    if reference:
-        _, ref_feats = _read(predictor, list(reference), tracker)
-        outside = detector.scores(ref_feats)
+    if reference_features is not None and len(reference_features):
+        outside = detector.scores(reference_features)
         out.reference = {
-            "photos": len(reference),
+            "photos": len(reference_features),
             "source": reference_source,
             "auroc": auroc(known, outside) if len(known) else None,
             "flagged": float(detector.is_unknown(outside).float().mean()),

@@ -132,6 +132,14 @@ class UnknownDetector:
         )
 
 
+def is_unknown_score(score: float | None, threshold: float | None) -> bool | None:
+    """Whether one photo's score means "none of these" at ``threshold``: strictly farther
+    than it, the rule of ``UnknownDetector.is_unknown``. None without a score or threshold."""
+    if score is None or threshold is None:
+        return None
+    return float(score) > float(threshold)
+
+
 def bank_indices(labels: list[int], limit: int = MAX_BANK, seed: int = 0) -> list[int]:
     """At most ``limit`` training photos, every class kept in proportion (all when fewer)."""
     if len(labels) <= limit:

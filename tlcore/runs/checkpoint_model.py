@@ -7,24 +7,23 @@ and need to know when a checkpoint was replaced (a resumed run voids what was ke
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from tlcore.errors import RunError
 from tlcore.results.predict import CHECKPOINTS, Predictor, model_with_weights
+from tlcore.results.tasks import results_task
 from tlcore.runs.run import Run
 
 EVALUATION_FILE = "evaluation-{checkpoint}.json"
 
 
-def raw_predictor(run: Any, checkpoint: str = "best", device: str = "cpu") -> Predictor:
-    """The model of a run (a ``Run``, its id or its folder) at its best or last epoch, as trained:
-    no temperature, no "none of these" detector (``runs.scoring.load_predictor`` adds them)."""
+def raw_predictor(run: Run, checkpoint: str = "best", device: str = "cpu") -> Predictor:
+    """The model of a run at its best or last epoch, as trained: no temperature, no "none of
+    these" detector (``runs.scoring.load_predictor`` adds them)."""
     from tlcore.data.manifest import Manifest
     from tlcore.training.checkpoints import checkpoint_paths
 
     if checkpoint not in CHECKPOINTS:
         raise RunError(f"checkpoint must be 'best' or 'last', got {checkpoint!r}.")
-    run = run if isinstance(run, Run) else Run.open(run)
     config = run.config
     classes = run.record.get("data", {}).get("classes")
     if not classes:
@@ -36,22 +35,8 @@ def raw_predictor(run: Any, checkpoint: str = "best", device: str = "cpu") -> Pr
             "wait until the first epoch has finished, or pick another run."
         )
     model = model_with_weights(config.model, len(classes), weights_path)
-    if getattr(model, "text_config", None) is not None:  # a text model: tlcore.results.text_predict
-        from tlcore.results.text_predict import TextPredictor
-
-        return TextPredictor(model, classes, config.max_tokens, model_name=config.model,
-                             weights=config.weights, source=f"run {run.id} ({checkpoint})",
-                             device=device)  # fmt: skip
-    predictor = Predictor(
-        model,
-        classes,
-        config.img_size,
-        model_name=config.model,
-        weights=config.weights,
-        source=f"run {run.id} ({checkpoint})",
-        device=device,
-    )
-    return predictor
+    make = results_task(run.task).predictor  # a Predictor, or a TextPredictor for sentences
+    return make(model, list(classes), config, f"run {run.id} ({checkpoint})", device)
 
 
 def checkpoint_stamp(run: Run, checkpoint: str) -> dict[str, int] | None:

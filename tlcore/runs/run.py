@@ -8,7 +8,10 @@ a run. Layout of ``runs_dir()/<run_id>/``:
 - ``manifest.json`` a copy of the data manifest the run trains on
 - ``status.json``   state, epoch/step, a human message, pid, heartbeat (atomic)
 - ``metrics.jsonl`` one event per line (append + flush; readers skip a partial last line)
-- ``confusion/epoch_NNN.json``, ``checkpoints/{last,best}.*``, ``log.txt``
+- ``checkpoints/{last,best}.*``, ``log.txt``
+- per checkpoint, once it is scored: ``outputs-<checkpoint>.safetensors`` (the validation
+  outputs, ``tlcore.runs.outputs``), ``evaluation-``, ``trust-`` and ``unknown-<checkpoint>.*``
+  (runs from before kept ``confusion/epoch_NNN.json`` too; nothing reads it)
 - ``stop.request``  present while the user asks the worker to stop
 """
 
@@ -23,13 +26,16 @@ import time
 from datetime import datetime
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tlcore import __version__, settings
 from tlcore.data.progress import ProgressCallback
-from tlcore.errors import DataError, RunError
+from tlcore.errors import DataError, RunError, TLCoreError
 from tlcore.runs.files import now_iso, read_events, read_json, write_json_atomic
 from tlcore.training.config import TrainConfig
+
+if TYPE_CHECKING:
+    from tlcore.data.task import Task
 
 STATES = ("queued", "running", "finished", "failed", "stopped")
 ACTIVE_STATES = ("queued", "running")
@@ -96,17 +102,13 @@ class Run:
     def checkpoints_dir(self) -> Path:
         return self.dir / "checkpoints"
 
-    @property
-    def confusion_dir(self) -> Path:
-        return self.dir / "confusion"
-
     # -- creating and finding runs -------------------------------------------------------
     @classmethod
     def create(cls, config: TrainConfig, progress: ProgressCallback | None = None) -> Run:
         """Validate, prepare the data and write the run directory, without starting it
         (``progress`` hears the photos being read)."""
         config.validate()
-        from tlcore.data.prepare import prepare_data
+        from tlcore.data.prepare import prepare_trainable
         from tlcore.runs import limits
 
         limits.check_config(config)  # the admin's caps on a shared server
@@ -114,23 +116,22 @@ class Run:
         limits.check_memory(config)  # a batch that cannot fit fails here, not in the worker
         limits.check_weights_file(config)
         from tlcore.data.manifest import Manifest
+        from tlcore.data.task import task_of
         from tlcore.data.versions import version_record
 
         if config.manifest_path:
             manifest = Manifest.load(Path(config.manifest_path))
         else:
-            prepared = prepare_data(config.data, val_fraction=config.val_fraction,
-                                    seed=config.seed, progress=progress)  # fmt: skip
-            if prepared.manifest is None or not prepared.report.trainable:
-                reason = prepared.report.reason or "no usable images were found"
-                raise DataError(f"cannot train on {config.data}: {reason}")
+            prepared = prepare_trainable(config.data, "train on", val_fraction=config.val_fraction,
+                                         seed=config.seed, progress=progress)  # fmt: skip
             manifest = prepared.manifest
             config.manifest_path = str(prepared.manifest_path)
         if not manifest.items_for("train"):
             raise DataError(f"cannot train on {config.data}: the training split has no images.")
         from tlcore.models.text_catalog import check_model_fits_data
 
-        check_model_fits_data(config.model, manifest.modality)
+        task = task_of(manifest)  # decided once, here; every wing looks it up (Run.task)
+        check_model_fits_data(config.model, task.modality)
         limits.check_dataset(len(manifest.items))
         root = settings.runs_dir()
         run = cls(root / make_run_id(config))
@@ -149,6 +150,7 @@ class Run:
                 "id": run.id,
                 "created": now_iso(),
                 "owner": config.owner,
+                "task": task.to_dict(),
                 "config": config.to_dict(),
                 "data": {
                     "source": str(config.data),
@@ -243,6 +245,22 @@ class Run:
             return TrainConfig.from_dict(self.record["config"])
         except TypeError as exc:
             raise RunError(f"{self.config_path} has unusable settings ({exc}).") from None
+
+    @property
+    def task(self) -> Task:
+        """What the run learns (``tlcore.data.task``), as decided when it was created; a run
+        written before the task was kept gets it from its manifest."""
+        from tlcore.data.task import Task, task_of
+
+        block = self.record.get("task")
+        if block is not None:
+            try:
+                return Task.from_dict(block)
+            except TLCoreError as exc:
+                raise RunError(f"{self.config_path}: {exc}") from None
+        from tlcore.data.manifest import Manifest
+
+        return task_of(Manifest.load(self.manifest_path))
 
     def write_status(self, state: str, **fields: Any) -> dict[str, Any]:
         """Replace status.json; fields not given are carried over from the previous status."""

@@ -1,8 +1,8 @@
 """A run's fitted temperature and "none of these" detector, kept beside its checkpoints.
 
-The worker fits them once when a run finishes (``fit_finished_run_trust``), before
-the run is scored for the Evaluate page, so every probability shown afterwards is
-the calibrated one. A run that stopped early, or one trained before this existed,
+The worker fits them once when a run finishes (``tlcore.runs.finish``), from the
+validation outputs it keeps (``tlcore.runs.outputs``), before the run is scored for the
+Evaluate page, so every probability shown afterwards is the calibrated one. A run that stopped early, or one trained before this existed,
 is fitted on first use (``ensure_trust``). Each file records the size and time of
 the checkpoint it was fitted on: a resumed run that replaces the checkpoint voids it.
 
@@ -14,27 +14,33 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
+
+import torch
 
 from tlcore import settings
-from tlcore.data.progress import ProgressCallback
+from tlcore.data.progress import ProgressCallback, Tracker
 from tlcore.errors import TLCoreError
+from tlcore.results.tasks import results_task
 from tlcore.results.trust import (
     REFERENCE_PHOTOS,
     Trust,
     fit_trust,
+    read_features,
     read_unknown_bank,
     trust_from_meta,
     write_unknown_file,
 )
-from tlcore.runs.checkpoint_model import (
-    checkpoint_stamp,
-    evaluation_path,
-    raw_predictor,
-    same_weights,
-)
+from tlcore.results.unknown import bank_indices
+from tlcore.runs.checkpoint_model import checkpoint_stamp, evaluation_path, raw_predictor
+from tlcore.runs.outputs import ValidationOutputs, validation_outputs
 from tlcore.runs.run import Run
+
+if TYPE_CHECKING:
+    from tlcore.data.manifest import Manifest
+    from tlcore.results.predict import Predictor
 
 log = logging.getLogger("tlcore.runs.trust_store")
 TRUST_FILE = "trust-{checkpoint}.json"
@@ -69,57 +75,89 @@ def reference_photos(run: Run, limit: int = REFERENCE_PHOTOS) -> tuple[list[str]
     return [], ""
 
 
-def run_modality(run: Run) -> str | None:
-    """The kind of data the run learned from ("image" or "text"); None when unreadable."""
-    from tlcore.data.manifest import Manifest
-
+def measures_unknown(run: Run) -> bool:
+    """Whether "none of these" is fitted for the run's task (photos; texts keep the
+    temperature only: there is no second text sample to measure it on)."""
     try:
-        return getattr(Manifest.load(run.manifest_path), "modality", "image")
+        return results_task(run.task).has_unknown
     except TLCoreError:
-        return None
-
-
-def is_photo_run(run: Run) -> bool:
-    """The Evaluate page's trust section (reliability, "none of these") is for photo runs;
-    text runs are calibrated too (``fit_run_trust``) but have no "none of these" yet."""
-    return run_modality(run) == "image"
+        return False
 
 
 def can_fit_trust(run: Run) -> bool:
-    return run_modality(run) in ("image", "text")
+    try:
+        results_task(run.task)
+    except TLCoreError:
+        return False
+    return True
+
+
+@dataclass
+class TrustFeatures:
+    """What the "none of these" detector is fitted and measured on, besides the validation
+    outputs: the training items' features (a balanced subset) and outside photos' features."""
+
+    train: torch.Tensor
+    reference: torch.Tensor | None = None
+    reference_source: str = ""
+
+
+def bank_items(manifest: Manifest) -> list[int]:
+    """Which training items (indices into the training split) the detector keeps."""
+    return bank_indices([it.label for it in manifest.items_for("train")])
+
+
+def read_trust_features(
+    run: Run, checkpoint: str, predictor: Predictor | None = None,
+    progress: ProgressCallback | None = None,
+) -> TrustFeatures:  # fmt: skip
+    """One pass of the checkpoint's model over the kept training photos and the outside
+    photos (never the validation ones: those are in ``tlcore.runs.outputs``)."""
+    from tlcore.data.manifest import Manifest
+
+    manifest = Manifest.load(run.manifest_path)
+    train = manifest.items_for("train")
+    paths = [train[i].path for i in bank_items(manifest)]
+    reference, source = reference_photos(run)
+    predictor = predictor or raw_predictor(run, checkpoint=checkpoint)
+    tracker = Tracker('Measuring "none of these"', len(paths) + len(reference), progress)
+    train_feats = read_features(predictor, paths, tracker)
+    ref_feats = read_features(predictor, reference, tracker) if reference else None
+    return TrustFeatures(train_feats, ref_feats, source)
 
 
 def fit_run_trust(
-    run: Any, checkpoint: str = "best", progress: ProgressCallback | None = None
+    run: Run,
+    checkpoint: str = "best",
+    progress: ProgressCallback | None = None,
+    *,
+    outputs: ValidationOutputs | None = None,
+    features: TrustFeatures | None = None,
 ) -> Trust:
-    """Fit and keep the trust of ``run``'s checkpoint on the run's own split (``progress``
-    hears how many photos the model has read)."""
-    from tlcore.data.manifest import Manifest
+    """Fit and keep the trust of ``run``'s checkpoint: the temperature from its validation
+    outputs (read once, ``tlcore.runs.outputs``), and for photos "none of these" from the
+    training and outside photos' features (``features``, else read now)."""
     from tlcore.runs.files import write_json_atomic
 
-    run = run if isinstance(run, Run) else Run.open(run)
     stamp = checkpoint_stamp(run, checkpoint)
-    predictor = raw_predictor(run, checkpoint=checkpoint)
-    manifest = Manifest.load(run.manifest_path)
-    if manifest.modality == "text":  # the temperature only: "none of these" would need
-        # outside texts to measure it on, and there is no second text sample yet
-        val = [(it.text or "", it.label) for it in manifest.items_for("val")]
-        trust = fit_trust(predictor, [], val, progress=progress)
-    else:
-        train = [(it.path, it.label) for it in manifest.items_for("train")]
-        val = [(it.path, it.label) for it in manifest.items_for("val")]
-        reference, source = reference_photos(run)
-        trust = fit_trust(predictor, train, val, reference, source, progress)
+    outputs = outputs if outputs is not None else validation_outputs(run, checkpoint, progress)
+    if features is None and measures_unknown(run):
+        features = read_trust_features(run, checkpoint, progress=progress)
+    trust = fit_trust(
+        outputs.logits, outputs.features, outputs.targets,
+        features.train if features is not None else None,
+        features.reference if features is not None else None,
+        features.reference_source if features is not None else "",
+    )  # fmt: skip
     write_unknown_file(trust, bank_path(run, checkpoint))
     write_json_atomic(trust_path(run, checkpoint), {"checkpoint": stamp, "trust": trust.meta()})
     return trust
 
 
-def stored_trust(run: Any, checkpoint: str = "best") -> Trust | None:
+def stored_trust(run: Run, checkpoint: str = "best") -> Trust | None:
     """The trust kept for this checkpoint; None when missing, unreadable or for older weights."""
     from tlcore.runs.files import read_json
 
-    run = run if isinstance(run, Run) else Run.open(run)
     stored = read_json(trust_path(run, checkpoint))
     if not stored or stored.get("checkpoint") != checkpoint_stamp(run, checkpoint):
         return None
@@ -135,14 +173,14 @@ def stored_trust(run: Any, checkpoint: str = "best") -> Trust | None:
 
 
 def ensure_trust(
-    run: Any, checkpoint: str = "best", on_fit: Callable[[], None] | None = None
+    run: Run, checkpoint: str = "best", on_fit: Callable[[], None] | None = None
 ) -> Trust | None:
     """The stored trust, fitted now when there is none yet (a stopped run, an older run).
 
     A report the Evaluate page kept from before the fit showed uncalibrated
-    probabilities, so it is dropped and the page scores the checkpoint again.
+    probabilities, so it is dropped and the page scores the checkpoint again (from the
+    kept validation outputs: no second pass).
     """
-    run = run if isinstance(run, Run) else Run.open(run)
     trust = stored_trust(run, checkpoint)
     if trust is not None or checkpoint_stamp(run, checkpoint) is None or not can_fit_trust(run):
         return trust
@@ -151,26 +189,3 @@ def ensure_trust(
     trust = fit_run_trust(run, checkpoint)
     evaluation_path(run, checkpoint).unlink(missing_ok=True)
     return trust
-
-
-def fit_finished_run_trust(run: Run, progress: ProgressCallback | None = None) -> None:
-    """The worker's step after the last epoch: fit best (and last, when it differs)."""
-    import shutil
-
-    from tlcore.runs.files import read_json, write_json_atomic
-
-    if checkpoint_stamp(run, "best") is None or not can_fit_trust(run):
-        return
-    fit_run_trust(run, "best", progress)
-    if checkpoint_stamp(run, "last") is None:
-        return
-    if not same_weights(run):
-        fit_run_trust(run, "last", progress)
-        return
-    # the last epoch was the best: the same weights have the same trust
-    if bank_path(run, "best").is_file():
-        shutil.copyfile(bank_path(run, "best"), bank_path(run, "last"))
-    block = (read_json(trust_path(run, "best")) or {}).get("trust") or {}
-    write_json_atomic(
-        trust_path(run, "last"), {"checkpoint": checkpoint_stamp(run, "last"), "trust": block}
-    )

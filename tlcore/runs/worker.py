@@ -23,12 +23,12 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from tlcore import settings
-from tlcore.data.progress import Progress
+from tlcore.data.progress import Progress, ProgressCallback
 from tlcore.errors import TLCoreError
 from tlcore.runs import queue as run_queue
-from tlcore.runs.files import append_event, keep_history_until, write_json_atomic
+from tlcore.runs.files import append_event, keep_history_until
 from tlcore.runs.run import Run, is_live
-from tlcore.training import distributed
+from tlcore.training import distributed, embedding_cache
 
 if TYPE_CHECKING:
     from tlcore.data.manifest import Manifest
@@ -37,7 +37,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("tlcore.runs.worker")
 STATUS_EVERY_S = 0.5
-EMBEDDING_TASK = "Embedding the photos once (fast path)"
 QUEUE_POLL_S = 1.0
 _DISK_ERRNOS = {
     errno.ENOSPC: "the disk is full",
@@ -156,31 +155,31 @@ class RunRecorder:
         self.last_status = 0.0
         self.embedding: list[float] = []  # start and end of the fast path's pass (monotonic)
 
-    def on_fit_start(self, trainer: Any) -> None:
+    def on_fit_start(self, trainer: Trainer) -> None:
         path = "fast path (cached embeddings)" if trainer.fast_path else "full model"
         why = f" ({trainer.fast_path_reason})" if trainer.fast_path_reason else ""
         if getattr(trainer, "frozen_depth", 0):
             why += f"; its first {trainer.frozen_depth} layers run once (partial fast path)"
         log.info("training on %s with the %s%s", trainer.device, path, why)
         count = len(trainer.train_set) + len(trainer.val_set)
-        items = "texts" if getattr(trainer, "unit", "images") == "texts" else "photos"
+        items = self.run.task.items
         self.status(trainer, f"Embedding the {count} {items} once (fast path)." if trainer.fast_path
                     else f"Reading the {count} {items} for epoch 1.")  # fmt: skip
 
-    def on_embed_progress(self, trainer: Any, done: int, total: int) -> None:
+    def on_embed_progress(self, trainer: Trainer, done: int, total: int) -> None:
         """The fast path's one pass over the photos, k of N, at most twice a second; the
         status keeps it as a ``Progress`` so the page and the CLI draw a bar with time left."""
         if done == 0 or done >= total:
             self.embedding = [*self.embedding[:1], time.monotonic()]
         elapsed = time.monotonic() - (self.embedding[0] if self.embedding else time.monotonic())
-        task, finished = once_pass_words(trainer, total)
+        task, finished = once_pass_words(trainer, total, self.run.task.items)
         embedding = Progress(task, done, total, elapsed).to_dict()
         if done >= total:
             self.status(trainer, finished, embedding=embedding)
         elif done == 0 or time.monotonic() - self.last_status > STATUS_EVERY_S:
             self.status(trainer, f"{task}: {done} of {total}.", embedding=embedding)
 
-    def on_epoch_start(self, trainer: Any, epoch: int) -> None:
+    def on_epoch_start(self, trainer: Trainer, epoch: int) -> None:
         if len(self.embedding) == 2 and not trainer.embedding_cache_hits:
             remember_embedding_speed(trainer, self.embedding[1] - self.embedding[0])
         self.embedding = []
@@ -188,7 +187,7 @@ class RunRecorder:
             watcher.disarm()
         self.status(trainer, f"Training epoch {epoch} of {trainer.config.epochs}.", embedding=None)
 
-    def on_step_end(self, trainer: Any, event: dict[str, Any]) -> None:
+    def on_step_end(self, trainer: Trainer, event: dict[str, Any]) -> None:
         append_event(self.run.metrics_path, event)
         if self.run.stop_path.exists():
             trainer.request_stop(f"Stopped by request at step {trainer.step}.")
@@ -199,14 +198,10 @@ class RunRecorder:
                 trainer, f"Training epoch {event['epoch']} of {trainer.config.epochs}{where}."
             )
 
-    def on_epoch_end(self, trainer: Any, event: dict[str, Any]) -> None:
+    def on_epoch_end(self, trainer: Trainer, event: dict[str, Any]) -> None:
         from tlcore.training.checkpoints import save_checkpoint
 
-        append_event(self.run.metrics_path, event)
-        self.run.confusion_dir.mkdir(exist_ok=True)
-        write_json_atomic(
-            self.run.confusion_dir / f"epoch_{event['epoch']:03d}.json", event["confusion"]
-        )
+        append_event(self.run.metrics_path, event)  # the epoch's confusion matrix is in the event
         save_checkpoint(self.run.checkpoints_dir, "last", trainer.model, trainer.state_dict())
         if event["is_best"]:
             save_checkpoint(self.run.checkpoints_dir, "best", trainer.model, trainer.state_dict())
@@ -217,28 +212,26 @@ class RunRecorder:
         )  # fmt: skip
         self.status(trainer, f"Finished epoch {event['epoch']} of {trainer.config.epochs}.")
 
-    def status(self, trainer: Any, message: str, **fields: Any) -> None:
+    def status(self, trainer: Trainer, message: str, **fields: Any) -> None:
         self.last_status = time.monotonic()
         self.run.write_status("running", pid=os.getpid(), epoch=trainer.epoch, step=trainer.step,
                               epochs=trainer.config.epochs, fast_path=trainer.fast_path,
                               device=str(trainer.device), message=message, **fields)  # fmt: skip
 
 
-def once_pass_words(trainer: Any, total: int) -> tuple[str, str]:
+def once_pass_words(trainer: Trainer, total: int, items: str) -> tuple[str, str]:
     """(the task, what it finished) of the pass before training: the fast path embeds the
     photos or texts; the partial one runs a text encoder's frozen bottom layers."""
-    depth = getattr(trainer, "frozen_depth", 0)
+    depth = trainer.frozen_depth
     if not trainer.fast_path and depth:
-        return ("Running the texts through the frozen layers once (partial fast path)",
-                f"Ran all {total} texts through the {depth} frozen layers; now the top layers "
+        return (f"Running the {items} through the frozen layers once (partial fast path)",
+                f"Ran all {total} {items} through the {depth} frozen layers; now the top layers "
                 "learn.")  # fmt: skip
-    if "max_tokens" in getattr(trainer, "data_config", {}):
-        return ("Embedding the texts once (fast path)",
-                f"Embedded all {total} texts; now the new head learns.")  # fmt: skip
-    return EMBEDDING_TASK, f"Embedded all {total} photos; now the new head learns."
+    return (f"Embedding the {items} once (fast path)",
+            f"Embedded all {total} {items}; now the new head learns.")  # fmt: skip
 
 
-def remember_embedding_speed(trainer: Any, seconds: float) -> None:
+def remember_embedding_speed(trainer: Trainer, seconds: float) -> None:
     """A real pass over every photo is the truest speed of this machine: the Train page's
     next estimate uses it instead of its short measurement."""
     from tlcore.training.devices import device_name
@@ -290,7 +283,7 @@ def train_run(run: Run, resume: bool) -> str:
     main = distributed.is_main()  # under torchrun only rank 0 writes the run directory
     if main:
         run.write_status("running", pid=os.getpid(), message="Loading the model and data.")
-    cache_dir = run.dir.parent / ".cache" / "embeddings"
+    cache_dir = embedding_cache.folder(run.dir.parent)
     share_cpu_threads()
     manifest = Manifest.load(run.manifest_path)
     recorders = [RunRecorder(run)] if main else []
@@ -317,15 +310,14 @@ def train_run(run: Run, resume: bool) -> str:
     if resume_note:
         message = f"{message} ({resume_note})"
     if outcome == "finished":
-        fit_trust_for_predictions(run, trainer)  # first: the scores below use calibrated numbers
-        score_for_evaluate_page(run, trainer)
+        finish_scoring(run, trainer)
     log.info("run %s: %s", outcome, message)
     run.write_status(outcome, pid=os.getpid(), epoch=trainer.epoch, step=trainer.step,
                      message=message, best_val_acc=best["val_acc"] if best["epoch"] else None)  # fmt: skip
     return outcome
 
 
-def after_training_bar(run: Run, trainer: Any, message: str) -> Any:
+def after_training_bar(run: Run, trainer: Trainer, message: str) -> ProgressCallback:
     """A step after the last epoch (calibrating, scoring) as a count in the run's status
     (``after``), so the page and the CLI draw its bar with time left, as for the embedding."""
     last = [0.0]
@@ -341,46 +333,22 @@ def after_training_bar(run: Run, trainer: Any, message: str) -> Any:
     return tell
 
 
-def fit_trust_for_predictions(run: Run, trainer: Any) -> None:
-    """Fit the temperature and the "none of these" detector once (tlcore.runs.trust_store)."""
-    from tlcore.runs.trust_store import fit_finished_run_trust
+def finish_scoring(run: Run, trainer: Trainer) -> None:
+    """Each checkpoint's validation outputs once, then calibration, "none of these" and the
+    Evaluate page's score from them (tlcore.runs.finish), with a bar in the run's status."""
+    from tlcore.runs.finish import finish_run
 
-    items = "texts" if "max_tokens" in getattr(trainer, "data_config", {}) else "photos"
-    message = f"Calibrating the probabilities on the validation {items}."
+    message = (f"Calibrating the probabilities and scoring the model on the "
+               f"{len(trainer.val_set)} validation {run.task.items}.")  # fmt: skip
     run.write_status("running", pid=os.getpid(), epoch=trainer.epoch, step=trainer.step,
                      message=message)  # fmt: skip
     try:
-        fit_finished_run_trust(run, after_training_bar(run, trainer, message))
-    except Exception as exc:  # noqa: BLE001 - fitted on first use instead; the run is done
-        log.warning("could not calibrate the finished run: %s", exc)
+        finish_run(run, trainer, after_training_bar(run, trainer, message))
+    except Exception as exc:  # noqa: BLE001 - fitted and scored on first use instead; the run is done
+        log.warning("could not calibrate and score the finished run: %s", exc, exc_info=True)
 
 
-def score_for_evaluate_page(run: Run, trainer: Any) -> None:
-    """Score the finished run once, here, so the Evaluate page opens on stored numbers."""
-    from tlcore.results.predict import Predictor
-    from tlcore.runs.scoring import score_finished_run
-
-    n_val = len(getattr(trainer, "val_set", []) or [])
-    items = "texts" if "max_tokens" in getattr(trainer, "data_config", {}) else "photos"
-    message = f"Scoring the model on the {n_val} validation {items}."
-    run.write_status("running", pid=os.getpid(), epoch=trainer.epoch, step=trainer.step,
-                     message=message)  # fmt: skip
-    config, in_memory = run.config, None
-    with contextlib.suppress(Exception):  # a model Predictor cannot wrap: read from the file
-        in_memory = Predictor(trainer.model, trainer.classes, config.img_size,
-                              model_name=config.model, weights=config.weights,
-                              source=f"run {run.id} (last)", device=trainer.device.type)  # fmt: skip
-    if in_memory is not None:  # calibrated, like every probability shown (issue 20)
-        from tlcore.runs.trust_store import stored_trust
-
-        in_memory.set_trust(stored_trust(run, "best"))
-    try:
-        score_finished_run(run, last=in_memory, progress=after_training_bar(run, trainer, message))
-    except Exception as exc:  # noqa: BLE001 - the page can still score it; the run is done
-        log.warning("could not score the finished run for the Evaluate page: %s", exc)
-
-
-def resume_from_intact_checkpoint(run: Run, trainer: Any) -> str:
+def resume_from_intact_checkpoint(run: Run, trainer: Trainer) -> str:
     """Load the newest intact checkpoint (last, else best) into ``trainer``; a note if one was not.
 
     A truncated ``last`` (a crash or a full disk mid-write on another system) must not

@@ -21,8 +21,8 @@ AUGMENTS = ("none", "light", "strong")  # mirrors tlcore.data.dataset.AUGMENT_PR
 DEVICES = ("auto", "cpu", "cuda", "mps")
 DECODED_CACHE_MODES = ("auto", "memory", "disk", "off")  # mirrors tlcore.data.decoded_cache.MODES
 MIN_IMG_SIZE = 32
-# Upper bounds, checked before a run exists (issue 17): past them a setting is a typo or an
-# attack (a billion epochs hung the worker, a huge seed overflowed inside it), not a choice.
+# Upper bounds, checked before a run exists: past them a setting is a typo or an attack
+# (a billion epochs hung the worker, a huge seed overflowed inside it), not a choice.
 MAX_EPOCHS = 1000
 MAX_IMG_SIZE = 2048  # px; the largest timm models take 800
 MAX_BATCH_SIZE = 4096
@@ -33,6 +33,59 @@ DOMAIN_ADAPTATIONS = ("none", "dann")  # tlcore.training.domain_adaptation
 # "optimizer" with the epoch loop and the optimizer/learning rate above
 HEAD_SOLVERS = ("lbfgs", "optimizer")
 MAX_AUGMENT_VIEWS = 32
+MAX_NPROC = 64
+
+
+@dataclass(frozen=True)
+class Bound:
+    """The range of one number setting and the words that say it: ``TrainConfig.validate``
+    and the CLI's flags (``tlcore.cli.flags.bounded``) both read ``BOUNDS``, so a limit
+    and its message are written once."""
+
+    kind: type  # int (a whole number) or float
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False  # the value must be > low, not >= low
+    high_open: bool = False  # the value must be < high, not <= high
+    words: str = ""  # how ``want`` says the range when the default words do not fit
+
+    @property
+    def want(self) -> str:
+        """What a valid value is, for "it must be ...": "a whole number from 1 to 1000"."""
+        if self.words:
+            return self.words
+        if self.kind is int and self.low is not None and self.high is not None:
+            return f"a whole number from {self.low} to {self.high}"
+        return f"a whole number >= {self.low}" if self.kind is int else f"a number >= {self.low}"
+
+    def ok(self, value: Any) -> bool:
+        """Of the right kind and inside the range (a bool is not a number here)."""
+        if not (_is_int(value) if self.kind is int else _is_num(value)):
+            return False
+        if self.low is not None and (value <= self.low if self.low_open else value < self.low):
+            return False
+        return self.high is None or (value < self.high if self.high_open else value <= self.high)
+
+
+BOUNDS: dict[str, Bound] = {
+    "epochs": Bound(int, 1, MAX_EPOCHS),
+    "lr": Bound(float, 0, 10, low_open=True, words="a number > 0 (e.g. 0.001)"),
+    "batch_size": Bound(int, 1, MAX_BATCH_SIZE),
+    "img_size": Bound(int, MIN_IMG_SIZE, MAX_IMG_SIZE),  # or None: the model's own size
+    "val_fraction": Bound(float, 0, 1, True, True, "between 0 and 1 (e.g. 0.2)"),
+    "seed": Bound(int, 0, MAX_SEED),
+    "warmup_epochs": Bound(float, 0),  # and fewer than epochs (validate)
+    "weight_decay": Bound(float, 0),
+    "momentum": Bound(float, 0, 1, high_open=True, words="in [0, 1)"),
+    "label_smoothing": Bound(float, 0, 1, high_open=True, words="in [0, 1) (e.g. 0.1)"),
+    "augment_views": Bound(int, 0, MAX_AUGMENT_VIEWS),
+    "drop_rate": Bound(float, 0, 1, high_open=True, words="in [0, 1)"),
+    "early_stopping": Bound(int, 0, MAX_EPOCHS),
+    "num_workers": Bound(int, 0, MAX_NUM_WORKERS),  # or None: fit the machine
+    "nproc": Bound(int, 1, MAX_NPROC),
+    "max_tokens": Bound(int, 8, 512),
+    "dann_weight": Bound(float, 0, 100, words="from 0 to 100"),
+}
 
 
 @dataclass
@@ -98,80 +151,45 @@ class TrainConfig:
             raise ConfigError("data is empty: choose a dataset folder or .zip file.")
         if not str(self.model).strip():
             raise ConfigError("model is empty: choose a model from the catalog.")
+
+        def within(name: str, empty: str = "") -> tuple[str, bool, str]:
+            """A ``BOUNDS`` check; ``empty`` says what None means where None is allowed."""
+            value, bound = getattr(self, name), BOUNDS[name]
+            if empty:
+                return name, value is None or bound.ok(value), f"{empty} or {bound.want}"
+            return name, bound.ok(value), bound.want
+
         checks: list[tuple[str, bool, str]] = [
-            (
-                "epochs",
-                _is_int(self.epochs) and 1 <= self.epochs <= MAX_EPOCHS,
-                f"a whole number from 1 to {MAX_EPOCHS}",
-            ),
-            ("lr", _is_num(self.lr) and 0 < self.lr <= 10, "a number > 0 (e.g. 0.001)"),
-            (
-                "batch_size",
-                _is_int(self.batch_size) and 1 <= self.batch_size <= MAX_BATCH_SIZE,
-                f"a whole number from 1 to {MAX_BATCH_SIZE}",
-            ),
-            (
-                "img_size",
-                self.img_size is None
-                or (_is_int(self.img_size) and MIN_IMG_SIZE <= self.img_size <= MAX_IMG_SIZE),
-                f"empty (the model's default) or a whole number from {MIN_IMG_SIZE} to "
-                f"{MAX_IMG_SIZE}",
-            ),
-            (
-                "val_fraction",
-                _is_num(self.val_fraction) and 0 < self.val_fraction < 1,
-                "between 0 and 1 (e.g. 0.2)",
-            ),
-            (
-                "seed",
-                _is_int(self.seed) and 0 <= self.seed <= MAX_SEED,
-                f"a whole number from 0 to {MAX_SEED}",
-            ),
+            within("epochs"),
+            within("lr"),
+            within("batch_size"),
+            within("img_size", empty="empty (the model's default)"),
+            within("val_fraction"),
+            within("seed"),
             ("optimizer", self.optimizer in OPTIMIZERS, f"one of {', '.join(OPTIMIZERS)}"),
             ("schedule", self.schedule in SCHEDULES, f"one of {', '.join(SCHEDULES)}"),
             ("augment", self.augment in AUGMENTS, f"one of {', '.join(AUGMENTS)}"),
             ("device", self.device in DEVICES, f"one of {', '.join(DEVICES)}"),
             (
                 "warmup_epochs",
-                _is_num(self.warmup_epochs) and 0 <= self.warmup_epochs < self.epochs,
-                "a number >= 0 and smaller than epochs",
+                BOUNDS["warmup_epochs"].ok(self.warmup_epochs) and self.warmup_epochs < self.epochs,
+                f"{BOUNDS['warmup_epochs'].want} and smaller than epochs",
             ),
-            (
-                "weight_decay",
-                _is_num(self.weight_decay) and self.weight_decay >= 0,
-                "a number >= 0",
-            ),
-            ("momentum", _is_num(self.momentum) and 0 <= self.momentum < 1, "in [0, 1)"),
-            (
-                "label_smoothing",
-                _is_num(self.label_smoothing) and 0 <= self.label_smoothing < 1,
-                "in [0, 1) (e.g. 0.1)",
-            ),
-            (
-                "augment_views",
-                _is_int(self.augment_views) and 0 <= self.augment_views <= MAX_AUGMENT_VIEWS,
-                f"a whole number from 0 to {MAX_AUGMENT_VIEWS}",
-            ),
+            within("weight_decay"),
+            within("momentum"),
+            within("label_smoothing"),
+            within("augment_views"),
             ("head_solver", self.head_solver in HEAD_SOLVERS, f"one of {', '.join(HEAD_SOLVERS)}"),
-            ("drop_rate", _is_num(self.drop_rate) and 0 <= self.drop_rate < 1, "in [0, 1)"),
-            (
-                "early_stopping",
-                _is_int(self.early_stopping) and 0 <= self.early_stopping <= MAX_EPOCHS,
-                f"a whole number from 0 to {MAX_EPOCHS}",
-            ),
-            (
-                "num_workers",
-                self.num_workers is None
-                or (_is_int(self.num_workers) and 0 <= self.num_workers <= MAX_NUM_WORKERS),
-                "empty (fit the machine) or a whole number >= 0",
-            ),
+            within("drop_rate"),
+            within("early_stopping"),
+            within("num_workers", empty="empty (fit the machine)"),
             (
                 "decoded_cache",
                 self.decoded_cache in DECODED_CACHE_MODES,
                 f"one of {', '.join(DECODED_CACHE_MODES)}",
             ),
             ("compile", isinstance(self.compile, bool), "true or false"),
-            ("nproc", _is_int(self.nproc) and 1 <= self.nproc <= 64, "a whole number from 1 to 64"),
+            within("nproc"),
             (
                 "owner",
                 isinstance(self.owner, str) and re.fullmatch(r"[A-Za-z0-9_-]{0,64}", self.owner),
@@ -193,8 +211,11 @@ class TrainConfig:
 
     def _validate_text(self) -> None:
         """A text model (tlcore.models.text_models) reads token ids: no pixels to augment."""
-        if not (_is_int(self.max_tokens) and 8 <= self.max_tokens <= 512):
-            raise ConfigError(f"max_tokens = {self.max_tokens!r} is not valid: use 8 to 512.")
+        if not BOUNDS["max_tokens"].ok(self.max_tokens):
+            raise ConfigError(
+                f"max_tokens = {self.max_tokens!r} is not valid: it must be "
+                f"{BOUNDS['max_tokens'].want}."
+            )
         from tlcore.models.text_catalog import is_text_model
 
         if not is_text_model(self.model):
@@ -216,8 +237,11 @@ class TrainConfig:
                 f"domain_adaptation = {self.domain_adaptation!r} is not valid: it must be one of "
                 f"{', '.join(DOMAIN_ADAPTATIONS)}."
             )
-        if not (_is_num(self.dann_weight) and 0 <= self.dann_weight <= 100):
-            raise ConfigError(f"dann_weight = {self.dann_weight!r} is not valid: use 0 to 100.")
+        if not BOUNDS["dann_weight"].ok(self.dann_weight):
+            raise ConfigError(
+                f"dann_weight = {self.dann_weight!r} is not valid: it must be "
+                f"{BOUNDS['dann_weight'].want}."
+            )
         if self.target_data:
             target = Path(str(self.target_data)).expanduser()
             if not (target.is_dir() or (target.is_file() and target.suffix.lower() == ".zip")):

@@ -25,7 +25,7 @@ import torch.distributed as dist
 from torch import nn
 from torch.utils.data import DistributedSampler
 
-from tlcore.training import features
+from tlcore.training import embedding_cache, features
 
 log = logging.getLogger("tlcore.training.distributed")
 QUEUE_WAIT = datetime.timedelta(days=30)  # ranks > 0 wait this long for rank 0's turn
@@ -273,14 +273,35 @@ def embed_cached(
         pin_memory=loader.pin_memory,
     )
     x, y = gather_rows(*features.embed(model, shard_loader, device))
-    if cache_file is not None and is_main():
-        from safetensors.torch import save_file
-
-        cache_file.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache_file.with_name(f".{cache_file.name}.{os.getpid()}.tmp")
-        save_file({"features": x.cpu().contiguous(), "labels": y.cpu()}, str(tmp))
-        os.replace(tmp, cache_file)
+    if is_main():
+        embedding_cache.write_cache(cache_file, {"features": x, "labels": y})
     return x, y, False
+
+
+def embed_items(
+    rows: embedding_cache.ItemEmbeddings,
+    stamps: list[str],
+    embed_order: Callable[[list[int]], torch.Tensor],
+    device: torch.device,
+) -> tuple[torch.Tensor, int]:
+    """``rows.embed`` with the work split over ranks: rank 0 reads the cache and says which
+    items are missing, each rank embeds its share of them (``embed_order(indices)``), rank 0
+    adds them to the cache, and every rank gets rank 0's rows. (rows, how many embedded)"""
+    if not active():
+        return rows.embed(stamps, embed_order)
+    lookup = rows.lookup(stamps) if is_main() else None
+    missing: list[int] = from_main(lookup.missing if lookup is not None else None)
+    computed = None
+    if missing:
+        share = [missing[i] for i in (eval_indices(len(missing)) or [])]
+        (computed,) = gather_rows(embed_order(share))
+    x = rows.complete(lookup, computed).to(device) if lookup is not None else None
+    shape = from_main(tuple(x.shape) if x is not None else None)
+    if x is None:
+        x = torch.empty(shape, device=device)
+    x = x.contiguous()
+    dist.broadcast(x, src=0)
+    return x, len(missing)
 
 
 def gpu_count() -> int:

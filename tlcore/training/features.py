@@ -10,18 +10,15 @@ mode in both paths and the head sees the same numbers in the same order.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
-import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from tlcore.training import embedding_cache
 from tlcore.training.devices import autocast, to_device
 
 log = logging.getLogger("tlcore.training.features")
@@ -97,41 +94,6 @@ def head_forward(model: nn.Module, embeddings: torch.Tensor) -> torch.Tensor:
     return head_module(model)(embeddings)
 
 
-def cache_key(parts: dict[str, Any]) -> str:
-    """Name of a cache file: everything that changes the embeddings goes into ``parts``."""
-    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:24]
-
-
-def read_cache(
-    cache_file: Path | None, fits: Callable[[dict[str, torch.Tensor]], bool], what: str
-) -> dict[str, torch.Tensor] | None:
-    """The tensors kept in ``cache_file`` when they ``fits`` this data; None to recompute
-    (no file, or a torn, foreign or stale one: ``write_cache`` then replaces it)."""
-    from safetensors.torch import load_file
-
-    if cache_file is None or not cache_file.is_file():
-        return None
-    try:
-        cached = load_file(str(cache_file))
-        if fits(cached):
-            return cached
-    except Exception as exc:  # a torn or foreign file: recompute and overwrite it
-        log.warning("ignoring unreadable %s cache %s: %s", what, cache_file, exc)
-    return None
-
-
-def write_cache(cache_file: Path | None, tensors: dict[str, torch.Tensor]) -> None:
-    """Keep ``tensors`` in ``cache_file`` whole or not at all (a temporary file, then renamed)."""
-    from safetensors.torch import save_file
-
-    if cache_file is None:
-        return
-    cache_file.parent.mkdir(parents=True, exist_ok=True)
-    tmp = cache_file.with_name(f".{cache_file.name}.{os.getpid()}.tmp")
-    save_file({name: t.cpu().contiguous() for name, t in tensors.items()}, str(tmp))
-    os.replace(tmp, cache_file)
-
-
 def embed_cached(
     model: nn.Module,
     loader: torch.utils.data.DataLoader,
@@ -139,10 +101,13 @@ def embed_cached(
     cache_file: Path | None,
     progress: Callable[[int], None] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, bool]:
-    """``embed`` with an on-disk cache, so re-runs and resumes skip the backbone; (.., hit)."""
-    cached = read_cache(cache_file, lambda c: len(c["labels"]) == len(loader.dataset), "embedding")
+    """``embed`` with the whole pass kept in ``cache_file`` (``embedding_cache.pass_file``), so
+    re-runs and resumes skip the backbone; (features, labels, read from the cache)."""
+    cached = embedding_cache.read_cache(
+        cache_file, lambda c: len(c["labels"]) == len(loader.dataset), "embedding"
+    )
     if cached is not None:
         return cached["features"].to(device), cached["labels"].to(device), True
     features, labels = embed(model, loader, device, progress)
-    write_cache(cache_file, {"features": features, "labels": labels})
+    embedding_cache.write_cache(cache_file, {"features": features, "labels": labels})
     return features, labels, False

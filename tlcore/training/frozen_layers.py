@@ -116,7 +116,7 @@ def run_frozen_cached(
     progress: Callable[[int], None] | None = None,
 ) -> tuple[FrozenStates, bool]:
     """``run_frozen`` with an on-disk cache, so re-runs and resumes skip the frozen layers."""
-    from tlcore.training.features import read_cache, write_cache
+    from tlcore.training.embedding_cache import read_cache, write_cache
 
     def fits(cached: dict[str, torch.Tensor]) -> bool:
         lengths = cached["lengths"]

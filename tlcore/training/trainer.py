@@ -19,10 +19,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from tlcore import __version__
 from tlcore.data.loading import EpochLoaders
+from tlcore.data.task import task_of
 from tlcore.errors import TrainingDiverged
-from tlcore.training import distributed, features, frozen_layers, head_solver
+from tlcore.training import distributed, embedding_cache, features, frozen_layers, head_solver
 from tlcore.training.config import TrainConfig
 from tlcore.training.devices import (
     autocast,
@@ -106,9 +106,10 @@ class Trainer:
         model: nn.Module | None = None,
         cache_dir: Path | None = None,
     ) -> None:
-        from tlcore.data.dataset import ManifestDataset, build_transform, resolve_data_config
+        from tlcore.data.task import task_of
         from tlcore.models.factory import create_model
         from tlcore.models.freezing import FreezePlan, layer_groups, optimizer_param_groups
+        from tlcore.training.tasks import training_task
 
         cfg = self.config = config.validate()
         self.classes = list(manifest.classes)
@@ -138,21 +139,12 @@ class Trainer:
                           *distributed.callbacks()]  # fmt: skip
         self.ddp: nn.Module | None = None  # DistributedDataParallel, set under torchrun
 
-        self.unit = "texts" if manifest.modality == "text" else "images"  # what a step reads
-        if manifest.modality == "text":  # token ids instead of pixels: tlcore.data.text_dataset
-            from tlcore.data.text_dataset import text_datasets
-
-            self.data_config = {**self.model.text_config, "max_tokens": cfg.max_tokens}
-            self.train_set, self.val_set = text_datasets(manifest, self.data_config)
-            self.plain_train_set = self.train_set
-        else:
-            data_config = self.data_config = resolve_data_config(self.model, cfg.img_size)
-            train_tf = build_transform(data_config, train=True, augment=cfg.augment)
-            eval_tf = build_transform(data_config, train=False)
-            self.train_set = ManifestDataset(manifest, "train", train_tf)
-            self.val_set = ManifestDataset(manifest, "val", eval_tf)
-            # the fast path embeds each training photo as it is, plus augment_views augmented copies
-            self.plain_train_set = ManifestDataset(manifest, "train", eval_tf)
+        self.task = task_of(manifest)  # one entry of tlcore.training.tasks per kind of task
+        job = training_task(self.task)
+        self.unit = job.unit  # what a step reads
+        data = job.data(manifest, self.model, cfg)
+        self.data_config, self.train_set, self.val_set = data.data_config, data.train_set, data.val_set
+        self.plain_train_set = data.plain_train_set  # the fast path embeds each item as it is
         self.manifest_fingerprint = manifest.fingerprint()
         self.files_stamp = manifest.files_stamp()
         self.train_labels = torch.tensor([it.label for it in manifest.items_for("train")])
@@ -172,9 +164,8 @@ class Trainer:
 
         self.optimizer = self._build_optimizer(optimizer_param_groups)
         self.scaler = grad_scaler(self.device)
-        self.criterion = nn.CrossEntropyLoss(
-            weight=self._class_weights() if cfg.class_balanced else None,
-            label_smoothing=cfg.label_smoothing,
+        self.criterion = job.loss(
+            cfg, self._class_weights() if cfg.class_balanced else None
         ).to(self.device)
         self.steps_per_epoch = math.ceil(
             distributed.shard_size(len(self.train_set)) / cfg.batch_size
@@ -314,14 +305,14 @@ class Trainer:
 
     def embed_datasets(self) -> None:
         """Fast path: run the frozen backbone once over train and val, plus the augmented
-        views of the training photos (or read them from the cache)."""
+        views of the training photos, or read them from the embedding cache (each photo's
+        row is shared with the doctor and few-shot; the views are one file per pass)."""
         started = time.perf_counter()
         cfg = self.config
-        passes = [("train", self.plain_train_set, {}), ("val", self.val_set, {})]
-        passes += [("train", self.train_set, {"augment": cfg.augment, "view": view, "seed": cfg.seed})
-                   for view in range(1, cfg.augment_views + 1)]  # fmt: skip
-        views = []
-        total, done = sum(len(dataset) for _, dataset, _ in passes), 0
+        views = [{"augment": cfg.augment, "view": view, "seed": cfg.seed}
+                 for view in range(1, cfg.augment_views + 1)]  # fmt: skip
+        total = len(self.plain_train_set) + len(self.val_set) + len(views) * len(self.train_set)
+        done = 0
 
         def progress(images: int) -> None:  # "embedding k of N photos" in the run's status
             nonlocal done
@@ -329,44 +320,50 @@ class Trainer:
             self.emit("on_embed_progress", done, total)
 
         self.emit("on_embed_progress", 0, total)
-        for split, dataset, extra in passes:
-            cache_file = None
-            if self.cache_dir is not None:
-                key = features.cache_key(self.embedding_identity() | {"split": split} | extra)
-                cache_file = self.cache_dir / f"{key}.safetensors"
-            if extra:  # the same random views for the same seed, so the cache stays truthful
-                seed_everything(cfg.seed * 1_000 + extra["view"])
-            x, y, hit = distributed.embed_cached(
-                self.model, self.loader(dataset), self.device, cache_file, progress
-            )
+        task = task_of(self.val_set.manifest)
+        rows = embedding_cache.ItemEmbeddings(self.cache_dir, self.embedding_identity())
+        for split, dataset in (("train", self.plain_train_set), ("val", self.val_set)):
+
+            def embed_order(order: list[int], dataset: Any = dataset) -> torch.Tensor:
+                loader = self.loaders.get(dataset, order, decoded=False)
+                return features.embed(self.model, loader, self.device, progress)[0]
+
+            stamps = embedding_cache.item_stamps(task, dataset.items)
+            x, embedded = distributed.embed_items(rows, stamps, embed_order, self.device)
+            if embedded < len(dataset):  # rows read from the cache: all at once
+                progress(len(dataset) - embedded)
+                self.embedding_cache_hits += 1
+            labels = torch.tensor([item.label for item in dataset.items], device=self.device)
+            self.embeddings[split] = (x, labels)
+        train_views = [self.embeddings["train"][0]]
+        for extra in views:  # augmented copies: random, so one cache file per seeded pass
+            parts = self.embedding_identity() | {"manifest": self.manifest_fingerprint,
+                                                 "files": self.files_stamp, "split": "train"}  # fmt: skip
+            seed_everything(cfg.seed * 1_000 + extra["view"])  # the same views for the same seed
+            x, _, hit = distributed.embed_cached(
+                self.model, self.loader(self.train_set), self.device,
+                embedding_cache.pass_file(self.cache_dir, parts | extra), progress,
+            )  # fmt: skip
             if hit:  # read from the cache: the whole pass at once
-                progress(len(dataset))
-            if split not in self.embeddings:
-                self.embeddings[split] = (x, y)
-            if split == "train":
-                views.append(x)
+                progress(len(self.train_set))
+            train_views.append(x)
             self.embedding_cache_hits += hit
-        self.train_views = torch.stack(views)
+        self.train_views = torch.stack(train_views)
+        passes = 2 + len(views)
         # what the epoch events of a solved head report instead of a meaningless images/s
-        unit = "texts" if self.unit == "texts" else "photos"
         self.embedding_pass = {"photos": total, "seconds": round(time.perf_counter() - started, 3),
-                               "passes": len(passes), "from_cache": self.embedding_cache_hits,
-                               "unit": unit}  # fmt: skip
+                               "passes": passes, "from_cache": self.embedding_cache_hits,
+                               "unit": task.items}  # fmt: skip
         log.info("fast path: embedded %d images in %.2f s (%d of %d passes from the cache)",
-                 total, self.embedding_pass["seconds"], self.embedding_cache_hits, len(passes))  # fmt: skip
+                 total, self.embedding_pass["seconds"], self.embedding_cache_hits, passes)  # fmt: skip
 
     def embedding_identity(self) -> dict[str, Any]:
-        """Everything that changes the cached embeddings: weights, pixels, images, numerics."""
-        weights = self.config.weights
-        if Path(weights).is_file():
-            stat = Path(weights).stat()
-            weights = f"{Path(weights).resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
-        return {
-            "model": self.config.model, "weights": weights, "data": self.data_config,
-            "manifest": self.manifest_fingerprint, "files": self.files_stamp,
-            "device": self.device.type,
-            "torch": torch.__version__, "tlcore": __version__,
-        }  # fmt: skip
+        """What changes every cached embedding besides the item itself: the backbone, its
+        preprocessing, the device and the versions (shared with the doctor and few-shot)."""
+        cfg = self.config
+        return embedding_cache.backbone_identity(
+            cfg.model, cfg.weights, self.data_config, self.device, cfg.seed
+        )
 
     def run_frozen_layers(self) -> None:
         """Partial fast path: the frozen embeddings and first layers of a text encoder run
@@ -381,12 +378,10 @@ class Trainer:
 
         self.emit("on_embed_progress", 0, total)
         for split, dataset in (("train", self.train_set), ("val", self.val_set)):
-            cache_file = None
-            if self.cache_dir is not None:
-                key = features.cache_key(
-                    self.embedding_identity() | {"split": split, "frozen_layers": self.frozen_depth}
-                )
-                cache_file = self.cache_dir / f"{key}.safetensors"
+            cache_file = embedding_cache.pass_file(self.cache_dir, self.embedding_identity() | {
+                "manifest": self.manifest_fingerprint, "files": self.files_stamp, "split": split,
+                "frozen_layers": self.frozen_depth,
+            })  # fmt: skip
             self.frozen[split], hit = frozen_layers.run_frozen_cached(
                 self.model, self.loader(dataset), self.frozen_depth, self.device, cache_file,
                 progress,

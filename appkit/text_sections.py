@@ -1,11 +1,10 @@
-"""The page sections that differ when the data are labelled sentences (issue 23).
+"""What the pages show for labelled sentences in place of their photo sections.
 
-One wizard serves photos and texts: each page asks ``data_is_text()`` (or
-``run_is_text(run)``) and, for texts, shows these sections in place of the
-photo ones: the text sample and a CSV upload on Data, the text encoders on
-Model, sentences instead of thumbnails on Evaluate, a text box and a CSV of
-texts on Predict, and the words that pushed a decision as highlighted text.
-Everything a user typed or uploaded is escaped before it reaches the page.
+The task table (``appkit.tasks``) points here for texts: the examples on Data, the text
+encoders on Model, sentences instead of thumbnails on Evaluate, a text box and a CSV of
+texts on Predict, the transfer-learning ladder on Few-shot, and the words that pushed a
+decision as highlighted text. Everything a user typed or uploaded is escaped before it
+reaches the page.
 """
 
 from __future__ import annotations
@@ -16,73 +15,23 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from appkit import pipeline, state
+from appkit import charts, state
 from appkit.text import md
-from tlcore import settings
-from tlcore.data import sources
+from tlcore.data.prepare import PreparedData
 from tlcore.errors import TLCoreError
-from tlcore.models.text_catalog import TEXT_CATALOG, is_text_model, text_catalog_rows
+from tlcore.models.text_catalog import TEXT_CATALOG, text_catalog_rows
 
-TEXT_SAMPLE_LABEL = "Sample: product reviews (positive / negative sentences)"
 BADGES = {"bundled": "bundled · offline", "cached": "cached · offline",
           "needs internet": "needs internet"}  # fmt: skip
 
 
-def data_is_text() -> bool:
-    """True when the chosen dataset is labelled texts."""
-    try:
-        result = pipeline.prepared()
-    except TLCoreError:
-        return False
-    return result is not None and getattr(result.report, "modality", "image") == "text"
-
-
-def run_is_text(run: Any) -> bool:
-    try:
-        return is_text_model(run.config.model)
-    except TLCoreError:
-        return False
-
-
 # -- Data ------------------------------------------------------------------------------------
-def sample_button() -> None:
-    """The text sample, beside the photo samples."""
-    st.markdown(
-        "**Product reviews (text)**: 1,000 one-sentence reviews of phones and accessories "
-        "from amazon.com, labelled positive or negative (CC BY 4.0)."
-    )
-    if st.button("Use the text sample", key="use_sample_text"):
-        try:
-            with st.spinner("Reading every sentence…"):
-                pipeline.choose_data("sample", settings.text_sample_path(), TEXT_SAMPLE_LABEL)
-            st.rerun()
-        except TLCoreError as exc:
-            st.error(md(exc))
-
-
-def csv_upload_tab() -> None:
-    """A CSV (or TSV) with a text column and a label column."""
-    st.markdown(
-        "One example a row, with a header line naming a **text** column and a **label** column "
-        "(for example `text,label`). The file should be UTF-8; rows that are not are listed "
-        "and left out."
-    )
-    upload = st.file_uploader("A .csv of labelled texts", type=["csv", "tsv"], key="csv_upload")
-    if upload is not None and st.button("Use this CSV", key="use_csv", type="primary"):
-        try:
-            saved = sources.save_upload(upload.name, upload.getvalue(), "texts")
-            with st.spinner("Reading every row…"):
-                pipeline.choose_data("csv", saved, f"CSV: {upload.name}")
-            st.rerun()
-        except TLCoreError as exc:
-            st.error(md(exc))
-
-
-def examples(manifest: Any, per_class: int = 5) -> None:
+def examples(prepared: PreparedData, per_class: int = 5) -> None:
     """A few training sentences of each label, to check the labels by eye."""
+    manifest = prepared.manifest
     st.subheader("Examples per label")
     st.caption("Check that each list really shows its label: mislabelled texts teach mistakes.")
-    words = getattr(pipeline.prepared().report, "words", {}) or {}
+    words = getattr(prepared.report, "words", {}) or {}
     if words:
         st.caption(f"Words per text: {words['min']} to {words['max']} (median {words['median']}).")
     for index, name in enumerate(manifest.classes):
@@ -241,9 +190,9 @@ def _ladder(manifest_path: str, fingerprint: str, owner: str | None) -> dict[str
     return text_ladder(Manifest.load(manifest_path), owner=owner).to_dict()
 
 
-def ladder_section(manifest: Any) -> None:
+def ladder_section(prepared: PreparedData) -> None:
     """Zero-shot from the label names, 1-10 examples per label, all of them, a trained model."""
-    from appkit import charts
+    manifest = prepared.manifest
 
     st.subheader("The transfer-learning ladder for texts")
     st.markdown(
@@ -253,9 +202,8 @@ def ladder_section(manifest: Any) -> None:
     )
     if not st.button("Measure the ladder", key="text_ladder_go", type="primary"):
         return
-    result = pipeline.prepared()
     try:
-        ladder = _ladder(str(result.manifest_path), manifest.fingerprint(), state.runs_owner())
+        ladder = _ladder(str(prepared.manifest_path), manifest.fingerprint(), state.runs_owner())
     except TLCoreError as exc:
         st.error(md(exc))
         return

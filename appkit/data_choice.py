@@ -1,0 +1,117 @@
+"""The chosen dataset: checked and split once per change, and the task it holds.
+
+Pages ask here for "the prepared dataset" instead of calling ``prepare_data`` with the
+same arguments in several places. Every tlcore error passes through unchanged so the
+page can show its message.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import streamlit as st
+
+from appkit import state, tasks
+from appkit.progress import progress_bar
+from appkit.text import md
+from tlcore import settings
+from tlcore.data.prepare import PreparedData, prepare_data
+from tlcore.data.task import PHOTO_LABEL, Task, task_of
+from tlcore.errors import TLCoreError
+
+_PREPARED_KEY = "tl_prepared"
+
+
+def choose_data(kind: str, source: str | Path, label: str) -> PreparedData:
+    """Check ``source`` and, only if it can be read, make it the dataset.
+
+    A broken upload raises the tlcore error and leaves the earlier choice in place,
+    so nothing already done is lost. A zip is replaced by the folder it was
+    extracted to, so later pages do not unpack it again.
+    """
+    val_fraction, seed = float(state.get("val_fraction")), int(state.get("seed"))
+    with progress_bar() as progress:
+        result = prepare_data(source, val_fraction=val_fraction, seed=seed, progress=progress)
+    source = result.root if Path(source).is_file() else Path(source)
+    state.update(data={"kind": kind, "source": str(source), "label": label})
+    st.session_state[_PREPARED_KEY] = ((str(source), val_fraction, seed), result)
+    _fit_model_to_data(tasks.view(task_of_prepared(result)))
+    return result
+
+
+def _fit_model_to_data(view: tasks.TaskView) -> None:
+    """Texts need a text encoder and photos a photo model: switch to the task's default
+    (feature extraction) when the new data does not suit the chosen model."""
+    if not view.reads_model(state.get("model")):
+        state.update(model=view.default_model, weights="bundled", freeze={"preset": "features"})
+
+
+def choose_sample(name: str = "ants-bees") -> None:
+    """One of the bundled samples (``tlcore.settings.sample_datasets``) by name."""
+    label = state.SAMPLE_LABELS.get(name, f"Sample: {name}")
+    choose_data("sample", settings.sample_datasets()[name], label)
+
+
+def prepared() -> PreparedData | None:
+    """The chosen dataset scanned, validated and split (None before any choice).
+
+    Raises the tlcore DataError when the folder cannot be read any more (moved,
+    deleted); the page shows it.
+    """
+    data = state.get("data")
+    if not data:
+        return None
+    key = (data["source"], float(state.get("val_fraction")), int(state.get("seed")))
+    cached = st.session_state.get(_PREPARED_KEY)
+    if cached is not None and cached[0] == key:
+        return cached[1]
+    with progress_bar() as progress:
+        result = prepare_data(data["source"], val_fraction=key[1], seed=key[2], progress=progress)
+    st.session_state[_PREPARED_KEY] = (key, result)
+    return result
+
+
+def prepared_or_none() -> PreparedData | None:
+    """The chosen dataset, or None with the reason shown when it cannot be read."""
+    try:
+        return prepared()
+    except TLCoreError as exc:
+        st.error(md(exc))
+        return None
+
+
+def task_of_prepared(result: PreparedData) -> Task:
+    """The task of prepared data: from its split, or its report when it cannot be trained."""
+    return task_of(result.manifest if result.manifest is not None else result.report)
+
+
+def data_task() -> Task:
+    """The task of the chosen dataset; photos before any choice or when it cannot be read
+    (the Data page reports data problems, not the others)."""
+    try:
+        result = prepared()
+    except TLCoreError:
+        return PHOTO_LABEL
+    return PHOTO_LABEL if result is None else task_of_prepared(result)
+
+
+def data_view() -> tasks.TaskView:
+    """What the pages show for the chosen dataset's task (``appkit.tasks``)."""
+    return tasks.view(data_task())
+
+
+def point_to_data_page(message: str) -> None:
+    """Pages that need data say what is missing and link to the Data step."""
+    st.warning(message)
+    st.page_link("pages/data.py", label="Go to Data", icon=":material/photo_library:")
+
+
+def num_classes() -> int:
+    """Classes of the chosen data, or 2 when none is chosen yet (enough to draw a model)."""
+    try:
+        result = prepared()
+    except TLCoreError:  # the Data page reports data problems, not the others
+        return 2
+    if result is None or not result.report.classes:
+        return 2
+    return max(2, len(result.report.classes))

@@ -1,0 +1,84 @@
+"""A photo with its scores, the same on every page: its name, the best class, the runners-up.
+
+Few-shot, zero-shot and Predict each show a photo the user gave and what a model makes
+of it. The photo's name is the browser's file name and the classes are folder names or
+typed words: all of it is the user's, so every string is escaped here, once
+(``appkit.text.md``), instead of in each page's own f-string.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import streamlit as st
+
+from appkit import inference
+from appkit.text import md, md_list
+from tlcore.errors import TLCoreError
+from tlcore.results.predict import read_upload
+from tlcore.results.unknown import is_unknown_score
+from tlcore.runs.run import Run
+
+RANKED = 5  # classes listed under each photo
+
+
+def headline(name: str, best: str, score: float, what: str = "") -> str:
+    """``**name** → **best** (what score)`` as Markdown, both names shown as typed."""
+    said = f"{what} {score:.0%}" if what else f"{score:.1%}"
+    return f"**{md(name)}** → **{md(best)}** ({said})"
+
+
+def show_ranked(
+    photos: Sequence[tuple[str, Any]],
+    ranked: Sequence[Sequence[tuple[str, float]]],
+    what: str = "score",
+) -> None:
+    """Each (name, image) with its best class and a table of the top ``RANKED`` scores."""
+    for (name, image), scores in zip(photos, ranked, strict=True):
+        best, score = scores[0]
+        picture, text = st.columns([1, 3])
+        picture.image(image, width="stretch")
+        text.markdown(headline(name, best, score, what))
+        text.dataframe(
+            [{"class": c, "score": s} for c, s in scores[:RANKED]],
+            hide_index=True,
+            column_config={"score": st.column_config.ProgressColumn(
+                format="percent", min_value=0.0, max_value=1.0)},
+        )  # fmt: skip
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _unknown_score(
+    run_dir: str, checkpoint: str, stamp: tuple[int, int], name: str, data: bytes
+) -> float | None:
+    predictor = inference.predictor(Run.open(run_dir), checkpoint)
+    if predictor.unknown is None:
+        return None
+    _, scores = predictor.predict_with_unknown([read_upload(name, data)])
+    return None if scores is None else float(scores[0])
+
+
+def say_if_unknown(
+    run: Run, checkpoint: str, predictor: Any, name: str, data: bytes, threshold: float | None
+) -> bool:
+    """Show "Not sure — this looks like none of: …" when the photo is far from all training
+    photos at ``threshold`` (``tlcore.results.unknown.is_unknown_score`` decides)."""
+    if threshold is None:
+        return False
+    try:
+        score = _unknown_score(
+            str(run.dir), checkpoint, inference.checkpoint_stamp(run, checkpoint), name, data
+        )
+    except TLCoreError:
+        return False
+    if not is_unknown_score(score, threshold):
+        return False
+    st.warning(
+        f"**Not sure — this looks like none of: {md_list(predictor.classes)}.** "
+        f"Its unknown score {score:.3f} is above the threshold {threshold:.3f}: it is "
+        "farther from every training photo than almost all of your validation photos. "
+        "The guess below is what it would say if it had to choose.",
+        icon=":material/help:",
+    )
+    return True

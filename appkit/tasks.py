@@ -1,0 +1,98 @@
+"""What the pages show for each task: one entry per ``tlcore.data.task`` key.
+
+The chosen data and every run have one task (``Task``: photos or texts, one label per
+item). A page looks its task up here (``data_choice.data_view()`` for the chosen data,
+``run_view(run)`` for a run) instead of asking "photos or texts?": the words for its
+items, the model a new dataset of this task starts with, which settings and sections
+apply, and the sections that replace the photo ones. Adding a task adds one entry to
+``VIEWS`` (and one in each tlcore wing's table, docs/architecture.md "Adding a task").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from appkit import state, text_sections
+from tlcore.data.task import PHOTO_LABEL, TEXT_LABEL, Task
+from tlcore.errors import ConfigError, TLCoreError
+from tlcore.models.text_catalog import DEFAULT_TEXT_MODEL, is_text_model
+from tlcore.runs.run import Run
+
+Section = Callable[..., None]
+
+
+@dataclass(frozen=True)
+class TaskView:
+    """The pages' entry for one task. A section left None means "the page's photo section"."""
+
+    task: Task
+    files: str  # what the Data page counts: "images", "texts"
+    default_model: str  # the model a dataset of this task switches to (feature extraction)
+    reads_model: Callable[[str], bool]  # can this model (by name) learn this task?
+    # settings that do not apply to this task, with the value a run keeps for them
+    fixed_settings: Mapping[str, Any] = field(default_factory=dict)
+    settings_note: str = ""  # said on the Train page above the settings
+    pixels: bool = True  # image size and augmentation mean something (the Train page's words)
+    doctor: bool = True  # the data doctor and the dataset versions it writes
+    network_note: str = ""  # said instead of the Network page's filters and feature maps
+    model_page: Section | None = None  # () -> the whole Model page
+    examples: Section | None = None  # (prepared) -> the Data page's examples per label
+    evaluate_sections: Section | None = None  # (run, checkpoint, report, predictor)
+    predict_section: Section | None = None  # (run, checkpoint, predictor, top_k)
+    fewshot_section: Section | None = None  # (prepared) -> the Few-shot page
+
+    @property
+    def items(self) -> str:
+        """The items in words: "photos", "texts"."""
+        return self.task.items
+
+
+PHOTOS = TaskView(
+    task=PHOTO_LABEL,
+    files="images",
+    default_model=state.DEFAULT_MODEL,
+    reads_model=lambda name: not is_text_model(name),
+)
+TEXTS = TaskView(
+    task=TEXT_LABEL,
+    files="texts",
+    default_model=DEFAULT_TEXT_MODEL,
+    reads_model=is_text_model,
+    fixed_settings={"augment": "none", "augment_views": 0},  # no pixels to augment or resize
+    settings_note="Texts: image size and augmentation do not apply (they are ignored); each "
+    "text is read up to its first 128 word pieces.",
+    pixels=False,
+    doctor=False,  # the doctor looks at photos
+    network_note="This page draws what a photo model sees (filters, feature maps). For texts, "
+    "the **Evaluate** and **Predict** pages highlight the words that pushed each decision.",
+    model_page=text_sections.model_page,
+    examples=text_sections.examples,
+    evaluate_sections=text_sections.evaluate_sections,
+    predict_section=text_sections.predict_section,
+    fewshot_section=text_sections.ladder_section,
+)
+VIEWS: dict[str, TaskView] = {view.task.key: view for view in (PHOTOS, TEXTS)}
+
+
+def view(task: Task) -> TaskView:
+    """The pages' entry for ``task``; ConfigError in words for a task this app cannot show."""
+    try:
+        return VIEWS[task.key]
+    except KeyError:
+        known = ", ".join(sorted(VIEWS))
+        raise ConfigError(f"The app cannot show task {task.key!r} yet ({known}).") from None
+
+
+def run_task(run: Run) -> Task:
+    """What ``run`` learns (``Run.task``); photos when its files cannot tell (the page that
+    needs them says what is wrong)."""
+    try:
+        return run.task
+    except TLCoreError:
+        return PHOTO_LABEL
+
+
+def run_view(run: Run) -> TaskView:
+    return view(run_task(run))

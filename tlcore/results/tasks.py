@@ -1,0 +1,65 @@
+"""What ``tlcore.results`` needs of each task: what the model reads of an item, and its words.
+
+One entry per ``tlcore.data.task.TASKS`` key; ``results_task(task)`` is the lookup.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from tlcore.data.task import Task
+from tlcore.errors import ConfigError
+
+
+def _photo_predictor(model: Any, classes: list[str], config: Any, source: str,
+                     device: str) -> Any:  # fmt: skip
+    from tlcore.results.predict import Predictor
+
+    return Predictor(model, classes, config.img_size, model_name=config.model,
+                     weights=config.weights, source=source, device=device)  # fmt: skip
+
+
+def _text_predictor(model: Any, classes: list[str], config: Any, source: str,
+                    device: str) -> Any:  # fmt: skip
+    from tlcore.results.text_predict import TextPredictor
+
+    return TextPredictor(model, classes, config.max_tokens, model_name=config.model,
+                         weights=config.weights, source=source, device=device)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class ResultsTask:
+    """``model_input`` turns a manifest item into what the Predictor reads (a photo's path,
+    a text's sentence); ``predictor`` wraps a trained model (model, classes, TrainConfig,
+    source, device); ``has_unknown`` says whether "none of these" is measured for it."""
+
+    model_input: Callable[[Any], str]
+    predictor: Callable[[Any, list[str], Any, str, str], Any]
+    has_unknown: bool
+    items: str
+
+
+RESULTS_TASKS: dict[str, ResultsTask] = {
+    "image-label": ResultsTask(
+        model_input=lambda item: item.path,
+        predictor=_photo_predictor,
+        has_unknown=True,
+        items="photos",
+    ),  # fmt: skip
+    # "none of these" would need outside texts to measure it on: the temperature only
+    "text-label": ResultsTask(
+        model_input=lambda item: item.text or "",
+        predictor=_text_predictor,
+        has_unknown=False,
+        items="texts",
+    ),  # fmt: skip
+}
+
+
+def results_task(task: Task) -> ResultsTask:
+    try:
+        return RESULTS_TASKS[task.key]
+    except KeyError:
+        raise ConfigError(f"Results for task {task.key!r} are not known to this version.") from None

@@ -1,0 +1,146 @@
+"""The worker's step after the last epoch: each checkpoint's validation outputs once, then
+the temperature, "none of these" and the Evaluate page's score fitted and kept from them.
+
+On the fast path (a frozen backbone, the default) the trainer still holds every photo's
+embedding: the validation outputs of a checkpoint are its head applied to them, and the
+training photos' features are the ones it trained on, so no photo of the run is read
+again. Otherwise each checkpoint's model reads the validation items once
+(``tlcore.runs.outputs``) and the kept training photos once (for "none of these").
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import shutil
+from typing import TYPE_CHECKING
+
+import torch
+
+from tlcore.data.progress import ProgressCallback
+from tlcore.results.tasks import results_task
+from tlcore.runs.checkpoint_model import checkpoint_stamp, same_weights
+from tlcore.runs.outputs import (
+    ValidationOutputs,
+    store_outputs,
+    validation_items,
+    validation_outputs,
+)
+from tlcore.runs.run import Run
+from tlcore.runs.scoring import report_from_outputs, store_evaluation
+from tlcore.runs.trust_store import (
+    TrustFeatures,
+    bank_items,
+    bank_path,
+    can_fit_trust,
+    fit_run_trust,
+    measures_unknown,
+    reference_photos,
+    trust_path,
+)
+
+if TYPE_CHECKING:
+    from tlcore.training.trainer import Trainer
+
+log = logging.getLogger("tlcore.runs.finish")
+
+
+class HeldEmbeddings:
+    """The fast path's embeddings still in the trainer: validation outputs of any checkpoint
+    (its head on them) and the trust features, without reading a photo again."""
+
+    def __init__(self, run: Run, trainer: Trainer) -> None:
+        self.run, self.trainer = run, trainer
+        self.val_features = trainer.embeddings["val"][0].detach().float().cpu()
+        self.val_targets = trainer.embeddings["val"][1].detach().long().cpu()
+        self._features: TrustFeatures | None = None
+
+    @classmethod
+    def of(cls, run: Run, trainer: Trainer) -> HeldEmbeddings | None:
+        """None unless the trainer holds embeddings of exactly the run's validation items."""
+        from tlcore.training import distributed
+
+        if not trainer.fast_path or distributed.world_size() > 1 or "val" not in trainer.embeddings:
+            return None
+        held = cls(run, trainer)
+        _, targets, _ = validation_items(run)
+        if held.val_targets.tolist() != targets or len(held.val_features) != len(targets):
+            log.warning("the held embeddings do not match the validation split: scoring again")
+            return None
+        return held
+
+    def outputs(self, checkpoint: str) -> ValidationOutputs:
+        """The checkpoint's head (the backbone is the frozen one) on the held embeddings."""
+        from safetensors.torch import load_file
+
+        from tlcore.training.checkpoints import checkpoint_paths
+        from tlcore.training.features import head_forward
+
+        model = copy.deepcopy(self.trainer.model).cpu().float().eval()
+        model.load_state_dict(load_file(str(checkpoint_paths(self.run.checkpoints_dir,
+                                                             checkpoint)[0])))  # fmt: skip
+        with torch.no_grad():
+            logits = head_forward(model, self.val_features).float()
+        return ValidationOutputs(logits, self.val_features, self.val_targets)
+
+    def trust_features(self) -> TrustFeatures:
+        """The kept training photos' embeddings and outside photos' (read once, the backbone
+        being the same for every checkpoint)."""
+        if self._features is None:
+            from tlcore.data.manifest import Manifest
+
+            train = self.trainer.embeddings["train"][0].detach().float().cpu()
+            keep = bank_items(Manifest.load(self.run.manifest_path))
+            reference, source = reference_photos(self.run)
+            ref_feats = None
+            if reference:
+                make = results_task(self.run.task).predictor
+                config = self.run.config
+                held = make(self.trainer.model, self.trainer.classes, config, "", "cpu")
+                ref_feats = held.logits_and_features(reference)[1]
+            self._features = TrustFeatures(train[keep], ref_feats, source)
+        return self._features
+
+
+def finish_run(
+    run: Run, trainer: Trainer | None = None, progress: ProgressCallback | None = None
+) -> list[str]:
+    """Keep outputs, trust and score of best (and of last, when it differs); the checkpoints
+    done. ``trainer`` is the model still in memory (its embeddings, on the fast path)."""
+    if checkpoint_stamp(run, "best") is None or not can_fit_trust(run):
+        return []
+    held = HeldEmbeddings.of(run, trainer) if trainer is not None else None
+    has_last = checkpoint_stamp(run, "last") is not None
+    same = has_last and same_weights(run)
+    checkpoints = ["best"] if same or not has_last else ["best", "last"]
+    for checkpoint in checkpoints:
+        if held is not None:
+            outputs = held.outputs(checkpoint)
+            features = held.trust_features() if measures_unknown(run) else None
+        else:
+            outputs, features = validation_outputs(run, checkpoint, progress), None
+        store_outputs(run, checkpoint, outputs)
+        trust = fit_run_trust(run, checkpoint, progress, outputs=outputs, features=features)
+        store_evaluation(run, checkpoint, report_from_outputs(run, checkpoint, outputs, trust))
+    if same:  # the last epoch was the best: the same weights have the same outputs and trust
+        copy_kept(run, "best", "last")
+        checkpoints.append("last")
+    return checkpoints
+
+
+def copy_kept(run: Run, source: str, target: str) -> None:
+    """What was kept for ``source`` also holds for ``target`` (same bytes), restamped."""
+    from tlcore.runs.files import read_json, write_json_atomic
+    from tlcore.runs.scoring import stored_evaluation
+
+    kept = validation_outputs(run, source)
+    store_outputs(run, target, kept)
+    if bank_path(run, source).is_file():
+        shutil.copyfile(bank_path(run, source), bank_path(run, target))
+    block = (read_json(trust_path(run, source)) or {}).get("trust") or {}
+    write_json_atomic(trust_path(run, target),
+                      {"checkpoint": checkpoint_stamp(run, target), "trust": block})  # fmt: skip
+    report = stored_evaluation(run, source)
+    if report is not None:
+        report.source = report.source.replace(f"({source})", f"({target})")
+        store_evaluation(run, target, report)
