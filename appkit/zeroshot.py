@@ -14,6 +14,7 @@ import streamlit as st
 from appkit import photo_scores
 from appkit.progress import progress_bar
 from appkit.text import md
+from tlcore.data.images import UPLOAD_TYPES
 from tlcore.errors import TLCoreError
 from tlcore.lab.fewshot import Embedder
 from tlcore.lab.zeroshot import (
@@ -25,7 +26,7 @@ from tlcore.lab.zeroshot import (
 )
 from tlcore.results.predict import read_upload
 
-PHOTO_TYPES = ["jpg", "jpeg", "png", "bmp", "gif", "webp", "tif", "tiff"]
+PHOTO_TYPES = list(UPLOAD_TYPES)
 MAX_PHOTOS = 12
 
 # Measured with the bundled Lite0 at 224 px on the samples' validation photos

@@ -5,6 +5,7 @@ import streamlit as st
 from appkit import charts, data_choice, learn, navigation, photo_scores, state, tasks, zeroshot
 from appkit.progress import progress_bar
 from appkit.text import md, md_list
+from tlcore.data.images import UPLOAD_TYPES
 from tlcore.errors import TLCoreError
 from tlcore.lab.fewshot import DEFAULT_SHOTS, classify_images, prototypes_for, shots_curve
 from tlcore.lab.ladder import build_ladder, trained_rung
@@ -161,7 +162,7 @@ st.subheader("Classify photos now")
 st.markdown("Prototypes are built from **every training photo** of the dataset.")
 uploads = st.file_uploader(
     "Photos to classify",
-    type=["jpg", "jpeg", "png", "bmp", "gif", "webp", "tif", "tiff"],
+    type=list(UPLOAD_TYPES),
     accept_multiple_files=True,
     key="fewshot_uploads",
 )

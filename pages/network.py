@@ -9,7 +9,7 @@ from appkit import data_choice, navigation, state
 from appkit.learn import learn
 from appkit.text import md
 from tlcore import settings
-from tlcore.data.images import images_in
+from tlcore.data.images import UPLOAD_TYPES, images_in
 from tlcore.errors import TLCoreError
 from tlcore.models.factory import default_weights
 from tlcore.models.network_view import (
@@ -104,7 +104,7 @@ choices = photo_choices()
 left, right = st.columns([3, 2])
 picked = left.selectbox("A photo from your data", list(choices), key="net_photo")
 upload = right.file_uploader(
-    "…or upload one", type=["jpg", "jpeg", "png", "bmp", "gif", "webp"], key="net_upload"
+    "…or upload one", type=list(UPLOAD_TYPES), key="net_upload"
 )
 try:
     if upload is not None:

@@ -7,6 +7,7 @@ import streamlit as st
 
 from appkit import inference, navigation, photo_scores, state, tasks, trust_view, zeroshot
 from appkit.text import md
+from tlcore.data.images import UPLOAD_TYPES
 from tlcore.data.sources import folder_under_data_root, folders_under_data_root
 from tlcore.errors import TLCoreError
 from tlcore.results.folder_predict import at_threshold, predict_folder, prediction_rows
@@ -86,7 +87,7 @@ single, batch = st.tabs(["Photos", "Batch (zip or folder)"])
 with single:
     uploads = st.file_uploader(
         "Upload one or more photos",
-        type=["jpg", "jpeg", "png", "bmp", "gif", "webp", "tif", "tiff"],
+        type=list(UPLOAD_TYPES),
         accept_multiple_files=True,
         key="predict_uploads",
     )

@@ -45,7 +45,7 @@ def test_start_page_says_what_to_do_and_the_sample_fills_the_data_report():
     assert "Ready to train: 2 labels (ants, bees), 120 usable images" in texts(at.success)
     assert at.get("plotly_chart"), "images-per-class chart"
     assert len(at.get("image")) >= 2, "thumbnails per class"
-    # issue 19: counts on the bars, a train/val table per label, one-line captions
+    # counts on the bars, a train/val table per label, one-line captions
     chart = json.loads(at.get("plotly_chart")[0].proto.spec)
     assert [[int(n) for n in bar["text"]] for bar in chart["data"]] == [[40, 40], [20, 20]]
     split = at.dataframe[0].value
@@ -306,8 +306,8 @@ def test_stop_then_resume_from_the_train_page():
 
 
 def test_train_page_offers_settings_that_suit_a_new_freeze_plan():
-    """Issue 19: fine-tuning left at feature-extraction settings came out worse; the page
-    now offers the settings that suit the plan, says why, and applies them on request."""
+    """Fine-tuning left at feature-extraction settings trains worse than it should, so the
+    page offers the settings that suit the plan, says why, and applies them on request."""
     from tlcore.training.config import suggested_settings
 
     at = go(choose_sample(open_app()), "train")
@@ -337,7 +337,7 @@ def test_train_page_offers_settings_that_suit_a_new_freeze_plan():
     assert "Not used with these settings" not in texts(at.caption)  # its lr is used
 
 
-# --- the embedding pass's bar (issue 18) ----------------------------------------------------------
+# --- the embedding pass's bar -----------------------------------------------------------------
 def test_a_run_embedding_its_photos_shows_a_count_and_time_left(sample_dir):
     """Before the first epoch the fast path embeds every photo once: the run's status holds
     that pass (``tlcore.runs.worker``) and the page draws it as its own bar."""

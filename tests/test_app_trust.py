@@ -1,4 +1,4 @@
-"""Trust on the pages (issue 20): the clothing sample, honest percentages, clickable cells,
+"""Trust on the pages: the clothing sample, honest percentages, clickable cells,
 and "Not sure" on Predict, through Streamlit's AppTest on the shared real run."""
 
 from __future__ import annotations

@@ -50,3 +50,29 @@ def test_shared_flags_have_the_same_defaults(command, sample_dir):
     assert args.model == "tf_efficientnet_lite0"
     assert args.weights is None  # resolved per model: bundled when installed, else hub
     assert args.img_size is None and args.seed == "0" and args.device == "auto"
+
+
+# a value just past each limit of TrainConfig that `tlcore train` takes as a flag
+PAST_THE_LIMIT = [
+    ("num_workers", "65"), ("nproc", "65"), ("max_tokens", "513"), ("warmup_epochs", "-1"),
+    ("label_smoothing", "1"), ("augment_views", "33"), ("early_stopping", "1001"),
+    ("val_fraction", "1"), ("lr", "0"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("setting", "value"), PAST_THE_LIMIT)
+def test_the_cli_and_the_config_refuse_a_value_in_the_same_words(
+    setting, value, sample_dir, capsys
+):
+    """One table of limits (``BOUNDS``): the flag's message is the config's, word for word."""
+    from tlcore.errors import ConfigError
+    from tlcore.training.config import BOUNDS, TrainConfig
+
+    flag = "--" + setting.replace("_", "-")
+    assert main(["train", "--data", str(sample_dir), flag, value]) == 2
+    err = capsys.readouterr().err
+    assert f"{flag} {value!r} is not valid: it must be {BOUNDS[setting].want}." in err
+    kind = BOUNDS[setting].kind
+    with pytest.raises(ConfigError, match="is not valid") as refused:
+        TrainConfig(data=str(sample_dir), **{setting: kind(value)}).validate()
+    assert BOUNDS[setting].want in str(refused.value)

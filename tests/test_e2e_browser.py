@@ -291,7 +291,7 @@ def test_uploads_in_chromium_zip_bad_zip_and_images_per_label(app_url, sample_di
 
 
 def test_newcomer_first_hour_fine_tune_settings_and_an_export_race(app_url, sample_dir):
-    """Issue 19 in Chromium: a fine-tuning plan gets its own settings (and says why), and an
+    """A newcomer's first hour in Chromium: a fine-tuning plan gets its own settings (and says why), and an
     export clicked while another is being written does not cancel it."""
     from playwright.sync_api import expect
     from trained_run_fixture import trained_run_dir
@@ -350,7 +350,7 @@ def test_newcomer_first_hour_fine_tune_settings_and_an_export_race(app_url, samp
 
 
 def test_text_sample_data_train_evaluate_predict_in_chromium(app_url):
-    """Issue 23: the same wizard for labelled sentences, typed into the Predict page."""
+    """Texts in Chromium: the same wizard for labelled sentences, typed into the Predict page."""
     from playwright.sync_api import expect
 
     with chromium_page() as (browser, page):
@@ -396,7 +396,7 @@ def test_text_sample_data_train_evaluate_predict_in_chromium(app_url):
 
 
 def test_predict_says_not_sure_for_a_coffee_cup_in_chromium(app_url, sample_dir):
-    """Issue 20: a photo of none of the classes gets "Not sure — this looks like none of"."""
+    """Chromium: a photo of none of the classes gets "Not sure — this looks like none of"."""
     from playwright.sync_api import expect
 
     from tlcore.runs.run import Run
@@ -420,7 +420,7 @@ def test_predict_says_not_sure_for_a_coffee_cup_in_chromium(app_url, sample_dir)
 
 
 def test_fewshot_ladder_from_class_names_to_ten_photos_in_chromium(app_url):
-    """Issue 22: one chart from zero-shot (class names only) to 10 photos per class."""
+    """Chromium: one chart from zero-shot (class names only) to 10 photos per class."""
     from playwright.sync_api import expect
 
     with chromium_page() as (browser, page):
@@ -439,7 +439,7 @@ def test_fewshot_ladder_from_class_names_to_ten_photos_in_chromium(app_url):
 
 
 def test_doctor_finds_suspects_and_a_relabel_becomes_the_version_train_uses_in_chromium(app_url):
-    """Issue 21: Data → Doctor → check → relabel one suspect → save → Train names the version."""
+    """Chromium: Data → Doctor → check → relabel one suspect → save → Train names the version."""
     from playwright.sync_api import expect
 
     with chromium_page() as (browser, page):

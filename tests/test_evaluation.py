@@ -70,7 +70,7 @@ def test_evaluating_a_real_run_matches_its_record_and_a_hand_count(run):
     tp = hand[0][0]
     assert report.per_class[0]["precision"] == pytest.approx(tp / (hand[0][0] + hand[1][0]))
     assert report.per_class[0]["recall"] == pytest.approx(tp / 20)
-    # probabilities are calibrated (issue 20): the raw model's loss is the recorded one,
+    # probabilities are calibrated: the raw model's loss is the recorded one,
     # and the fitted temperature only lowers it
     raw = evaluate_run(run, "last", predictor=load_predictor(run, "last").set_trust(None))
     assert raw.loss == pytest.approx(recorded["val_loss"], rel=1e-4)
@@ -82,7 +82,7 @@ def test_evaluating_a_real_run_matches_its_record_and_a_hand_count(run):
 
 
 def test_a_finished_run_keeps_its_score_for_the_evaluate_page(run):
-    """The worker scores the run once when it finishes (issue 19): the page reads the file."""
+    """The worker scores the run once when it finishes: the page reads the file, not the photos."""
     import os
 
     from tlcore.runs.scoring import evaluation_path, stored_evaluation

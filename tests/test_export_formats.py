@@ -44,7 +44,7 @@ def test_onnx_export_is_checked_and_matches_pytorch_in_onnxruntime(
     out = tmp_path / "model.onnx"
     result = export_run(run, "onnx", out)
     check = result.check
-    # 8 of the run's photos + 4 of none of its classes, for the "none of these" check (issue 20)
+    # 8 of the run's photos + 4 of none of its classes, to compare the "none of these" decision
     assert check["passed"] and check["images"] == 12 and check["batch_sizes"] == [1, 12]
     assert check["max_abs_diff"] < 1e-4 and check["same_top_class"] and check["same_unknown"]
     assert "matches PyTorch on 12 real photos" in result.text()

@@ -45,7 +45,7 @@ def test_export_page_writes_a_bundle_and_a_script_and_offers_downloads(own_run):
     assert not at.get("download_button")  # nothing exported yet
     at.button(key="export_bundle").click().run()
     assert not at.exception, [e.value for e in at.exception]
-    # the race from issue 19: a second click while the bundle is written must not cancel it
+    # a second click while the bundle is being written must not cancel it
     assert export_job(own_run, "bundle")["state"] in (*ACTIVE, "done")
     at.button(key="export_script").click().run()
     assert not at.exception and not at.error, [e.value for e in at.error]

@@ -1,4 +1,4 @@
-"""Trust (issue 20): calibrated probabilities, "none of these", and where they travel.
+"""Trust: calibrated probabilities, "none of these", and where they travel.
 
 All on the shared real run (ants/bees, Lite0 features, 128 px): its worker fitted the
 temperature and the unknown detector when the run finished. The unknown photos are

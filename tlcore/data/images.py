@@ -34,17 +34,9 @@ def _quiet_bomb_warning() -> None:
     warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
 
 
-IMAGE_EXTENSIONS: frozenset[str] = frozenset(
-    {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
-)
-IGNORED_NAMES: frozenset[str] = frozenset({"__macosx", ".ds_store", "thumbs.db", "desktop.ini"})
-
-# Longest side kept by default when loading for training: far above any model input
-# size, small enough that a 50-megapixel photo costs ~12 MB instead of ~150 MB.
-DEFAULT_MAX_SIDE = 2048
-
-# The file format each extension promises (to flag a JPEG saved as ".png").
-_FORMAT_OF_EXTENSION = {
+# The photo files tlcore reads, each with the file format its extension promises (to flag a
+# JPEG saved as ".png"): the one list, read by the scan, the uploaders and the format check.
+FORMAT_OF_EXTENSION: dict[str, str] = {
     ".jpg": "JPEG",
     ".jpeg": "JPEG",
     ".png": "PNG",
@@ -54,6 +46,15 @@ _FORMAT_OF_EXTENSION = {
     ".tif": "TIFF",
     ".tiff": "TIFF",
 }
+IMAGE_EXTENSIONS: frozenset[str] = frozenset(FORMAT_OF_EXTENSION)
+# the same, as a file uploader takes them (no dot): ["jpg", "jpeg", "png", ...]
+UPLOAD_TYPES: tuple[str, ...] = tuple(ext.removeprefix(".") for ext in FORMAT_OF_EXTENSION)
+IGNORED_NAMES: frozenset[str] = frozenset({"__macosx", ".ds_store", "thumbs.db", "desktop.ini"})
+
+# Longest side kept by default when loading for training: far above any model input
+# size, small enough that a 50-megapixel photo costs ~12 MB instead of ~150 MB.
+DEFAULT_MAX_SIDE = 2048
+
 _ROTATING_ORIENTATIONS = {5, 6, 7, 8}  # EXIF values that swap width and height
 _EXIF_ORIENTATION_TAG = 0x0112
 
@@ -233,7 +234,7 @@ def inspect_image(path: str | Path) -> ImageInfo:
         _decode(im, name)
     if orientation in _ROTATING_ORIENTATIONS:
         width, height = height, width
-    expected = _FORMAT_OF_EXTENSION.get(path.suffix.lower())
+    expected = FORMAT_OF_EXTENSION.get(path.suffix.lower())
     same_family = fmt == expected or (expected == "JPEG" and fmt == "MPO")
     mismatch = fmt if expected and not same_family else None
     return ImageInfo(

@@ -1,8 +1,8 @@
 """What tlcore wrote: recognising an earlier export before ``--force`` replaces it.
 
 ``tlcore export --out PATH --force`` replaces PATH. It may only ever replace an
-export tlcore made (or an empty folder), never anything else (issue 17: ``--out .``
-deleted a project folder). Every bundle or script export carries a marker file,
+export tlcore made (or an empty folder), never anything else (``--out .`` once
+deleted a whole project folder). Every bundle or script export carries a marker file,
 ``.tlcore-export.json``, listing the files tlcore wrote; a folder or zip is tlcore's
 when its marker is there and it holds nothing the marker does not list (so a
 user's notes, or the ``output/`` that running ``train.py`` makes, are never

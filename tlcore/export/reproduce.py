@@ -108,7 +108,7 @@ def doc_text(value: Any) -> str:
     The body of a JSON string escapes quotes, backslashes, newlines and every other
     control or non-ASCII character, and is also a valid body of a Python string: a
     dataset folder named with three quotes, a newline and some Python stays text in
-    the docstring instead of becoming code that runs (issue 17).
+    the docstring instead of becoming code that runs.
     """
     return json.dumps(str(value))[1:-1]
 

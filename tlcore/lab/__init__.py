@@ -1,6 +1,6 @@
 """Lab: the teaching experiments built from the wings below.
 
 Owns the five-way comparison (``compare``), the prototype few-shot classifier and its
-curve (``fewshot``), domain adaptation pairs (``adaptation_runs``) and the shifted
-demo target domain (``domain_shift``).
+curve (``fewshot``), the transfer-learning ladder of each task (``ladder``), domain
+adaptation pairs (``adaptation_runs``) and the shifted demo target domain (``domain_shift``).
 """

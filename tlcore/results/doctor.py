@@ -1,7 +1,8 @@
 """The data doctor: photos whose label looks wrong, near-copies across the split, odd ones out.
 
-Everything works on one embedding per photo from a pretrained backbone (cached
-on disk like the trainer's fast path, so a second look costs seconds):
+Everything works on one embedding per photo from a pretrained backbone (from the
+embedding cache the trainer's fast path and few-shot share, so a second look costs
+seconds):
 
 - **Label issues.** A linear head (logistic regression) is trained k times, each
   time without one fold, and predicts the fold it did not see: out-of-fold
@@ -13,8 +14,10 @@ on disk like the trainer's fast path, so a second look costs seconds):
 - **Near-duplicates.** Resized, cropped or re-compressed copies of one photo:
   pairs whose embeddings point nearly the same way (the candidates) and whose
   small grey thumbnails match edge for edge once aligned for a crop (the
-  confirmation; thresholds and their measurements below). A pair split between
-  train and validation is a leak: the model is graded on a photo it has seen.
+  confirmation). A pair split between train and validation is a leak: the model
+  is graded on a photo it has seen.
+
+How each threshold was chosen, with its measurements: ``benchmarks/doctor_measure.py``.
 - **Outliers.** Photos far from every class (see ``find_outliers``).
 """
 
@@ -36,28 +39,14 @@ from tlcore.data.progress import ProgressCallback
 from tlcore.data.scan import printable
 from tlcore.errors import DataError
 
-# Near-duplicates take two signals, because embeddings alone cannot tell "the same picture" from
-# "the same kind of thing". Measured with Lite0 on clothing4 plus the 12 altered copies of
-# benchmarks/doctor_measure.py (half size, 8 % crop, JPEG quality 35), and on ants-bees plus 84
-# copies of 12 photos (half and third size, 8 % and 15 % crops, an off-centre crop, quality 15):
-# a copy's embedding cosine with its original goes down to 0.78 at 224 px (a half-size copy,
-# blurred when scaled back up) and 0.66 at 96 px (an 8 % crop), while two different look-alike
-# clothing photos reach 0.87. So the embedding only picks candidates: each photo's
-# NEIGHBOURS most similar photos at cosine >= NEAR_DUPLICATE_THRESHOLD (0.60: every copy of the
-# benchmark at 224 and 96 px, though a third-size copy can drop to 0.47 and is missed; ~4
-# candidate pairs per photo on clothing4, and never more than NEIGHBOURS per photo, so the cost
-# grows with the photos, not with their pairs).
+# The thresholds below were measured on clothing4 and ants-bees with planted copies, flipped
+# labels and intruders: the numbers behind each are in benchmarks/doctor_measure.py.
+# Near-duplicates: embeddings pick candidates (each photo's NEIGHBOURS nearest at cosine >=
+# NEAR_DUPLICATE_THRESHOLD), small grey thumbnails confirm them (edges and texture correlate
+# >= PIXEL_THRESHOLD once aligned for a crop over CROP_WINDOWS): an embedding alone cannot
+# tell "the same picture" from "the same kind of thing".
 NEAR_DUPLICATE_THRESHOLD = 0.60
 NEIGHBOURS = 10
-# ... and pixels confirm: both photos as 64 x 64 grey thumbnails, compared at 24 x 24 after
-# removing what a Gaussian blur (sigma 2 px) keeps (so a white background or the overall
-# brightness cannot make two photos alike; edges and texture must line up), as a correlation,
-# the best over CROP_WINDOWS of either photo (the whole, and 92 / 84 / 76 % windows at 9
-# positions: a crop of up to ~24 % per side is aligned back). Copies score 0.978-1.000 (the 12
-# of the benchmark 0.993-1.000), different photos at most 0.80 on clothing4 (white-background
-# shop photos) and 0.58 on ants-bees: PIXEL_THRESHOLD = 0.90 sits in that gap. A crop that is
-# off the window grid (15 % off every side) or cropped *and* shrunk can score below it, and a
-# flat one-colour photo has no detail to match (byte-identical copies: the data report's job).
 PIXEL_THRESHOLD = 0.90
 THUMBNAIL, PATTERN, PATTERN_BLUR = 64, 24, 2.0
 CROP_WINDOWS = [(0.0, 0.0, 1.0, 1.0)] + [
@@ -67,31 +56,13 @@ CROP_WINDOWS = [(0.0, 0.0, 1.0, 1.0)] + [
     for fy in (0.0, 0.5, 1.0)
 ]
 FOLDS = 5
-# L2 strength on the mean log-loss of the linear head: C = 1 on clothing4's 220 photos, the
-# value measured (see FILTER_BY); 20 photos then get C = 11 instead of a head too weak to disagree
+# L2 strength on the mean log-loss of the linear head (C = 1 at clothing4's 220 photos)
 LOGISTIC_L2 = 1.0 / 220
-# How many photos are wrong is cleanlab's confident-learning estimate; which ones are those
-# with the smallest margin between the given label and the best other one. On clothing4 with
-# 10 % of the training labels flipped (8 seeds) this reported 19 photos on average with
-# precision 0.67 / recall 0.78, against 0.46 / 0.79 for cleanlab's default filter, which also
-# counts the natural confusion of look-alike classes (shirt vs outwear) as label noise.
+# which photos are wrong: the smallest margin between the given label and the best other one
 FILTER_BY = "low_normalized_margin"
-# Relabelling every reported photo also relabels the hard, correctly labelled ones. Same
-# benchmark, 6 seeds (21, 1-5): accepting all 103 suggestions (67 of them on flipped photos)
-# corrected 26 labels net; accepting only those the out-of-fold model gives at least
-# ACCEPT_PROBABILITY corrected 40 net (50 accepted, 45 on flipped photos: 9 in 10), at 0.6 only
-# 26. "Accept the confident ones" (CLI --accept, the page's button) uses it; the others wait
-# for a person. (Validation accuracy of a linear head moved by at most a photo or two.)
+# "accept the confident ones" (CLI --accept, the page's button): the suggested label gets >= it
 ACCEPT_PROBABILITY = 0.5
-# Modified z-score (Iglewicz & Hoaglin) above which a photo's distance to its nearest class
-# mean makes it an outlier: the usual 3.5, robust to the outliers themselves. Measured against
-# the Predict page's unknown score (tlcore.results.unknown.knn_distance, k = 1, each photo
-# against all others), 224 px, with 8 ants-bees photos planted into clothing4 and 8 clothing
-# photos into ants-bees: one intruder at a time, both flag 8 of 8 (kNN flags fewer real photos:
-# 0 vs 1 per try on clothing4, 2 vs 5 on ants-bees); all 8 at once, the class mean flags 8/8 and
-# 5/8 (AUROC 1.00 / 0.98), kNN 0/8 and 0/8 (AUROC 0.92 / 0.86): intruders of one kind are each
-# other's nearest neighbours. A batch of unrelated pictures is what this check is for, so the
-# class mean stays.
+# modified z-score (Iglewicz & Hoaglin) of the distance to the nearest class mean: an outlier
 OUTLIER_Z = 3.5
 
 

@@ -23,7 +23,7 @@ import math
 import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -31,6 +31,9 @@ from PIL import Image
 from torch import nn
 
 from tlcore.errors import ModelError
+
+if TYPE_CHECKING:
+    from tlcore.results.predict import Predictor
 
 
 @dataclass
@@ -185,7 +188,7 @@ def outline_view(image: Image.Image, box: tuple[float, ...], max_side: int = 320
 
 
 def gradcam(
-    predictor: Any, image: Any, class_index: int | None = None, image_weight: float = 0.55
+    predictor: Predictor, image: Any, class_index: int | None = None, image_weight: float = 0.55
 ) -> CamResult:
     """Grad-CAM for one image (path or PIL) towards ``class_index`` (default: the top class)."""
     from pytorch_grad_cam import GradCAM
@@ -250,7 +253,7 @@ def pca_2d(features: torch.Tensor) -> torch.Tensor:
 
 
 def embedding_map(
-    predictor: Any, paths: Sequence[str], labels: Sequence[str], *, pretrained: bool = False
+    predictor: Predictor, paths: Sequence[str], labels: Sequence[str], *, pretrained: bool = False
 ) -> list[dict[str, Any]]:
     """Rows (x, y, label, path) of the images' backbone features projected with PCA.
 

@@ -15,14 +15,18 @@ from pathlib import Path
 from typing import Any
 
 from tlcore.data.images import images_in
+from tlcore.errors import DataError
 from tlcore.results.predict import Prediction, Predictor
 from tlcore.results.unknown import is_unknown_score
 
 
 def predict_folder(predictor: Predictor, root: str | Path, k: int = 3) -> list[Prediction]:
     """Every image under ``root``, in sorted order, named by its path inside ``root``
-    (an empty list when there is none; unreadable files get their error in words)."""
+    (an empty list when there is none; unreadable files get their error in words).
+    DataError when ``root`` is not a folder."""
     root = Path(root)
+    if not root.is_dir():
+        raise DataError(f"{root} is not a folder: give a folder of photos to predict.")
     paths = images_in([root])
     names = [p.relative_to(root).as_posix() for p in paths]
     return predictor.predict_files(paths, k=k, names=names)

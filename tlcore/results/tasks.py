@@ -7,22 +7,29 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tlcore.data.task import Task
 from tlcore.errors import ConfigError
 
+if TYPE_CHECKING:
+    from torch import nn
 
-def _photo_predictor(model: Any, classes: list[str], config: Any, source: str,
-                     device: str) -> Any:  # fmt: skip
+    from tlcore.results.predict import Predictor
+    from tlcore.results.text_predict import TextPredictor
+    from tlcore.training.config import TrainConfig
+
+
+def _photo_predictor(model: nn.Module, classes: list[str], config: TrainConfig, source: str,
+                     device: str) -> Predictor:  # fmt: skip
     from tlcore.results.predict import Predictor
 
     return Predictor(model, classes, config.img_size, model_name=config.model,
                      weights=config.weights, source=source, device=device)  # fmt: skip
 
 
-def _text_predictor(model: Any, classes: list[str], config: Any, source: str,
-                    device: str) -> Any:  # fmt: skip
+def _text_predictor(model: nn.Module, classes: list[str], config: TrainConfig, source: str,
+                    device: str) -> TextPredictor:  # fmt: skip
     from tlcore.results.text_predict import TextPredictor
 
     return TextPredictor(model, classes, config.max_tokens, model_name=config.model,

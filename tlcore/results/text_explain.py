@@ -13,9 +13,13 @@ negative one away from it.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
+
+if TYPE_CHECKING:
+    from tlcore.results.text_predict import TextPredictor
+
 
 STEPS = 32  # integration steps: enough for a stable ranking of a sentence's words
 METHOD = "integrated gradients (captum), word embeddings, [PAD] baseline"
@@ -67,7 +71,7 @@ class TextExplanation:
         return out
 
 
-def explain_text(predictor: Any, text: str, target: int | str | None = None,
+def explain_text(predictor: TextPredictor, text: str, target: int | str | None = None,
                  steps: int = STEPS) -> TextExplanation:  # fmt: skip
     """Integrated-gradients word scores of ``text`` for ``target`` (default: the top class)."""
     from captum.attr import LayerIntegratedGradients

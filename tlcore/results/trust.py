@@ -15,7 +15,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -27,6 +27,10 @@ from tlcore.results.unknown import (
     auroc,
     fit_unknown_detector,
 )
+
+if TYPE_CHECKING:
+    from tlcore.results.predict import Predictor
+
 
 TRUST_KEY = "trust"
 UNKNOWN_FILE = "unknown.safetensors"
@@ -77,7 +81,7 @@ class Trust:
         return "\n".join(lines)
 
 
-def read_features(predictor: Any, items: Sequence[str], tracker: Tracker) -> torch.Tensor:
+def read_features(predictor: Predictor, items: Sequence[str], tracker: Tracker) -> torch.Tensor:
     """Pooled features of ``items`` in chunks, so the count moves while a long list is read."""
     parts = [predictor.logits_and_features(chunk)[1] for chunk in tracker.chunks(list(items))]
     return torch.cat(parts) if parts else torch.empty(0, 0)

@@ -18,7 +18,7 @@ import logging
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.distributed as dist
@@ -26,6 +26,10 @@ from torch import nn
 from torch.utils.data import DistributedSampler
 
 from tlcore.training import embedding_cache, features
+
+if TYPE_CHECKING:
+    from tlcore.training.trainer import Trainer
+
 
 log = logging.getLogger("tlcore.training.distributed")
 QUEUE_WAIT = datetime.timedelta(days=30)  # ranks > 0 wait this long for rank 0's turn
@@ -219,22 +223,22 @@ class DistributedSync:
     def __init__(self) -> None:
         self.wrapped_for: frozenset[str] | None = None
 
-    def on_fit_start(self, trainer: Any) -> None: ...
+    def on_fit_start(self, trainer: Trainer) -> None: ...
 
-    def on_epoch_start(self, trainer: Any, epoch: int) -> None:
+    def on_epoch_start(self, trainer: Trainer, epoch: int) -> None:
         names = trainable_names(trainer.model)
         if names != self.wrapped_for:  # DDP registers its gradient buckets once, at wrap time
             trainer.ddp = wrap(trainer.model, trainer.fast_path, trainer.device)
             self.wrapped_for = names
 
-    def on_step_end(self, trainer: Any, event: dict[str, Any]) -> None:
+    def on_step_end(self, trainer: Trainer, event: dict[str, Any]) -> None:
         self.share_stop(trainer)
 
-    def on_epoch_end(self, trainer: Any, event: dict[str, Any]) -> None:
+    def on_epoch_end(self, trainer: Trainer, event: dict[str, Any]) -> None:
         self.share_stop(trainer)
 
     @staticmethod
-    def share_stop(trainer: Any) -> None:
+    def share_stop(trainer: Trainer) -> None:
         """Every rank leaves the loop at the same step; the checkpoint holds the epoch's totals."""
         if not any_rank(bool(trainer.stop_state)):
             return
@@ -288,7 +292,8 @@ def embed_items(
     items are missing, each rank embeds its share of them (``embed_order(indices)``), rank 0
     adds them to the cache, and every rank gets rank 0's rows. (rows, how many embedded)"""
     if not active():
-        return rows.embed(stamps, embed_order)
+        x, embedded = rows.embed(stamps, embed_order)
+        return x.to(device), embedded  # rows read from the cache come on the CPU
     lookup = rows.lookup(stamps) if is_main() else None
     missing: list[int] = from_main(lookup.missing if lookup is not None else None)
     computed = None

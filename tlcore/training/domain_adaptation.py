@@ -23,7 +23,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
@@ -35,6 +35,10 @@ from tlcore.training import features
 from tlcore.training.config import TrainConfig
 from tlcore.training.devices import autocast, to_device
 from tlcore.training.trainer import Callback, Trainer, epoch_order
+
+if TYPE_CHECKING:
+    from tlcore.data.manifest import Manifest
+
 
 log = logging.getLogger("tlcore.training.domain_adaptation")
 DOMAIN_HIDDEN = 256
@@ -215,7 +219,7 @@ class TargetEvaluation(Callback):
 class DANNTrainer(Trainer):
     """``Trainer`` whose every step also pushes the backbone to hide the source/target domain."""
 
-    def __init__(self, config: TrainConfig, manifest: Any, target: TargetDomain,
+    def __init__(self, config: TrainConfig, manifest: Manifest, target: TargetDomain,
                  callbacks: Sequence[Callback] = (), **kwargs: Any) -> None:  # fmt: skip
         from tlcore.data.dataset import build_transform
 

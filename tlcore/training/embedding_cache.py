@@ -20,6 +20,7 @@ import hashlib
 import json
 import logging
 import os
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -128,7 +129,8 @@ def write_cache(
     if cache_file is None:
         return
     cache_file.parent.mkdir(parents=True, exist_ok=True)
-    tmp = cache_file.with_name(f".{cache_file.name}.{os.getpid()}.tmp")
+    # one name per process and thread: the app's sessions share one Embedder
+    tmp = cache_file.with_name(f".{cache_file.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     save_file({name: t.cpu().contiguous() for name, t in tensors.items()}, str(tmp), metadata)
     os.replace(tmp, cache_file)
 

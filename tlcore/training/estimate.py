@@ -23,11 +23,15 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tlcore import settings
 from tlcore.errors import ConfigError
 from tlcore.training.config import TrainConfig
+
+if TYPE_CHECKING:
+    from tlcore.data.manifest import Manifest
+
 
 SPEED_FILE = "machine-speed.json"
 SPEED_MAX_AGE_S = 24 * 3600  # a machine's speed is measured again after a day
@@ -203,7 +207,7 @@ def uses_fast_path(config: TrainConfig, n_groups: int) -> bool:
     return True
 
 
-def text_batch_width(manifest: Any, config: TrainConfig) -> int:
+def text_batch_width(manifest: Manifest, config: TrainConfig) -> int:
     """Word pieces in a typical training batch of these texts, for ``machine_speed``.
 
     A batch is as wide as its longest text (``tlcore.data.text_dataset.TrimPadding``),
@@ -330,7 +334,7 @@ def _estimate_text_run(
 
 def estimate_for(
     config: TrainConfig,
-    manifest: Any,
+    manifest: Manifest,
     measure: Callable[[str, int | None, str], MachineSpeed] | None = None,
 ) -> RunEstimate:
     """``estimate_run`` for this data: its counts, and the speed measured at its size (photos)

@@ -26,13 +26,17 @@ import math
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 
 from tlcore.errors import TrainingDiverged
 from tlcore.training import features
+
+if TYPE_CHECKING:
+    from tlcore.training.trainer import Trainer
+
 
 log = logging.getLogger("tlcore.training.head_solver")
 
@@ -287,7 +291,7 @@ def _choose_l2(views: torch.Tensor, labels: torch.Tensor, num_classes: int,
                    seconds=time.perf_counter() - started)  # fmt: skip
 
 
-def fit_epochs(trainer: Any) -> str:
+def fit_epochs(trainer: Trainer) -> str:
     """The Trainer's remaining epochs as slices of the L-BFGS iterations; "finished"/"stopped".
 
     The same events as the epoch loop (a step event per iteration, an epoch event with
@@ -299,7 +303,7 @@ def fit_epochs(trainer: Any) -> str:
         return _fit_epochs(trainer)
 
 
-def _fit_epochs(trainer: Any) -> str:
+def _fit_epochs(trainer: Trainer) -> str:
     cfg = trainer.config
     views, labels = trainer.train_views, trainer.embeddings["train"][1]
     n_classes = len(trainer.classes)

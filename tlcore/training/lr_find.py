@@ -11,12 +11,15 @@ from __future__ import annotations
 import copy
 import math
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from torch import nn
 
 from tlcore.training.config import TrainConfig
 from tlcore.training.trainer import FreezeSchedule, Trainer, TrainingDiverged
+
+if TYPE_CHECKING:
+    from tlcore.data.manifest import Manifest
 
 
 @dataclass
@@ -37,7 +40,7 @@ class LRFinderResult:
 
 def lr_find(
     config: TrainConfig,
-    manifest: Any,
+    manifest: Manifest,
     *,
     num_steps: int = 100,
     start_lr: float = 1e-7,

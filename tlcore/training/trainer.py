@@ -14,7 +14,7 @@ import math
 import random
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -32,6 +32,10 @@ from tlcore.training.devices import (
     uses_channels_last,
 )
 from tlcore.training.metrics import accuracy, confusion_matrix
+
+if TYPE_CHECKING:
+    from tlcore.data.manifest import Manifest
+
 
 log = logging.getLogger("tlcore.training.trainer")
 
@@ -101,7 +105,7 @@ class Trainer:
     def __init__(
         self,
         config: TrainConfig,
-        manifest: Any,
+        manifest: Manifest,
         callbacks: list[Callback] | tuple[Callback, ...] = (),
         model: nn.Module | None = None,
         cache_dir: Path | None = None,

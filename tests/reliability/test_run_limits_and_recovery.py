@@ -1,4 +1,4 @@
-"""Issue 17, round two, runs side: settings out of bounds, stop in every state, resume past a
+"""Runs under abuse: settings out of bounds, stop in every state, resume past a
 damaged checkpoint, one broken run among many, an unusable runs folder.
 
 CLI tests replace ``Run.spawn_worker`` so that, should a bad setting get through, no

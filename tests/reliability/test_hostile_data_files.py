@@ -1,4 +1,4 @@
-"""Issue 17, round two, data side: zip bombs in small pieces, FIFOs, control characters,
+"""Hostile data files a tester made: zip bombs in small pieces, FIFOs, control characters,
 identical photos, unwritable manifests, text named .pth, Pillow's raw bomb warning.
 
 Each test makes the hostile file for real and runs the command a user would run.

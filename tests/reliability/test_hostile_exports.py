@@ -1,4 +1,4 @@
-"""Issue 17, round two, model side: --force, code injection into train.py, damaged weights,
+"""Hostile exports and models: --force, code injection into train.py, damaged weights,
 hostile tlcore.json, a bundle zip bomb, an --out below a file.
 
 All of them start from the one run trained per session (tests/trained_run_fixture.py),
