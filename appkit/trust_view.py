@@ -14,10 +14,9 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from appkit import inference
-from appkit.text import md, md_list, plot_text
+from appkit.text import md, plot_text
 from tlcore.errors import TLCoreError
 from tlcore.results.confusion_cells import photos_in_cell
-from tlcore.results.predict import read_upload
 from tlcore.results.trust import Trust
 from tlcore.runs.outputs import validation_items, validation_outputs
 from tlcore.runs.run import Run
@@ -292,38 +291,3 @@ def threshold_slider(predictor: Any, fitted: Trust | None) -> float | None:
             "your classes) are accepted."
         )
     return value
-
-
-@st.cache_data(show_spinner=False, max_entries=64)
-def _unknown_score(
-    run_dir: str, checkpoint: str, stamp: tuple[int, int], name: str, data: bytes
-) -> float | None:
-    predictor = inference.predictor(Run.open(run_dir), checkpoint)
-    if predictor.unknown is None:
-        return None
-    _, scores = predictor.predict_with_unknown([read_upload(name, data)])
-    return None if scores is None else float(scores[0])
-
-
-def say_if_unknown(
-    run: Run, checkpoint: str, predictor: Any, name: str, data: bytes, threshold: float | None
-) -> bool:
-    """Show "Not sure — this looks like none of: …" when the photo is far from all training photos."""
-    if threshold is None:
-        return False
-    try:
-        score = _unknown_score(
-            str(run.dir), checkpoint, inference.checkpoint_stamp(run, checkpoint), name, data
-        )
-    except TLCoreError:
-        return False
-    if score is None or score <= threshold:
-        return False
-    st.warning(
-        f"**Not sure — this looks like none of: {md_list(predictor.classes)}.** "
-        f"Its unknown score {score:.3f} is above the threshold {threshold:.3f}: it is "
-        "farther from every training photo than almost all of your validation photos. "
-        "The guess below is what it would say if it had to choose.",
-        icon=":material/help:",
-    )
-    return True

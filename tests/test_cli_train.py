@@ -35,9 +35,10 @@ def test_train_end_to_end_then_runs_status_stop_resume(sample_dir):
     assert "epoch 2/2" in done.stderr  # the progress output
     # the one pass over the photos before any step: its own bar, with the count to the end
     assert "Embedding the photos once (fast path): 120 of 120" in done.stderr
-    # and the steps after the last epoch, each with its count (calibrating, then scoring)
-    assert re.search(r"Calibrating the probabilities: (\d+) of \1\n", done.stderr)
-    assert "Scoring the val images: 40 of 40" in done.stderr
+    # after the last epoch no photo of the run is read again (the embeddings serve the
+    # calibration and the score); the outside photos that measure "none of these" are
+    assert re.search(r'Measuring "none of these" on (\d+) outside photos: \1 of \1\n', done.stderr)
+    assert "Scoring the val" not in done.stderr
     run = Run.open(result["run_dir"])
     assert run.config.seed == 1 and run.config.img_size == 96
 

@@ -221,7 +221,6 @@ def test_retrain_and_compare_on_the_fixed_version(planted, monkeypatch):
         assert execute(run, resume=False) == 0, run.log_path.read_text()[-2000:]
         return run
 
-    monkeypatch.setattr("tlcore.runs.worker.fit_trust_for_predictions", lambda run, trainer: None)
     monkeypatch.setattr(
         Run, "start", classmethod(lambda cls, config: train_here(cls.create(config)))
     )

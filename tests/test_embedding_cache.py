@@ -38,9 +38,7 @@ def embedded(monkeypatch) -> list[int]:
     return counts
 
 
-def test_the_doctor_few_shot_and_the_trainer_embed_each_photo_once(
-    sample_dir, tmp_path, embedded
-):
+def test_the_doctor_few_shot_and_the_trainer_embed_each_photo_once(sample_dir, tmp_path, embedded):
     data = tmp_path / "data"
     shutil.copytree(sample_dir, data)
     manifest = prepare_data(data, manifest_path=tmp_path / "m.json").manifest

@@ -33,7 +33,7 @@ def test_every_task_has_an_export_entry_whose_formats_the_exporter_knows():
 
 def test_an_unknown_task_is_refused_in_words_by_export_and_the_ladder():
     from tlcore.export.tasks import export_task, model_task
-    from tlcore.lab.ladder import LADDERS, ladder_for
+    from tlcore.lab.task_ladders import LADDERS, ladder_for
 
     assert set(LADDERS) == set(TASKS)
     audio = Task("audio", "label")
@@ -74,7 +74,7 @@ def test_an_old_bundle_and_an_old_run_export_as_photos(tmp_path, monkeypatch):
 def test_the_ladder_of_labelled_texts_is_measured_with_the_sentence_encoder(tmp_path):
     from text_run_fixture import review_rows, write_csv
 
-    from tlcore.lab.ladder import measure_ladder
+    from tlcore.lab.task_ladders import measure_ladder
 
     data = write_csv(tmp_path / "reviews-48.csv", review_rows())
     ladder = measure_ladder(data, shots=(1,), repeats=3)  # the data says texts: no photo read

@@ -97,7 +97,7 @@ def cmd_fewshot(args: argparse.Namespace) -> int:
 
 def _text_ladder(args: argparse.Namespace, shots: tuple[int, ...], repeats: int, seed: int) -> int:
     """Zero-shot (label names), 1-10 examples per label and all of them, with the encoder."""
-    from tlcore.lab.ladder import measure_ladder
+    from tlcore.lab.task_ladders import measure_ladder
 
     ladder = measure_ladder(args.data, shots, repeats, seed)  # the texts' ladder (lab.ladder)
     if args.json:

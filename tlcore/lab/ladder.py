@@ -8,20 +8,19 @@ one). All are measured on the same validation photos, so one chart shows how
 far each step of transfer learning goes.
 
 Texts climb the same ladder with the sentence encoder (``tlcore.lab.text_ladder``):
-``LADDERS`` holds the measuring function of each task (``tlcore.data.task``), and
+``tlcore.lab.task_ladders`` holds the measuring function of each task, and
 ``measure_ladder`` picks it from the data.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from tlcore.data.manifest import Manifest
-from tlcore.data.task import Task, task_of
-from tlcore.errors import ConfigError, TLCoreError
+from tlcore.errors import TLCoreError
 from tlcore.lab.fewshot import DEFAULT_REPEATS, DEFAULT_SHOTS, Embedder, ShotsCurve, load_manifest
 from tlcore.lab.fewshot import shots_curve as measure_shots
 from tlcore.lab.zeroshot import ZeroShotResult, zero_shot_accuracy
@@ -133,44 +132,3 @@ def transfer_ladder(
     if trained is None:
         missing["trained"] = "no finished training run on exactly these photos yet"
     return build_ladder(curve, zero, trained, missing)
-
-
-def _text_ladder(data: str | Path | Manifest, shots: Sequence[int] = LADDER_SHOTS,
-                 repeats: int = DEFAULT_REPEATS, seed: int = 0,
-                 classes: str | Sequence[str] | None = None, owner: str | None = None) -> Ladder:  # fmt: skip
-    """The text ladder, imported when used (it loads the sentence encoder's code)."""
-    from tlcore.lab.text_ladder import text_ladder
-
-    return text_ladder(data, shots, repeats, seed, classes=classes, owner=owner)
-
-
-# the ladder of each task (tlcore.data.task.TASKS): (data, shots, repeats, seed, classes=, owner=)
-LADDERS: dict[str, Callable[..., Ladder]] = {
-    "image-label": transfer_ladder,
-    "text-label": _text_ladder,
-}
-
-
-def ladder_for(task: Task) -> Callable[..., Ladder]:
-    """The function that measures ``task``'s ladder; ConfigError for a task it has none for."""
-    try:
-        return LADDERS[task.key]
-    except KeyError:
-        known = ", ".join(sorted(LADDERS))
-        raise ConfigError(
-            f"there is no transfer-learning ladder for {task.key!r} data yet (only {known})."
-        ) from None
-
-
-def measure_ladder(
-    data: str | Path | Manifest,
-    shots: Sequence[int] = LADDER_SHOTS,
-    repeats: int = DEFAULT_REPEATS,
-    seed: int = 0,
-    classes: str | Sequence[str] | None = None,
-    owner: str | None = None,
-) -> Ladder:
-    """Every rung on ``data``'s validation photos or texts, whichever the data holds."""
-    manifest = load_manifest(data, seed=seed)
-    return ladder_for(task_of(manifest))(manifest, shots, repeats, seed, classes=classes,
-                                         owner=owner)  # fmt: skip

@@ -11,6 +11,7 @@ timm or torch to fail there with a traceback. Keys this version does not know
 from __future__ import annotations
 
 import math
+from collections import Counter
 from pathlib import PurePosixPath
 from typing import Any
 
@@ -20,6 +21,7 @@ INTERPOLATIONS = ("nearest", "bilinear", "bicubic", "box", "hamming", "lanczos")
 CROP_MODES = ("center", "squash", "border")
 MAX_SIDE = 4096  # px: the largest input size a bundle may ask for
 MIN_SIDE = 8
+HEAD_NAMES = ("classifier", "head", "fc", "last_linear")  # what timm and tlcore call the last layer
 
 
 def _is_int(value: Any) -> bool:
@@ -96,9 +98,15 @@ def meta_problems(meta: dict[str, Any]) -> list[str]:
     if not (isinstance(classes, list) and classes and all(isinstance(c, str) for c in classes)):
         problems.append(f"classes must be a list of class names, got {_show(classes)}")
     else:
-        twice = sorted({c for c in classes if classes.count(c) > 1})
+        twice = sorted(c for c, n in Counter(classes).items() if n > 1)  # linear: 100,000 names
         if twice:
-            problems.append(f"classes lists {', '.join(map(repr, twice))} more than once")
+            shown = ", ".join(map(repr, twice[:5])) + (" ..." if len(twice) > 5 else "")
+            problems.append(f"classes lists {shown} more than once")
+        blank = [n for n, c in enumerate(classes) if not c.strip()]
+        if blank:  # would print as a blank label
+            problems.append(
+                f"classes holds an empty name (number {blank[0] + 1} of {len(classes)})"
+            )
         count = meta.get("num_classes", len(classes))
         if count != len(classes):
             problems.append(f"num_classes is {_show(count)} but {len(classes)} classes are listed")
@@ -122,6 +130,35 @@ def meta_problems(meta: dict[str, Any]) -> list[str]:
     if not isinstance(weights, str):
         problems.append(f"pretrained_weights must be text, got {_show(weights)}")
     return problems
+
+
+def _heads(state: dict[str, Any]) -> dict[str, int]:
+    """Each linear layer of the weights (a 2-D ``X.weight`` with its ``X.bias``): its outputs."""
+    heads = {}
+    for key, weight in state.items():
+        if not key.endswith(".weight") or getattr(weight, "ndim", 0) != 2:
+            continue
+        bias = state.get(key[: -len("weight")] + "bias")
+        if bias is not None and getattr(bias, "ndim", 0) == 1 and bias.shape[0] == weight.shape[0]:
+            heads[key[: -len(".weight")]] = int(weight.shape[0])
+    return heads
+
+
+def classes_fit_weights(meta: dict[str, Any], state: dict[str, Any], label: str) -> None:
+    """ModelError unless some output layer of the weights has one output per listed class.
+
+    Checked on the tensors' shapes before a model is built: a ``tlcore.json`` listing
+    100,000 classes for a two-class head would otherwise build a 100,000-way head first."""
+    classes = meta["classes"]
+    heads = _heads(state)
+    if not heads or len(classes) in heads.values():
+        return
+    named = [n for n in heads if n.rsplit(".", 1)[-1] in HEAD_NAMES]
+    has = f" (its output layer '{named[-1]}' has {heads[named[-1]]})" if named else ""
+    raise ModelError(
+        f"{label} is not a usable tlcore bundle: its {len(classes):,} class names do not "
+        f"match its weights, which have no output layer of {len(classes):,} outputs{has}."
+    )
 
 
 def check_meta_fields(meta: dict[str, Any], label: str, meta_name: str) -> None:

@@ -100,10 +100,27 @@ def _check_meta(meta: Any, label: str) -> dict[str, Any]:
     return meta
 
 
+def _parse_meta(raw: bytes, label: str) -> Any:
+    """tlcore.json's JSON; ModelError in words for bad JSON, bad UTF-8 or a file nested
+    thousands of levels deep (the parser's RecursionError)."""
+    try:
+        return json.loads(raw.decode("utf-8"))
+    except RecursionError:
+        why = "its JSON is nested too deeply to be a file tlcore wrote"
+    except UnicodeDecodeError as exc:
+        why = f"it is not UTF-8 text ({exc.reason} at byte {exc.start})"
+    except ValueError as exc:
+        why = f"it is not valid JSON ({exc})"
+    raise ModelError(f"{label} cannot be read as a tlcore bundle: {BUNDLE_META}: {why}.")
+
+
 def read_bundle(path: str | Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
-    """(tlcore.json contents, weights) of a bundle folder or .zip; ModelError if it is not one."""
+    """(tlcore.json contents, weights) of a bundle folder or .zip; ModelError if it is not one.
+    The class list is checked against the weights' shapes before anything is built."""
     from safetensors import SafetensorError
     from safetensors.torch import load, load_file
+
+    from tlcore.results.bundle_checks import classes_fit_weights
 
     path = Path(str(path))
     label = str(path)
@@ -111,13 +128,18 @@ def read_bundle(path: str | Path) -> tuple[dict[str, Any], dict[str, torch.Tenso
         if path.is_dir():
             if not (path / BUNDLE_META).is_file():
                 raise ModelError(f"{label} is not a tlcore bundle: it has no {BUNDLE_META}.")
-            meta = _check_meta(json.loads((path / BUNDLE_META).read_text("utf-8")), label)
+            meta_file = path / BUNDLE_META
+            if meta_file.stat().st_size > MAX_META_BYTES:
+                raise ModelError(f"{label} is not a tlcore bundle: its {BUNDLE_META} is too large.")
+            meta = _check_meta(_parse_meta(meta_file.read_bytes(), label), label)
             weights = path / meta.get("weights_file", WEIGHTS_FILE)
             if not weights.is_file():
                 raise ModelError(
                     f"{label} is not a usable tlcore bundle: {weights.name} is missing."
                 )
-            return meta, load_file(str(weights))
+            state = load_file(str(weights))
+            classes_fit_weights(meta, state, label)
+            return meta, state
         if not (path.is_file() and zipfile.is_zipfile(path)):
             raise ModelError(
                 f"{label} is neither a bundle folder nor a .zip bundle: export one with "
@@ -130,14 +152,16 @@ def read_bundle(path: str | Path) -> tuple[dict[str, Any], dict[str, torch.Tenso
             # the safe-unzip limits (sizes, ratios, names) before a byte is inflated in memory
             check_archive(zf, path.name, path.stat().st_size)
             raw = read_member_safely(zf, prefix + BUNDLE_META, max_bytes=MAX_META_BYTES)
-            meta = _check_meta(json.loads(raw.decode("utf-8")), label)
+            meta = _check_meta(_parse_meta(raw, label), label)
             try:
                 blob = read_member_safely(zf, prefix + meta.get("weights_file", WEIGHTS_FILE))
             except KeyError:
                 raise ModelError(
                     f"{label} is not a usable tlcore bundle: its weights file is missing."
                 ) from None
-            return meta, load(blob)
+            state = load(blob)
+            classes_fit_weights(meta, state, label)
+            return meta, state
     except ArchiveError as exc:
         raise ModelError(f"{label} was refused as a bundle: {exc}") from None
     except (OSError, ValueError, TypeError, zipfile.BadZipFile, SafetensorError) as exc:

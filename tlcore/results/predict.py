@@ -10,8 +10,6 @@ rotation, colour modes), never with a separate code path.
 
 from __future__ import annotations
 
-import csv
-import io
 import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -298,16 +296,16 @@ def _model_from_state(
 
 def predictions_csv(results: Sequence[Prediction]) -> str:
     """One row per input: path, label, probability, unknown, unknown_score, top, error."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(CSV_COLUMNS)
+    from tlcore.data.csv_safe import csv_text  # names that would run as a formula stay text
+
+    rows = []
     for r in results:
         top = "; ".join(f"{name} {p:.4f}" for name, p in r.top)
         prob = "" if r.probability is None else f"{r.probability:.6f}"
         unknown = "" if r.unknown is None else str(r.unknown).lower()
         score = "" if r.unknown_score is None else f"{r.unknown_score:.6f}"
-        writer.writerow([r.path, r.label or "", prob, unknown, score, top, r.error or ""])
-    return buffer.getvalue()
+        rows.append([r.path, r.label or "", prob, unknown, score, top, r.error or ""])
+    return csv_text(CSV_COLUMNS, rows)
 
 
 def read_upload(name: str, data: bytes) -> Image.Image:

@@ -193,14 +193,14 @@ def read_texts(name: str, data: bytes) -> list[str]:
 
 def text_predictions_csv(results: Sequence[Prediction]) -> str:
     """One row per text: text, label, probability, top ("a 0.91; b 0.09"), error."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(TEXT_CSV_COLUMNS)
+    from tlcore.data.csv_safe import csv_text  # a text starting with = + - @ stays text
+
+    rows = []
     for r in results:
         top = "; ".join(f"{name} {p:.4f}" for name, p in r.top)
         prob = "" if r.probability is None else f"{r.probability:.6f}"
-        writer.writerow([r.path, r.label or "", prob, top, r.error or ""])
-    return buffer.getvalue()
+        rows.append([r.path, r.label or "", prob, top, r.error or ""])
+    return csv_text(TEXT_CSV_COLUMNS, rows)
 
 
 def text_bundle_metadata(predictor: TextPredictor) -> dict[str, Any]:

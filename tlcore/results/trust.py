@@ -15,7 +15,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import torch
 
@@ -27,10 +27,6 @@ from tlcore.results.unknown import (
     auroc,
     fit_unknown_detector,
 )
-
-if TYPE_CHECKING:
-    from tlcore.results.predict import Predictor
-
 
 TRUST_KEY = "trust"
 UNKNOWN_FILE = "unknown.safetensors"
@@ -81,7 +77,13 @@ class Trust:
         return "\n".join(lines)
 
 
-def read_features(predictor: Predictor, items: Sequence[str], tracker: Tracker) -> torch.Tensor:
+class ReadsFeatures(Protocol):
+    """A ``Predictor`` (or ``TextPredictor``), seen from here: predict imports this module."""
+
+    def logits_and_features(self, items: Sequence[Any]) -> tuple[torch.Tensor, torch.Tensor]: ...
+
+
+def read_features(predictor: ReadsFeatures, items: Sequence[str], tracker: Tracker) -> torch.Tensor:
     """Pooled features of ``items`` in chunks, so the count moves while a long list is read."""
     parts = [predictor.logits_and_features(chunk)[1] for chunk in tracker.chunks(list(items))]
     return torch.cat(parts) if parts else torch.empty(0, 0)

@@ -25,27 +25,52 @@ def write_json_atomic(path: Path, obj: Any) -> None:
     os.replace(tmp, path)
 
 
+def parse_json(text: str | bytes) -> Any:
+    """``json.loads`` that fails only with ValueError, in words: a file nested thousands of
+    levels deep (RecursionError in the parser) or bytes that are not UTF-8 are damaged
+    files like any other, never a traceback."""
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise ValueError("its JSON is nested too deeply to be a file tlcore wrote") from None
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"it is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    except ValueError as exc:
+        raise ValueError(f"it is not valid JSON ({exc})") from None
+
+
+def load_json_object(path: Path) -> dict[str, Any]:
+    """The JSON object in ``path``; OSError when it cannot be read, ValueError (in words)
+    when it is damaged or not an object."""
+    value = parse_json(path.read_bytes())
+    if not isinstance(value, dict):
+        raise ValueError(f"it holds a JSON {type(value).__name__}, not an object")
+    return value
+
+
 def read_json(path: Path) -> dict[str, Any] | None:
     """The JSON object in ``path``; None when it is missing, unreadable or not an object."""
     try:
-        value = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):  # missing, a folder, no permission, bad JSON or UTF-8
+        return load_json_object(path)
+    except (OSError, ValueError):  # missing, a folder, no permission, bad JSON, UTF-8 or depth
         return None
-    return value if isinstance(value, dict) else None
 
 
 def read_events(path: Path) -> list[dict[str, Any]]:
-    """Every complete line of a JSON-lines file; the line a writer is still appending is skipped."""
+    """Every complete line of a JSON-lines file; the line a writer is still appending is
+    skipped, and so is a damaged line (bad bytes, bad JSON, nested too deep, not an object)."""
     try:
-        text = path.read_text()
-    except FileNotFoundError:
+        text = path.read_bytes().decode("utf-8", errors="replace")
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
         return []
     events = []
     for line in text.split("\n")[:-1]:  # the part after the last newline is incomplete
         try:
-            events.append(json.loads(line))
-        except json.JSONDecodeError:
+            event = parse_json(line)
+        except ValueError:
             continue
+        if isinstance(event, dict):
+            events.append(event)
     return events
 
 

@@ -17,8 +17,9 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from tlcore.data.progress import ProgressCallback
+from tlcore.data.progress import ProgressCallback, Tracker
 from tlcore.results.tasks import results_task
+from tlcore.results.trust import read_features
 from tlcore.runs.checkpoint_model import checkpoint_stamp, same_weights
 from tlcore.runs.outputs import (
     ValidationOutputs,
@@ -83,7 +84,7 @@ class HeldEmbeddings:
             logits = head_forward(model, self.val_features).float()
         return ValidationOutputs(logits, self.val_features, self.val_targets)
 
-    def trust_features(self) -> TrustFeatures:
+    def trust_features(self, progress: ProgressCallback | None = None) -> TrustFeatures:
         """The kept training photos' embeddings and outside photos' (read once, the backbone
         being the same for every checkpoint)."""
         if self._features is None:
@@ -97,7 +98,9 @@ class HeldEmbeddings:
                 make = results_task(self.run.task).predictor
                 config = self.run.config
                 held = make(self.trainer.model, self.trainer.classes, config, "", "cpu")
-                ref_feats = held.logits_and_features(reference)[1]
+                tracker = Tracker(f'Measuring "none of these" on {len(reference)} outside photos',
+                                  len(reference), progress)  # fmt: skip
+                ref_feats = read_features(held, reference, tracker)
             self._features = TrustFeatures(train[keep], ref_feats, source)
         return self._features
 
@@ -116,7 +119,7 @@ def finish_run(
     for checkpoint in checkpoints:
         if held is not None:
             outputs = held.outputs(checkpoint)
-            features = held.trust_features() if measures_unknown(run) else None
+            features = held.trust_features(progress) if measures_unknown(run) else None
         else:
             outputs, features = validation_outputs(run, checkpoint, progress), None
         store_outputs(run, checkpoint, outputs)

@@ -8,6 +8,8 @@ waiting or training is never touched, and ``dry_run`` shows what would go.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import shutil
 import time
 from collections.abc import Sequence
@@ -47,7 +49,13 @@ def last_activity(run_dir: Path, status: dict[str, Any]) -> float:
 
 
 def directory_bytes(path: Path) -> int:
-    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+    """The bytes of the files under ``path``; a link is counted as itself, never followed."""
+    total = 0
+    for current, _dirs, files in os.walk(path):  # followlinks=False
+        for name in files:
+            with contextlib.suppress(OSError):
+                total += (Path(current) / name).lstat().st_size
+    return total
 
 
 def prune_runs(
@@ -60,7 +68,7 @@ def prune_runs(
     if older_than_days is not None and older_than_days < 0:
         raise ConfigError(f"--older-than {older_than_days} is not valid: it must be >= 0 days.")
     now, pruned = time.time(), []
-    for run in list_runs(owner):
+    for run in list_runs(owner):  # real folders only: a link is never listed, so never followed
         status = run.status()
         state = status.get("state")
         if state in ACTIVE_STATES or state not in states:

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 from tlcore import __version__, settings
 from tlcore.data.progress import ProgressCallback
 from tlcore.errors import DataError, RunError, TLCoreError
-from tlcore.runs.files import now_iso, read_events, read_json, write_json_atomic
+from tlcore.runs.files import load_json_object, now_iso, read_events, read_json, write_json_atomic
 from tlcore.training.config import TrainConfig
 
 if TYPE_CHECKING:
@@ -181,10 +181,13 @@ class Run:
 
     @classmethod
     def open(cls, path_or_id: str | Path) -> Run:
-        """A run by directory path or by id (a directory name under runs_dir())."""
+        """A run by directory path or by id (a directory name under runs_dir()); a link is
+        refused, so the worker never writes through one to a folder elsewhere."""
         candidates = [Path(path_or_id), settings.runs_dir() / str(path_or_id)]
         for path in candidates:
-            if (path / "config.json").is_file():
+            path = Path(os.path.abspath(path))  # '..' taken away first: what is checked is opened
+            if path.is_symlink() or (path / "config.json").is_file():
+                refuse_links(path)
                 return cls(path.resolve())
         raise RunError(f"no training run found at '{path_or_id}': see `tlcore runs` for ids.")
 
@@ -195,6 +198,7 @@ class Run:
         if not _RUN_ID.fullmatch(text):
             raise RunError(f"{text[:80]!r} is not a run id (letters, digits, '-', '_' and '.').")
         root = settings.runs_dir().resolve()
+        refuse_links(root / text)
         path = (root / text).resolve()
         if path.parent != root or not (path / "config.json").is_file():
             raise RunError(f"no training run with the id '{text}' in {root}.")
@@ -232,19 +236,30 @@ class Run:
     # -- reading -------------------------------------------------------------------------
     @property
     def record(self) -> dict[str, Any]:
-        record = read_json(self.config_path)
-        if record is None:
-            raise RunError(f"{self.config_path} is missing or unreadable.")
+        try:
+            record = load_json_object(self.config_path)
+        except OSError as exc:
+            raise RunError(
+                f"{self.config_path} is missing or unreadable ({exc.strerror})."
+            ) from None
+        except ValueError as exc:  # bad JSON, not UTF-8, nested too deep, not an object
+            raise RunError(f"{self.config_path} is damaged: {exc}.") from None
         if not isinstance(record.get("config"), dict):
             raise RunError(f"{self.config_path} holds no training settings ('config').")
         return record
 
     @property
     def config(self) -> TrainConfig:
+        values = self.record["config"]
+        problems = config_type_problems(values)
+        if problems:  # "epochs": "ten" would show as "1/ten" and fail deep in the worker
+            more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+            raise RunError(f"{self.config_path} has unusable settings: {problems[0]}{more}.")
         try:
-            return TrainConfig.from_dict(self.record["config"])
-        except TypeError as exc:
-            raise RunError(f"{self.config_path} has unusable settings ({exc}).") from None
+            return TrainConfig.from_dict(values)
+        except (TLCoreError, TypeError, ValueError) as exc:
+            first = (str(exc).splitlines() or [""])[0][:200]
+            raise RunError(f"{self.config_path} has unusable settings ({first}).") from None
 
     @property
     def task(self) -> Task:
@@ -320,7 +335,8 @@ class Run:
 
     def epochs(self) -> list[dict[str, Any]]:
         """One epoch event per epoch, in order (a later line for the same epoch wins)."""
-        by_epoch = {e["epoch"]: e for e in self.metrics() if e.get("type") == "epoch"}
+        by_epoch = {e["epoch"]: e for e in self.metrics()
+                    if e.get("type") == "epoch" and _is_count(e.get("epoch"))}  # fmt: skip
         return [by_epoch[k] for k in sorted(by_epoch)]
 
     def latest_confusion(self) -> dict[str, Any] | None:
@@ -337,6 +353,7 @@ class Run:
                     "owner": "", "message": f"Cannot be read: {exc}"}  # fmt: skip
 
     def _summary(self) -> dict[str, Any]:
+        self.config  # noqa: B018 - a config of the wrong types is a broken row, not "1/ten"
         record, status, epochs = self.record, self.status(), self.epochs()
         config = record.get("config", {})
         val = [e["val_acc"] for e in epochs if e.get("val_acc") is not None]
@@ -392,6 +409,63 @@ class Run:
             time.sleep(poll_s)
 
 
+def refuse_links(path: Path) -> None:
+    """RunError when ``path``, or an entry the worker writes or reads in it, is a symbolic link.
+
+    A run is a real folder inside the runs folder: ``runs/NAME`` linked to a folder
+    elsewhere once had the worker append ``log.txt`` and replace ``status.json`` there.
+    """
+    path = Path(path)
+    if path.is_symlink():
+        raise RunError(
+            f"{path} is a link (to {os.readlink(path)}), not a run folder: tlcore opens only "
+            "real folders inside the runs folder, so it never writes through a link."
+        )
+    for folder in (path, path / "checkpoints", path / "exports"):
+        try:
+            entries = list(folder.iterdir()) if folder.is_dir() else []
+        except OSError:
+            continue  # an unreadable folder says so where it is read
+        linked = next((p for p in entries if p.is_symlink()), None)
+        if linked is not None:
+            raise RunError(
+                f"{linked} is a link, not a file of the run: tlcore opens only run folders "
+                "whose files are real, so it never reads or writes through a link."
+            )
+
+
+def config_type_problems(values: dict[str, Any]) -> list[str]:
+    """Settings in a run's config.json whose JSON type is not the setting's (``"epochs":
+    "ten"``, a list for a name), one phrase each; unknown keys are a newer version's."""
+    import dataclasses
+
+    kinds = {"int": (int,), "float": (int, float), "str": (str,), "bool": (bool,),
+             "dict": (dict,), "list": (list,), "None": (type(None),)}  # fmt: skip
+    problems = []
+    for f in dataclasses.fields(TrainConfig):
+        if f.name not in values or not isinstance(f.type, str):
+            continue
+        names = [part.strip().split("[")[0] for part in f.type.split("|")]
+        if any(n not in kinds for n in names):
+            continue  # a type this check does not know: TrainConfig.validate judges it
+        value = values[f.name]
+        if f.name == "freeze" and isinstance(value, str):
+            continue  # a preset's name ("last-3") is a plan too (TrainConfig.__post_init__)
+        allowed = tuple(t for n in names for t in kinds[n])
+        is_bool = isinstance(value, bool)
+        if not isinstance(value, allowed) or (is_bool and "bool" not in names):
+            shown = repr(value) if len(repr(value)) <= 40 else f"a {type(value).__name__}"
+            problems.append(f"{f.name} is {shown}, not {' or '.join(names)}")
+    freeze = values.get("freeze")
+    if isinstance(freeze, dict) and not isinstance(freeze.get("preset"), str):
+        problems.append("freeze has no preset name")
+    return problems
+
+
+def _is_count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
 def pid_is_worker(pid: int, run_dir: Path, worker_cmd: str | None = None) -> bool:
     """Alive, not a zombie, and (where /proc tells) still our worker, not a reused pid."""
     child = _CHILDREN.get(pid)
@@ -434,11 +508,13 @@ def freeze_label(plan: dict[str, Any]) -> str:
 
 
 def list_runs(owner: str | None = None) -> list[Run]:
-    """Every run under runs_dir(), newest first (run ids sort by start time); ``owner``'s only."""
+    """Every run under runs_dir(), newest first (run ids sort by start time); ``owner``'s only.
+    A link is not a run (``refuse_links``): it is never listed, counted or pruned."""
     root = settings.runs_dir()
     if not root.is_dir():
         return []
-    runs = [Run(p) for p in root.iterdir() if (p / "config.json").is_file()]
+    runs = [Run(p) for p in root.iterdir()
+            if not p.is_symlink() and (p / "config.json").is_file()]  # fmt: skip
     if owner is not None:
         runs = [r for r in runs if (read_json(r.config_path) or {}).get("owner", "") == owner]
     return sorted(runs, key=lambda r: r.id, reverse=True)
