@@ -18,9 +18,10 @@ from appkit import state
 from tlcore.data.manifest import Manifest
 from tlcore.errors import TLCoreError
 from tlcore.results.evaluation import EvaluationReport
-from tlcore.results.explain import CamResult, embedding_map, gradcam
+from tlcore.results.explain import CamResult, embedding_map, gradcam, map_rows
 from tlcore.results.predict import Predictor, read_upload
 from tlcore.runs.checkpoint_model import checkpoint_stamp as runs_checkpoint_stamp
+from tlcore.runs.outputs import validation_outputs
 from tlcore.runs.run import Run, list_runs
 from tlcore.runs.scoring import evaluate_run, load_predictor, store_evaluation, stored_evaluation
 from tlcore.training.checkpoints import checkpoint_paths
@@ -105,6 +106,8 @@ def _embedding(run_dir: str, checkpoint: str, stamp: tuple[int, int], pretrained
     items = manifest.items_for("val") or manifest.items_for("train")
     paths = [it.path for it in items]
     labels = [manifest.classes[it.label] for it in items]
+    if not pretrained and manifest.items_for("val"):  # the features kept when it was scored
+        return map_rows(validation_outputs(run, checkpoint).features, labels, paths)
     model = _predictor(run_dir, checkpoint, stamp)
     return embedding_map(model, paths, labels, pretrained=pretrained)
 

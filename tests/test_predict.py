@@ -120,6 +120,6 @@ def test_a_bundle_folder_predicts_like_its_run(run, last, tmp_path):
 def test_a_run_without_a_checkpoint_says_so(sample_dir):
     untrained = Run.create(TrainConfig(data=str(sample_dir), img_size=64, epochs=1))
     with pytest.raises(RunError, match="no 'best' checkpoint yet"):
-        load_predictor(untrained.id)
+        load_predictor(untrained)
     with pytest.raises(RunError, match="'best' or 'last'"):
         load_predictor(untrained, "middle")

@@ -6,10 +6,10 @@ import argparse
 import sys
 from pathlib import Path
 
-from tlcore.cli import EXIT_USER_ERROR, print_json
+from tlcore.cli import EXIT_USER_ERROR, flags, print_json
 from tlcore.data.prepare import prepare_data
 from tlcore.data.report import SEVERITIES, ValidationReport
-from tlcore.data.scan import printable
+from tlcore.data.scan import printable, short_name
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -29,7 +29,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=0.2,
         help="share of each class held out for validation (default 0.2)",
     )
-    parser.add_argument("--seed", type=int, default=0, help="seed of the random split")
+    parser.add_argument("--seed", default="0", metavar="N",
+                        help="seed of the random split (default 0)")  # fmt: skip
     parser.add_argument(
         "--manifest",
         type=Path,
@@ -46,7 +47,7 @@ def run_inspect(args: argparse.Namespace) -> int:
     prepared = prepare_data(
         args.data,
         val_fraction=args.val_fraction,
-        seed=args.seed,
+        seed=flags.seed(args),  # bounded like every count flag (tlcore.training.config.BOUNDS)
         manifest_path=args.manifest,
         progress=terminal_bar(),  # stderr: the report (or --json) stays alone on stdout
     )
@@ -75,11 +76,13 @@ def format_report(report: ValidationReport, max_files: int = 5) -> str:
     table = report.split_counts or report.counts
     if report.classes:
         splits = list(table)
-        width = max(len(c) for c in report.classes) + 2
+        shown = {c: short_name(printable(c)) for c in report.classes}  # a long label is cut
+        width = max(len(name) for name in shown.values()) + 2
         lines.append("")
         lines.append("class".ljust(width) + "".join(s.rjust(8) for s in splits))
         for c in report.classes:
-            lines.append(c.ljust(width) + "".join(str(table[s].get(c, 0)).rjust(8) for s in splits))
+            counts = "".join(str(table[s].get(c, 0)).rjust(8) for s in splits)
+            lines.append(shown[c].ljust(width) + counts)
     for severity in SEVERITIES:
         problems = [p for p in report.problems if p.severity == severity]
         if problems:

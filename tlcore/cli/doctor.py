@@ -179,9 +179,11 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         parent = version.number if version else 0
         note = ("accepted every suggestion of `tlcore doctor`" if accept_min <= 0 else
                 f"accepted the suggestions of `tlcore doctor` at {accept_min:.0%} or more")  # fmt: skip
-        saved = store.create(decisions, note=note, parent=parent)
+        same = store.holding(decisions)  # accepted before: a second version would be identical
+        saved = same or store.create(decisions, note=note, parent=parent)
         result["accepted"] = {"version": saved.name, "number": saved.number,
-                              "manifest_path": saved.manifest_path, "relabelled": len(decisions),
+                              "manifest_path": saved.manifest_path,
+                              "relabelled": 0 if same else len(decisions), "new": same is None,
                               "not_accepted": len(report.label_issues) - len(decisions)}  # fmt: skip
     if args.json:
         print_json(result)
@@ -193,21 +195,29 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         accepted = result["accepted"]
         left = (f" ({accepted['not_accepted']} less sure suggestions left for you to look at)"
                 if accepted["not_accepted"] else "")  # fmt: skip
-        print(f"\nSaved {accepted['version']}: {accepted['relabelled']} photos relabelled{left}. "
-              f"Train on it with `tlcore train --data DATA --data-version {accepted['number']}`.")  # fmt: skip
+        train = f"`tlcore train --data DATA --data-version {accepted['number']}`"
+        if not accepted["new"]:
+            print(f"\nNothing new to accept: {accepted['version']} already relabels these "
+                  f"{len(decisions)} photos{left}; train on it with {train}.")  # fmt: skip
+        else:
+            print(f"\nSaved {accepted['version']}: {accepted['relabelled']} photos relabelled"
+                  f"{left}. Train on it with {train}.")  # fmt: skip
     return 0
 
 
 def cmd_versions(args: argparse.Namespace) -> int:
     found = resolve_source(args)
-    versions = found["store"].versions()
+    versions, refused = found["store"].versions(), found["store"].refused()
     if args.json:
-        print_json({"versions": [v.to_dict() for v in versions]})
+        print_json({"versions": [v.to_dict() for v in versions],
+                    "refused": {f"v{n}": why for n, why in refused.items()}})  # fmt: skip
         return 0
     for version in versions:
         print(printable(version.summary()))
         for override in version.overrides:
             print("   " + printable(override.text()))
+    for number, why in sorted(refused.items()):  # edited by hand or damaged: never trained on
+        print(printable(f"v{number}: refused: {why}"))
     if len(versions) == 1:
         print(
             "No fixes saved yet: `tlcore doctor DATA` finds suspects, the Doctor page fixes them."

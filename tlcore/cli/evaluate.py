@@ -12,11 +12,14 @@ import argparse
 import contextlib
 import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 from tlcore.cli import print_json
 from tlcore.data.scan import printable
 from tlcore.errors import ConfigError, DataError, TLCoreError
+
+MAX_TOP_K = 1000
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -49,7 +52,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--top-k", default="3", metavar="K", help="classes to list per image (default 3)"
     )
-    p.add_argument("--csv", metavar="OUT", help="also write one row per image to this CSV file")
+    p.add_argument("--csv", metavar="OUT",
+                   help="also write one row per image to this CSV file (a new file, or a CSV "
+                   "of predictions tlcore wrote; never one of the inputs)")  # fmt: skip
+    p.add_argument("--text", action="store_true",
+                   help="text models: every PATH is a sentence, even one that looks like a "
+                   "file name (e.g. 'see notes.csv')")  # fmt: skip
     p.add_argument("--json", action="store_true", help="print one JSON object per image")
     p.add_argument(
         "--unknown-threshold",
@@ -77,16 +85,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
+    from tlcore.cli import flags
     from tlcore.data.images import images_in
 
-    try:
-        k = int(args.top_k)
-    except ValueError:
-        raise ConfigError(
-            f"--top-k {args.top_k!r} is not valid: give a whole number >= 1."
-        ) from None
-    if k < 1:
-        raise ConfigError(f"--top-k {k} is not valid: give a whole number >= 1.")
+    k = flags.whole(args, "top_k", 1, MAX_TOP_K)  # more than the classes lists them all
     from tlcore.cli.text_predict import cmd_predict_text, is_text_model_source
 
     if is_text_model_source(args.model):  # sentences, not photos: tlcore.cli.text_predict
@@ -95,7 +97,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if not files:
         raise DataError(f"no images found in {', '.join(args.paths)}.")
     if args.csv:
-        check_csv_target(Path(args.csv))  # before the work, not after it
+        check_csv_target(Path(args.csv), files)  # before the work, not after it
     threshold = unknown_threshold(args.unknown_threshold)
     predictor = load_trusted_model(args.model, args.checkpoint)
     if threshold is not None and predictor.unknown is None:
@@ -150,8 +152,9 @@ def load_trusted_model(source: str, checkpoint: str):
     if is_bundle(source):
         return load_model(source, checkpoint=checkpoint)
     run = Run.open(source)  # the edge: a run id or folder becomes a Run here
+    trust = None
     try:
-        ensure_trust(
+        trust = ensure_trust(
             run,
             checkpoint,
             on_fit=lambda: print("Calibrating the model once (first use)…", file=sys.stderr),
@@ -164,7 +167,10 @@ def load_trusted_model(source: str, checkpoint: str):
             "are uncalibrated and photos of none of its classes are not flagged.",
             file=sys.stderr,
         )
-    return load_model(run, checkpoint=checkpoint)
+    predictor = load_model(run, checkpoint=checkpoint)
+    if predictor.trust is None and trust is not None:  # fitted now but not kept: read-only run
+        predictor.set_trust(trust)
+    return predictor
 
 
 def write_csv(results: list, out: Path) -> None:
@@ -182,8 +188,9 @@ def write_csv(results: list, out: Path) -> None:
         raise ConfigError(f"cannot write --csv {out}: {exc.strerror or exc}.") from None
 
 
-def check_csv_target(out: Path) -> None:
-    """--csv must name a file in a folder that exists (or can be made) and can be written."""
+def check_csv_target(out: Path, inputs: Sequence[str | Path] = ()) -> None:
+    """--csv must name a file in a folder that exists (or can be made) and can be written,
+    never one of ``inputs``, and replaces only a CSV of predictions tlcore wrote."""
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -194,3 +201,40 @@ def check_csv_target(out: Path) -> None:
         raise ConfigError(f"cannot write --csv {out}: it is a folder; give a file name.")
     if not os.access(out.parent, os.W_OK):
         raise ConfigError(f"cannot write --csv {out}: the folder {out.parent} is not writable.")
+    if not (out.exists() or out.is_symlink()):
+        return
+    if is_one_of(out, inputs):  # `predict RUN victim.png --csv victim.png` replaced the photo
+        raise ConfigError(
+            f"cannot write --csv {out}: it is one of the files to predict, and tlcore never "
+            "writes over an input: choose another file name."
+        )
+    if not written_by_tlcore(out):
+        raise ConfigError(
+            f"cannot write --csv {out}: the file exists and is not a CSV of predictions "
+            "tlcore wrote, so it is not replaced: choose another file name."
+        )
+
+
+def is_one_of(out: Path, inputs: Sequence[str | Path]) -> bool:
+    """Whether ``out`` is (through any link) the same file as one of ``inputs``."""
+    try:
+        target = out.stat()
+    except OSError:
+        return False
+    for path in inputs:
+        try:
+            found = os.stat(path)
+        except OSError:
+            continue
+        if (found.st_dev, found.st_ino) == (target.st_dev, target.st_ino):
+            return True
+    return False
+
+
+def written_by_tlcore(path: Path) -> bool:
+    """A predictions CSV of ``tlcore predict`` (photos or texts), told by its header row."""
+    from tlcore.data.csv_safe import has_header
+    from tlcore.results.predict import CSV_COLUMNS
+    from tlcore.results.text_predict import TEXT_CSV_COLUMNS
+
+    return not path.is_symlink() and has_header(path, (CSV_COLUMNS, TEXT_CSV_COLUMNS))

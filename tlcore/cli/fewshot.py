@@ -28,7 +28,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--shots", default="1,2,5,10", metavar="LIST",
                    help="photos per class to try, comma-separated (default 1,2,5,10)")  # fmt: skip
     p.add_argument("--repeats", default="20", metavar="N",
-                   help="random draws averaged per point (default 20)")  # fmt: skip
+                   help="random draws averaged per point, 1 to 1000 (default 20)")  # fmt: skip
     flags.add_seed(p, "seed of the draws and split")
     flags.add_model(p)
     flags.add_img_size(p)
@@ -46,11 +46,11 @@ def cmd_fewshot(args: argparse.Namespace) -> int:
     from tlcore.cli.embedding import load_embedder, read_photos
     from tlcore.data.images import images_in
     from tlcore.data.progress import terminal_bar
-    from tlcore.lab.fewshot import classify_images, parse_shots, shots_curve
+    from tlcore.lab.fewshot import MAX_REPEATS, classify_images, parse_shots, shots_curve
     from tlcore.results.predict import read_for_prediction
 
     shots = parse_shots(args.shots)
-    repeats = flags.whole(args, "repeats", 1)
+    repeats = flags.whole(args, "repeats", 1, MAX_REPEATS)  # a count flag has a bound
     seed = flags.seed(args)
     from tlcore.data.text_source import is_text_source
 

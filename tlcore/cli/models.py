@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-from tlcore.cli import print_json
+from tlcore.cli import flags, print_json
+
+MAX_HEAD_CLASSES = 100_000  # a head this wide already takes hundreds of MB
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -22,7 +24,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default="features",
         help="features | full | last-K | progressive | progressive-E (default: features)",
     )
-    p.add_argument("--epoch", type=int, default=0, help="epoch to show for progressive plans")
+    p.add_argument("--epoch", default="0", metavar="N",
+                   help="epoch to show for progressive plans, 0 to 1000")  # fmt: skip
     p.add_argument("--lr-decay", type=float, default=1.0, help="per-group LR decay from the top")
     p.add_argument(
         "--weights",
@@ -30,7 +33,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="bundled | hub | scratch | path to .safetensors/.pth (default scratch: the "
         "groups do not depend on the weights)",
     )
-    p.add_argument("--num-classes", type=int, default=None, help="new head size (default: keep)")
+    p.add_argument("--num-classes", default=None, metavar="N",
+                   help=f"new head size, 1 to {MAX_HEAD_CLASSES:,} (default: keep)")  # fmt: skip
     p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
     p.set_defaults(func=run_layers)
 
@@ -67,6 +71,9 @@ def run_layers(args: argparse.Namespace) -> int:
     from tlcore.models.factory import create_model
     from tlcore.models.freezing import FreezePlan, apply_freeze, layer_groups, summary_rows
 
+    args.epoch = flags.whole(args, "epoch", 0, 1000)  # count flags have a bound (issue 28)
+    if args.num_classes is not None:
+        args.num_classes = flags.whole(args, "num_classes", 1, MAX_HEAD_CLASSES)
     plan = FreezePlan.parse(args.freeze)
     plan.lr_decay = args.lr_decay
     plan.validate()

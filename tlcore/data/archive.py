@@ -6,23 +6,38 @@ checked before a single byte is written; sizes are checked from the central
 directory and again while streaming (headers can lie); extraction goes into a
 temporary sibling folder that is moved into place only when complete, so a
 failed upload never leaves a half-extracted dataset behind.
+
+A process killed halfway (SIGKILL, a server stopped) cannot clean up after itself:
+its temporary folder is named ``.<dest>.partial-<pid>-<random>``, and the next
+extraction beside it removes it once that process is gone (or a day later, for
+names without a pid). Several processes may unpack one upload at once: each into
+its own temporary folder, the first to finish moves it into place and the others
+use that one (``reuse_finished``).
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import logging
 import os
 import re
 import shutil
 import stat
+import time
 import uuid
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from tlcore.errors import ArchiveError
 
 _CHUNK = 1 << 20
 _DRIVE = re.compile(r"^[A-Za-z]:")
+# ".<dest>.partial-<pid>-<8 hex>" (older tlcore: without the pid): only these are leftovers
+_PARTIAL = re.compile(r"\..+\.partial-(?:(?P<pid>[1-9][0-9]{0,9})-)?[0-9a-f]{8}")
+LEFTOVER_AGE_S = 24 * 3600  # no unpack takes a day: older temporary folders are leftovers
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -180,21 +195,148 @@ def read_member_safely(
     return b"".join(parts)
 
 
-def _prepare_destination(dest: Path) -> None:
+@dataclass
+class LeftoverCleanup:
+    """The temporary folders of unpacks that were killed halfway, removed, and their size."""
+
+    paths: list[Path] = field(default_factory=list)
+    bytes_freed: int = 0
+
+
+@dataclass
+class UnpackDiskUse:
+    """What a folder of unpacked uploads holds: finished unpacks and leftovers of killed ones
+    (and of unpacks still running), counted apart so neither hides in the other."""
+
+    finished: int = 0
+    finished_bytes: int = 0
+    leftovers: int = 0
+    leftover_bytes: int = 0
+
+    @property
+    def total_bytes(self) -> int:
+        return self.finished_bytes + self.leftover_bytes
+
+
+def folder_bytes(folder: str | Path) -> int:
+    """Bytes of the files under ``folder`` (links not followed; unreadable entries skipped)."""
+    total = 0
+    for current, _, files in os.walk(folder):
+        for name in files:
+            with contextlib.suppress(OSError):
+                total += os.lstat(os.path.join(current, name)).st_size
+    return total
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True  # another user's process: alive
+    return True
+
+
+def _is_leftover(entry: os.DirEntry, now: float) -> bool:
+    """A temporary unpack folder whose process is gone, or that is older than a day."""
+    match = _PARTIAL.fullmatch(entry.name)
+    if not match or not entry.is_dir(follow_symlinks=False):
+        return False
+    try:
+        age = now - entry.stat(follow_symlinks=False).st_mtime
+    except OSError:
+        return False
+    pid = match.group("pid")
+    return age > LEFTOVER_AGE_S or (pid is not None and not _process_alive(int(pid)))
+
+
+def clean_unpack_leftovers(folder: str | Path) -> LeftoverCleanup:
+    """Remove from ``folder`` the temporary folders of unpacks killed halfway.
+
+    Only names tlcore gives its temporary folders are touched, and only when the
+    process that made one is gone (or, without a pid in the name, after a day): an
+    unpack running now in another process keeps its folder.
+    """
+    cleanup = LeftoverCleanup()
+    now = time.time()
+    try:
+        entries = [e for e in os.scandir(folder) if _is_leftover(e, now)]
+    except OSError:  # no folder yet, or not readable: nothing to clean
+        return cleanup
+    for entry in entries:
+        size = folder_bytes(entry.path)
+        shutil.rmtree(entry.path, ignore_errors=True)
+        if not os.path.lexists(entry.path):
+            cleanup.paths.append(Path(entry.path))
+            cleanup.bytes_freed += size
+    if cleanup.paths:
+        log.info("removed %d unfinished unpacks (%.1f MB) in %s", len(cleanup.paths),
+                 cleanup.bytes_freed / 1e6, folder)  # fmt: skip
+    return cleanup
+
+
+def unpack_disk_use(folder: str | Path) -> UnpackDiskUse:
+    """Disk used under ``folder`` by finished unpacks and by temporary ones (leftovers)."""
+    use = UnpackDiskUse()
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return use
+    for entry in entries:
+        if not entry.is_dir(follow_symlinks=False):
+            continue
+        size = folder_bytes(entry.path)
+        if _PARTIAL.fullmatch(entry.name):
+            use.leftovers, use.leftover_bytes = use.leftovers + 1, use.leftover_bytes + size
+        elif not entry.name.startswith("."):
+            use.finished, use.finished_bytes = use.finished + 1, use.finished_bytes + size
+    return use
+
+
+def _finished(dest: Path) -> bool:
+    return dest.is_dir() and any(dest.iterdir())
+
+
+def _prepare_destination(dest: Path, reuse_finished: bool) -> bool:
+    """Make way for ``dest``; True when it already holds a finished unpack to reuse."""
     if dest.exists():
+        if reuse_finished and _finished(dest):
+            return True
         if not dest.is_dir() or any(dest.iterdir()):
             raise ArchiveError(f"Cannot extract into {dest}: it already exists and is not empty.")
-        dest.rmdir()
+        with contextlib.suppress(FileNotFoundError):  # another unpack of it removed it first
+            dest.rmdir()
     dest.parent.mkdir(parents=True, exist_ok=True)
+    return False
+
+
+def _move_into_place(tmp: Path, dest: Path, reuse_finished: bool) -> None:
+    """Rename the finished temporary folder to ``dest`` (atomic). When another unpack of
+    the same upload got there first, its folder is used and this copy removed."""
+    try:
+        os.replace(tmp, dest)
+    except OSError as exc:
+        if not (reuse_finished and exc.errno in (errno.ENOTEMPTY, errno.EEXIST)
+                and _finished(dest)):  # fmt: skip
+            raise
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def extract_zip_safely(
-    zip_path: str | Path, dest_dir: str | Path, limits: ZipLimits = ZipLimits()
+    zip_path: str | Path,
+    dest_dir: str | Path,
+    limits: ZipLimits = ZipLimits(),
+    *,
+    reuse_finished: bool = False,
 ) -> Path:
     """Unpack ``zip_path`` into the fresh folder ``dest_dir`` and return it, or raise ArchiveError.
 
     Nothing is written outside ``dest_dir``; on any failure nothing is left at
-    ``dest_dir`` either.
+    ``dest_dir`` either. Leftovers of unpacks killed halfway beside ``dest_dir`` are
+    removed first. ``reuse_finished``: ``dest_dir`` is named after the zip's content, so
+    a finished folder found there (another process unpacked the same upload meanwhile)
+    is returned instead of an error.
     """
     zip_path, dest = Path(zip_path), Path(dest_dir).absolute()
     zip_name = zip_path.name
@@ -205,13 +347,15 @@ def extract_zip_safely(
     try:
         with zipfile.ZipFile(zip_path) as zf:
             plan = _check_members(zf, zip_name, limits, zip_path.stat().st_size)
-            _prepare_destination(dest)
+            if _prepare_destination(dest, reuse_finished):
+                return dest
+            clean_unpack_leftovers(dest.parent)
             _check_free_space(dest.parent, sum(i.file_size for i, _ in plan), zip_name)
-            tmp = dest.parent / f".{dest.name}.partial-{uuid.uuid4().hex[:8]}"
+            tmp = dest.parent / f".{dest.name}.partial-{os.getpid()}-{uuid.uuid4().hex[:8]}"
             tmp.mkdir()
             try:
                 _extract_all(zf, plan, tmp, limits)
-                os.replace(tmp, dest)
+                _move_into_place(tmp, dest, reuse_finished)
             except BaseException:
                 shutil.rmtree(tmp, ignore_errors=True)
                 raise

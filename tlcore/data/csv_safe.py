@@ -14,8 +14,11 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 import re
+import stat
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 from typing import Any
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -44,3 +47,16 @@ def csv_text(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
     buffer = io.StringIO()
     write_rows(buffer, header, rows)
     return buffer.getvalue()
+
+
+def has_header(path: str | Path, headers: Iterable[Sequence[str]]) -> bool:
+    """Whether the regular file ``path`` starts with one of ``headers`` as its first row: how
+    a CSV tlcore wrote is told from a user's file before ``--csv`` replaces it."""
+    try:
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            return False
+        with open(Path(path), "rb") as fh:
+            first = fh.read(4096).split(b"\n", 1)[0].rstrip(b"\r").decode("utf-8")
+    except (OSError, UnicodeDecodeError):
+        return False
+    return any(first == ",".join(h) for h in headers)

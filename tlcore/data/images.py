@@ -39,6 +39,8 @@ def _quiet_bomb_warning() -> None:
 FORMAT_OF_EXTENSION: dict[str, str] = {
     ".jpg": "JPEG",
     ".jpeg": "JPEG",
+    ".jpe": "JPEG",
+    ".jfif": "JPEG",
     ".png": "PNG",
     ".bmp": "BMP",
     ".gif": "GIF",
@@ -55,7 +57,13 @@ IGNORED_NAMES: frozenset[str] = frozenset({"__macosx", ".ds_store", "thumbs.db",
 # size, small enough that a 50-megapixel photo costs ~12 MB instead of ~150 MB.
 DEFAULT_MAX_SIDE = 2048
 
+# A photo file larger than this is refused before it is read: far above any photo (a 50 MP
+# JPEG is ~25 MB), and reading a mislabelled video or disk image whole would exhaust memory.
+# The same limit as a photo given to predict (tlcore.results.predict.read_for_prediction).
+MAX_IMAGE_BYTES = 50_000_000
+
 _ROTATING_ORIENTATIONS = {5, 6, 7, 8}  # EXIF values that swap width and height
+_EXIF_ORIENTATIONS = range(1, 9)  # what the EXIF standard defines; others are ignored
 _EXIF_ORIENTATION_TAG = 0x0112
 
 
@@ -90,6 +98,7 @@ class ImageInfo:
     sha256: str
     converted_from: str | None = None  # e.g. "CMYK", "grayscale", "16-bit", "RGBA"
     exif_rotated: bool = False
+    exif_invalid: int | None = None  # an EXIF orientation outside 1-8, ignored
     n_frames: int = 1
     extension_mismatch: str | None = None  # the real format when the extension lies
 
@@ -187,7 +196,12 @@ def _decode(im: Image.Image, name: str) -> None:
         if "truncated" in str(exc):
             raise DataError(f"{name}: truncated image file (part of it is missing).") from None
         raise DataError(f"{name}: corrupt image data ({exc}).") from None
-    except (ValueError, SyntaxError, EOFError, MemoryError) as exc:
+    except MemoryError:  # its reason is empty: say what it means
+        width, height = im.size
+        raise DataError(
+            f"{name}: too large to decode in memory ({width}x{height} pixels)."
+        ) from None
+    except (ValueError, SyntaxError, EOFError) as exc:
         raise DataError(f"{name}: corrupt image data ({exc}).") from None
 
 
@@ -200,8 +214,14 @@ def _orientation(im: Image.Image) -> int:
 
 def _read_bytes(path: Path) -> bytes:
     try:
-        if not stat.S_ISREG(os.stat(path).st_mode):  # a FIFO would block the read forever
+        info = os.stat(path)
+        if not stat.S_ISREG(info.st_mode):  # a FIFO would block the read forever
             raise DataError(f"{path.name}: not a regular file (a pipe, socket or device).")
+        if info.st_size > MAX_IMAGE_BYTES:  # checked before one byte is read
+            raise DataError(
+                f"{path.name}: {info.st_size / 1e6:,.0f} MB is too large for one image "
+                f"(limit {MAX_IMAGE_BYTES // 1_000_000} MB); resize it first."
+            )
         data = path.read_bytes()
     except FileNotFoundError:
         raise DataError(f"{path.name}: file not found ({path}).") from None
@@ -234,6 +254,7 @@ def inspect_image(path: str | Path) -> ImageInfo:
         _decode(im, name)
     if orientation in _ROTATING_ORIENTATIONS:
         width, height = height, width
+    valid = orientation in _EXIF_ORIENTATIONS
     expected = FORMAT_OF_EXTENSION.get(path.suffix.lower())
     same_family = fmt == expected or (expected == "JPEG" and fmt == "MPO")
     mismatch = fmt if expected and not same_family else None
@@ -245,7 +266,8 @@ def inspect_image(path: str | Path) -> ImageInfo:
         mode=mode,
         sha256=digest,
         converted_from=conversion,
-        exif_rotated=orientation not in (0, 1),
+        exif_rotated=valid and orientation != 1,
+        exif_invalid=None if valid or orientation == 0 else orientation,
         n_frames=n_frames,
         extension_mismatch=mismatch,
     )

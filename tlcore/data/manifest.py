@@ -124,16 +124,27 @@ class Manifest:
 
     @classmethod
     def load(cls, path: str | Path) -> Manifest:
-        """Read a saved manifest; DataError (naming the file) when missing or not a manifest."""
+        """Read a saved manifest; DataError (naming the file) when missing or not a manifest.
+
+        A dataset version's file is checked against its original first (by its size, before
+        it is read, then by its content): ``tlcore.data.version_checks``."""
+        from tlcore.data import version_checks  # it builds on this module
+
         path = Path(path)
+        version_checks.check_version_size(path)
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
             raise DataError(f"The manifest {path} does not exist.") from None
+        except RecursionError:
+            raise DataError(f"The manifest {path} cannot be read (its JSON is nested too "
+                            "deeply to be a file tlcore wrote).") from None  # fmt: skip
         except (OSError, ValueError) as exc:
             raise DataError(f"The manifest {path} cannot be read ({exc}).") from None
         if not isinstance(data, dict):
             raise DataError(f"The manifest {path} is not a JSON object.")
+        if "dataset_version" in data:
+            version_checks.check_version_data(path, data)
         return cls.from_dict(data)
 
     def files_stamp(self) -> str:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tlcore import settings
-from tlcore.data.archive import ZipLimits, extract_zip_safely
+from tlcore.data.archive import ZipLimits, clean_unpack_leftovers, extract_zip_safely
 from tlcore.data.images import ImageInfo, inspect_image
 from tlcore.data.manifest import Manifest, collector_paused, folder_manifest, make_split
 from tlcore.data.progress import ProgressCallback, Tracker
@@ -82,15 +82,17 @@ def _file_digest(path: Path) -> str:
 def unpack_upload(zip_path: str | Path, limits: ZipLimits | None = None) -> Path:
     """Extract a zip under uploads_dir()/extracted/<content hash>; reuses an earlier extraction.
 
-    Keyed by content so re-uploading (or re-running a page) the same zip costs nothing.
+    Keyed by content so re-uploading (or re-running a page) the same zip costs nothing,
+    and several processes unpacking it at once all end with the one finished folder.
     """
     zip_path = Path(zip_path)
     if not zip_path.is_file():
         raise DataError(f"The file {zip_path} does not exist.")
     dest = settings.uploads_dir() / "extracted" / _file_digest(zip_path)[:16]
+    clean_unpack_leftovers(dest.parent)  # of unpacks killed halfway, even when none is needed
     if dest.is_dir() and any(dest.iterdir()):
         return dest
-    return extract_zip_safely(zip_path, dest, limits or ZipLimits())
+    return extract_zip_safely(zip_path, dest, limits or ZipLimits(), reuse_finished=True)
 
 
 def build_manifest(

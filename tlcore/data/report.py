@@ -9,17 +9,19 @@ them (conversions, EXIF rotation, unwrapped folders).
 
 from __future__ import annotations
 
+import unicodedata
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from tlcore.data.images import ImageInfo
-from tlcore.data.scan import CLASS_FOLDERS, DatasetScan
+from tlcore.data.scan import CLASS_FOLDERS, DatasetScan, display_name, quoted
 
 SEVERITIES = ("error", "warning", "info")
 TINY_SIDE = 32  # px: smaller images carry little for a 224-px model
 IMBALANCE_RATIO = 3.0  # largest / smallest class
 FEW_IMAGES = 10  # per class: below this results are noise
+MAX_NAMED = 5  # names listed in one sentence before "and N more", as files are listed
 
 
 @dataclass
@@ -115,6 +117,37 @@ def _plural(n: int, word: str) -> str:
     return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
+def _names(names: list[str]) -> str:
+    """'a', 'b' and 'c'; past ``MAX_NAMED`` names: the first five and "and N more"."""
+    shown = [quoted(n) for n in names[:MAX_NAMED]]
+    if len(names) > MAX_NAMED:
+        return f"{', '.join(shown)} and {len(names) - MAX_NAMED:,} more"
+    return shown[0] if len(shown) == 1 else f"{', '.join(shown[:-1])} and {shown[-1]}"
+
+
+def look_alike_names(names: list[str]) -> list[list[str]]:
+    """Groups of names that differ only by Unicode normalisation ('café' written with a
+    precomposed é, or with e + a combining accent): printed alike, they are two classes."""
+    groups: dict[str, list[str]] = defaultdict(list)
+    for name in names:
+        groups[unicodedata.normalize("NFC", name)].append(name)
+    return [group for group in groups.values() if len(group) > 1]
+
+
+def look_alike_problems(names: list[str], what: str) -> list[Problem]:
+    """A warning per group of ``look_alike_names`` (``what``: "Class folders", "Labels")."""
+    return [
+        Problem(
+            "warning",
+            "look_alike_classes",
+            f"{what} {_names(group)} look the same but are written with different Unicode "
+            "(one with precomposed accents, one with combining accents), so they are "
+            f"{len(group)} different classes; rename them to one spelling to merge them.",
+        )
+        for group in look_alike_names(names)
+    ]
+
+
 class _Builder:
     """Collects problems while walking a scan and its inspection results."""
 
@@ -122,6 +155,7 @@ class _Builder:
         self.scan, self.results = scan, results
         self.problems: list[Problem] = []
         self.rel = scan.relative
+        self.conflicted: list[tuple] = []  # readable, but left out: one photo in two classes
 
     def add(self, severity: str, code: str, message: str, files=()) -> None:
         self.problems.append(Problem(severity, code, message, [self.rel(Path(f)) for f in files]))
@@ -157,7 +191,7 @@ class _Builder:
                 self.add(
                     "warning",
                     "label_conflict",
-                    f"The same image is labelled {' and '.join(repr(c) for c in classes)} "
+                    f"The same image is labelled {' and '.join(quoted(c) for c in classes)} "
                     f"({names}); all copies are left out of training.",
                     paths,
                 )
@@ -170,9 +204,10 @@ class _Builder:
                 self.add(
                     "warning",
                     "duplicate",
-                    f"Identical images in class {classes[0]!r} ({names}); {outcome}",
+                    f"Identical images in class {quoted(classes[0])} ({names}); {outcome}",
                     paths,
                 )
+        self.conflicted = [pair for pair in good if pair[1].sha256 in conflicted]
         return [pair for pair in good if pair[1].sha256 not in conflicted]
 
     def notes(self, good: list[tuple]) -> None:
@@ -195,6 +230,13 @@ class _Builder:
                 "rotated upright per the EXIF orientation tag",
             ),
             ("animated", lambda i: i.n_frames > 1, "animated; only the first frame is used"),
+            (
+                "exif_invalid",
+                lambda i: i.exif_invalid,
+                "with an invalid EXIF orientation "
+                f"({', '.join(sorted({str(i.exif_invalid) for _, i in good if i.exif_invalid}))}),"
+                " which was ignored: used as stored",
+            ),
             (
                 "extension_mismatch",
                 lambda i: i.extension_mismatch,
@@ -219,8 +261,8 @@ class _Builder:
             self.add(
                 "info",
                 "nested",
-                f"{_plural(n, 'image')} in sub-folders of {class_name!r} counted as "
-                f"{class_name!r}.",
+                f"{_plural(n, 'image')} in sub-folders of {quoted(class_name)} counted as "
+                f"{quoted(class_name)}.",
             )
         self.layout_notes()
 
@@ -230,7 +272,7 @@ class _Builder:
             self.add(
                 "info",
                 "unwrapped",
-                f"Used the folder {'/'.join(scan.unwrapped)!r} inside the upload as the "
+                f"Used the folder {quoted('/'.join(scan.unwrapped))} inside the upload as the "
                 "dataset root.",
             )
         if scan.loose_images:
@@ -242,7 +284,7 @@ class _Builder:
                 scan.loose_images,
             )
         if scan.extra_folders:
-            names = ", ".join(repr(d.name) for d in scan.extra_folders)
+            names = _names([display_name(d.name) for d in scan.extra_folders])
             self.add(
                 "warning",
                 "extra_folder",
@@ -306,27 +348,22 @@ def _class_checks(
     for per_class in counts.values():
         totals.update(per_class)
     classes = [c for c in scan.classes if totals[c] > 0]
-    for c in scan.classes:
-        if totals[c] == 0:
-            b.add(
-                "warning",
-                "empty_class",
-                f"Class folder {c!r} has no usable images, so it is left out.",
-            )
+    empty = [c for c in scan.classes if totals[c] == 0]
+    if len(empty) == 1:
+        b.add("warning", "empty_class", f"Class folder {quoted(empty[0])} has no usable "
+              "images, so it is left out.")  # fmt: skip
+    elif empty:  # 5,000 empty folders are one warning, not 5,000 lines
+        b.add("warning", "empty_class", f"Class folders {_names(empty)} have no usable "
+              "images, so they are left out.")  # fmt: skip
+    b.problems.extend(look_alike_problems(scan.classes, "Class folders"))
     if not classes:
-        found = sum(1 for _ in scan.images)
-        b.add(
-            "error",
-            "no_images",
-            f"No usable images were found ({found} image files, none readable and inside a "
-            "class folder); put images into one sub-folder per class.",
-        )
+        b.add("error", "no_images", _no_images_reason(b))
         return classes
     if len(classes) == 1:
         b.add(
             "error",
             "one_class",
-            f"Only one class ({classes[0]!r}) has images; a classifier needs at least two "
+            f"Only one class ({quoted(classes[0])}) has images; a classifier needs at least two "
             "class folders.",
         )
     train = counts["all"] if "all" in counts else counts.get("train", {})
@@ -335,14 +372,14 @@ def _class_checks(
             b.add(
                 "error",
                 "class_too_small",
-                f"Class {c!r} has only 1 usable image; it needs at least 2 to be split into "
+                f"Class {quoted(c)} has only 1 usable image; it needs at least 2 to be split into "
                 "training and validation.",
             )
         elif split_source == "random" and train.get(c, 0) > 1 and distinct[c] == 1:
             b.add(  # identical copies stay together in one split, so none could validate
                 "error",
                 "class_too_small",
-                f"Class {c!r} has {train[c]} usable images but they are all copies of one "
+                f"Class {quoted(c)} has {train[c]} usable images but they are all copies of one "
                 "photo; it needs at least 2 different photos to be split into training and "
                 "validation.",
             )
@@ -350,19 +387,19 @@ def _class_checks(
             b.add(
                 "error",
                 "no_train_images",
-                f"Class {c!r} has no usable images in train/; add some or remove the class.",
+                f"Class {quoted(c)} has no usable images in train/; add some or remove the class.",
             )
         elif split_source == "folders" and counts.get("val", {}).get(c, 0) == 0:
             b.add(
                 "warning",
                 "no_val_images",
-                f"Class {c!r} has no images in val/, so its accuracy cannot be measured.",
+                f"Class {quoted(c)} has no images in val/, so its accuracy cannot be measured.",
             )
         if 0 < totals[c] < FEW_IMAGES:
             b.add(
                 "warning",
                 "few_images",
-                f"Class {c!r} has only {totals[c]} usable images; results will be unreliable "
+                f"Class {quoted(c)} has only {totals[c]} usable images; results will be unreliable "
                 f"below about {FEW_IMAGES} per class.",
             )
     sizes = {c: totals[c] for c in classes}
@@ -371,10 +408,33 @@ def _class_checks(
         b.add(
             "warning",
             "imbalance",
-            f"Classes are imbalanced: {big!r} has {sizes[big]} images and {small!r} only "
-            f"{sizes[small]}; consider class-balanced training.",
+            f"Classes are imbalanced: {quoted(big)} has {sizes[big]} images and "
+            f"{quoted(small)} only {sizes[small]}; consider class-balanced training.",
         )
     return classes
+
+
+def _no_images_reason(b: _Builder) -> str:
+    """Why nothing is usable, in one sentence: no image files, none readable, or (the
+    surprise) every readable photo a copy of one photo filed under several classes."""
+    found = len(b.scan.images)
+    conflicted = b.conflicted
+    unreadable = sum(1 for i in b.scan.images if not isinstance(b.results.get(i.path), ImageInfo))
+    where = "put images into one sub-folder per class"
+    if not found:
+        loose = len(b.scan.loose_images)
+        outside = f" ({_plural(loose, 'image')} lie outside any class folder)" if loose else ""
+        return f"No image files were found inside class folders{outside}; {where}."
+    if not conflicted:
+        return (f"No usable images were found: none of the {_plural(found, 'image file')} "
+                f"could be read (each is named under warnings); {where}.")  # fmt: skip
+    photos = len({info.sha256 for _, info in conflicted})
+    classes = sorted({img.class_name for img, _ in conflicted})
+    copies = "copies of one photo" if photos == 1 else f"copies of {photos} photos"
+    unread = f" ({unreadable} more could not be read)" if unreadable else ""
+    return (f"No usable images are left: all {len(conflicted)} readable images are {copies} "
+            f"filed under several classes ({_names(classes)}), so every copy was left "
+            f"out{unread}; a classifier needs different photos in each class folder.")  # fmt: skip
 
 
 def build_report(scan: DatasetScan, results: dict[Path, ImageInfo | str]) -> ValidationReport:

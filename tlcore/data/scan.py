@@ -101,6 +101,22 @@ def printable(text: str) -> str:
     return "".join(out)
 
 
+def short_name(name: str, limit: int = 40) -> str:
+    """``name`` cut to ``limit`` characters with an ellipsis: one 10,000-character label
+    must not widen every row of a table or fill a message."""
+    return name if len(name) <= limit else name[: limit - 1] + "…"
+
+
+def quoted(name: str, limit: int = 80) -> str:
+    """A class or folder name inside a sentence: quoted, escaped once as in tables
+    (``printable``, which leaves an already escaped name as it is), cut when long.
+
+    Not ``repr``: a name holding ``\\u202e`` (as ``display_name`` writes a bidi control)
+    would be escaped a second time, and show differently in a message than in a table.
+    """
+    return f"'{short_name(printable(name), limit)}'"
+
+
 def _leaves_data_root(path: Path) -> bool:
     """True for a link inside ``TLCORE_DATA_ROOT`` that points outside it (never followed).
 

@@ -12,13 +12,22 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
 import re
+import unicodedata
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from tlcore.data.manifest import Manifest, folder_manifest, make_split
-from tlcore.data.report import FEW_IMAGES, IMBALANCE_RATIO, Problem, ValidationReport
+from tlcore.data.report import (
+    FEW_IMAGES,
+    IMBALANCE_RATIO,
+    Problem,
+    ValidationReport,
+    look_alike_problems,
+)
+from tlcore.data.scan import quoted
 from tlcore.errors import DataError
 
 TEXT_COLUMNS = ("text", "sentence", "review", "content", "message", "document")
@@ -33,7 +42,10 @@ SPLIT_FOLDERS = {
 LONG_WORDS = 100  # about 128 word pieces: longer texts are cut (see text_models.DEFAULT_MAX_TOKENS)
 MAX_CSV_BYTES = 200_000_000
 MAX_LISTED = 5
-csv.field_size_limit(10_000_000)
+MAX_FIELD_CHARS = 10_000_000
+csv.field_size_limit(MAX_FIELD_CHARS)
+# Characters that show nothing: a text made only of these (and spaces) is empty
+_BLANK_LETTERS = frozenset("\u115f\u1160\u3164\uffa0\u2800")  # Hangul fillers, braille blank
 
 
 @dataclass
@@ -88,6 +100,15 @@ def _lines(numbers: list[int]) -> str:
     return shown + (f" and {len(numbers) - MAX_LISTED} more" if len(numbers) > MAX_LISTED else "")
 
 
+def visible(text: str) -> bool:
+    """True when ``text`` shows something: not only spaces and invisible characters (a
+    zero-width space, a byte-order mark, a soft hyphen, controls), which are no example."""
+    return any(
+        not (ch.isspace() or ch in _BLANK_LETTERS or unicodedata.category(ch) in ("Cf", "Cc"))
+        for ch in text
+    )
+
+
 def _pick(header: list[str], wanted: tuple[str, ...]) -> int | None:
     names = [h.strip().lstrip("\ufeff").casefold() for h in header]
     return next((names.index(w) for w in wanted if w in names), None)
@@ -108,7 +129,11 @@ def read_csv(path: Path, problems: list[Problem]) -> list[TextExample]:
     else:  # surrogateescape keeps bytes that are not UTF-8 visible as lone surrogates, row by row
         content = raw.decode("utf-8", errors="surrogateescape")
     content = content.removeprefix("\ufeff")
-    reader = csv.reader(content.splitlines(keepends=True), delimiter=_delimiter(path, content))
+    # Lines end only at \n, \r or \r\n, as the csv module reads a file opened with newline="":
+    # str.splitlines would also end one at U+2028, U+0085 or a form feed inside a text.
+    lines = io.StringIO(content, newline="").readlines()
+    delimiter = _delimiter(path, content)
+    reader = csv.reader(lines, delimiter=delimiter)
     try:
         header = next(reader, None)
     except csv.Error as exc:
@@ -123,10 +148,13 @@ def read_csv(path: Path, problems: list[Problem]) -> list[TextExample]:
         )
     bad_bytes, empty, no_label, short_rows = [], [], [], []
     examples: list[TextExample] = []
-    start = reader.line_num + 1
+    spans: list[tuple[int, int]] = []  # rows written over several lines: first and last line
+    start = line = reader.line_num + 1
     try:
         for row in reader:
             line, start = start, reader.line_num + 1
+            if reader.line_num > line:
+                spans.append((line, reader.line_num))
             if not any(cell.strip() for cell in row):
                 continue
             if len(row) <= max(text_col, label_col):
@@ -135,14 +163,19 @@ def read_csv(path: Path, problems: list[Problem]) -> list[TextExample]:
             text, label = row[text_col].strip(), row[label_col].strip()
             if _has_bad_bytes(text) or _has_bad_bytes(label):
                 bad_bytes.append(line)
-            elif not text:
+            elif not visible(text):
                 empty.append(line)
-            elif not label:
+            elif not visible(label):
                 no_label.append(line)
             else:
                 examples.append(TextExample(f"{path}:{line}", label, text, text_key(text)))
     except csv.Error as exc:
+        if "field larger than field limit" in str(exc):  # a quote that never closes, in a big file
+            raise DataError(f"{path.name} line {start}: a quote (\") opens a text that runs on "
+                            f"for more than {MAX_FIELD_CHARS:,} characters; close the quote or "
+                            "remove it.") from None  # fmt: skip
         raise DataError(f"{path.name} line {reader.line_num}: not valid CSV ({exc}).") from None
+    _check_quotes(path.name, lines, spans, delimiter, {e.class_name for e in examples})
     name = path.name
     for lines, code, what in (
         (bad_bytes, "not_utf8", "are not UTF-8 text (save the file as UTF-8)"),
@@ -154,6 +187,36 @@ def read_csv(path: Path, problems: list[Problem]) -> list[TextExample]:
             problems.append(Problem("warning", code, f"{len(lines)} rows of {name} {what}, so "
                                     f"they are left out (lines {_lines(lines)}).", [f"{path}:{n}" for n in lines]))  # fmt: skip
     return examples
+
+
+def _check_quotes(
+    name: str, lines: list[str], spans: list[tuple[int, int]], delimiter: str, labels: set[str]
+) -> None:
+    """DataError naming the line of a stray quote: one that never closes (the csv module
+    then reads the rest of the file as one text), or one that a later stray quote closes,
+    so that rows in between became one text (its lines end with a label of their own).
+
+    A text written over several lines inside quotes, as spreadsheets save one, passes.
+    """
+    for first, last in spans:
+        record = lines[first - 1 : last]
+        try:
+            list(csv.reader(record, delimiter=delimiter, strict=True))
+        except csv.Error as exc:
+            if "unexpected end of data" in str(exc):
+                raise DataError(
+                    f'{name} line {first}: a quote (") opens a text that is never closed, so '
+                    f"lines {first}-{last} (the rest of the file) would be one text; close the "
+                    "quote or remove it."
+                ) from None
+        ends = tuple(f"{delimiter}{label}" for label in labels)
+        rows = [ln for ln in record[:-1] if ln.rstrip("\r\n").rstrip().endswith(ends)]
+        if rows:
+            raise DataError(
+                f'{name} line {first}: a quote (") opens a text that runs to line {last}, '
+                f"taking in {len(rows)} lines that look like rows of their own; close the quote "
+                f"on line {first} or remove it."
+            )
 
 
 def _delimiter(path: Path, content: str) -> str:
@@ -186,7 +249,7 @@ def read_text_folder(root: Path, problems: list[Problem]) -> list[TextExample]:
         except OSError:
             bad.append(rel.as_posix())
             continue
-        if not text:
+        if not visible(text):
             empty.append(rel.as_posix())
             continue
         split = SPLIT_FOLDERS.get(rel.parts[0].lower()) if len(rel.parts) >= 3 else None
@@ -217,6 +280,7 @@ def build_text_report(source: str | Path) -> TextReport:
     totals = Counter(e.class_name for e in examples)
     classes = sorted(totals)
     _class_checks(classes, totals, problems, n_rows=len(examples))
+    problems.extend(look_alike_problems(classes, "Labels"))
     words = sorted(len(e.text.split()) for e in examples)
     long = [e.path for e in examples if len(e.text.split()) > LONG_WORDS]
     if long:
@@ -250,7 +314,7 @@ def _drop_conflicts(examples: list[TextExample], problems: list[Problem]) -> lis
     sample = next(e for e in dropped)
     problems.append(Problem("warning", "conflicting_labels", f"{len(clash)} texts appear under "
                             f"two or more labels (e.g. {_quote(sample.text)} as "
-                            f"{', '.join(repr(x) for x in sorted(labels[sample.key]))}), so all "
+                            f"{', '.join(quoted(x) for x in sorted(labels[sample.key]))}), so all "
                             f"{len(dropped)} copies are left out.", [e.path for e in dropped]))  # fmt: skip
     return [e for e in examples if e.key not in clash]
 
@@ -283,7 +347,7 @@ def _class_checks(
             "header 'text,label' and one example a row, or one folder of .txt files per label.")  # fmt: skip
         return
     if len(classes) == 1:
-        add("error", "one_class", f"Only one label ({classes[0]!r}) has texts; a classifier "
+        add("error", "one_class", f"Only one label ({quoted(classes[0])}) has texts; a classifier "
             "needs at least two labels.")  # fmt: skip
         return
     if n_rows >= 20 and len(classes) > n_rows / 2:
@@ -292,15 +356,16 @@ def _class_checks(
         return
     for c in classes:
         if totals[c] == 1:
-            add("error", "class_too_small", f"Label {c!r} has only 1 text; it needs at least 2 "
-                "to be split into training and validation.")  # fmt: skip
+            add("error", "class_too_small", f"Label {quoted(c)} has only 1 text; it needs at "
+                "least 2 to be split into training and validation.")  # fmt: skip
         elif totals[c] < FEW_IMAGES:
-            add("warning", "few_examples", f"Label {c!r} has only {totals[c]} texts; results "
+            add("warning", "few_examples", f"Label {quoted(c)} has only {totals[c]} texts; results "
                 f"will be unreliable below about {FEW_IMAGES} per label.")  # fmt: skip
     big, small = max(classes, key=totals.get), min(classes, key=totals.get)
     if totals[big] > IMBALANCE_RATIO * totals[small]:
-        add("warning", "imbalance", f"Labels are imbalanced: {big!r} has {totals[big]} texts and "
-            f"{small!r} only {totals[small]}; consider class-balanced training.")  # fmt: skip
+        add("warning", "imbalance", f"Labels are imbalanced: {quoted(big)} has {totals[big]} "
+            f"texts and {quoted(small)} only {totals[small]}; consider class-balanced "
+            "training.")  # fmt: skip
 
 
 def text_manifest(report: TextReport, *, val_fraction: float = 0.2, seed: int = 0) -> Manifest:

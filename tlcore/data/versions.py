@@ -12,6 +12,9 @@ holds ``v1.json``, ``v2.json``, ...: each a manifest with an extra
 ``dataset_version`` object (number, parent, author, created, note, overrides).
 A version file is written once and never changed: a new decision makes a new
 version, which keeps every earlier one trainable and comparable.
+
+A version file is checked against its original every time it is read
+(``tlcore.data.version_checks``, from ``Manifest.load`` and ``read_version``).
 """
 
 from __future__ import annotations
@@ -33,7 +36,9 @@ from tlcore.data.manifest import Manifest
 from tlcore.errors import DataError
 
 ACTIONS = ("relabel", "exclude", "keep")  # keep: looked at, the label stays (not asked again)
-_VERSION_FILE = re.compile(r"v([1-9][0-9]{0,5})\.json")
+VERSION_FILE = re.compile(r"v([1-9][0-9]{0,5})\.json")
+ORIGINAL_FILE = "original.json"
+MAX_NOTE_CHARS = 10_000  # tlcore writes one sentence; the app and the CLI take no longer note
 
 
 @dataclass
@@ -107,8 +112,20 @@ class DatasetVersion:
     @classmethod
     def from_dict(cls, data: dict[str, Any], manifest_path: str = "") -> DatasetVersion:
         try:
+            raw = data.get("overrides", [])
+            if not isinstance(raw, list) or not all(isinstance(o, dict) for o in raw):
+                raise DataError("A dataset version record is malformed (its overrides are not "
+                                "a list of fixes).")  # fmt: skip
             overrides = [Override(**{k: str(v) for k, v in o.items() if k in _OVERRIDE_KEYS})
-                         for o in data.get("overrides", [])]  # fmt: skip
+                         for o in raw]  # fmt: skip
+            for override in overrides:
+                if override.action not in ACTIONS:
+                    raise DataError(f"A dataset version record has an unknown fix "
+                                    f"{override.action[:40]!r} (the fixes are "
+                                    f"{', '.join(ACTIONS)}).")  # fmt: skip
+            if len(str(data.get("note", ""))) > MAX_NOTE_CHARS:
+                raise DataError(f"A dataset version record has a note longer than "
+                                f"{MAX_NOTE_CHARS:,} characters.")  # fmt: skip
             parent = data.get("parent")
             return cls(
                 number=int(data["number"]),
@@ -121,7 +138,7 @@ class DatasetVersion:
                 fingerprint=str(data.get("fingerprint", "")),
                 base_fingerprint=str(data.get("base_fingerprint", "")),
             )
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise DataError(f"A dataset version record is malformed ({exc!r}).") from None
 
 
@@ -197,34 +214,57 @@ class VersionStore:
         """The store a manifest belongs to: its own, or its original's when it is a version."""
         found = read_version(manifest_path) if manifest_path else None
         if found is not None:
-            base_path = Path(manifest_path).parent / "original.json"
+            base_path = Path(manifest_path).parent / ORIGINAL_FILE
             if base_path.is_file():
                 return cls(Manifest.load(base_path), base_path)
         return cls(manifest, manifest_path)
 
     def versions(self) -> list[DatasetVersion]:
-        """v0 (the original) then every saved version, oldest first."""
+        """v0 (the original) then every saved version, oldest first (refused ones left out)."""
+        return self._scan()[0]
+
+    def refused(self) -> dict[int, str]:
+        """Version files that fail their checks (edited by hand, damaged): number -> why."""
+        return self._scan()[1]
+
+    def _scan(self) -> tuple[list[DatasetVersion], dict[int, str]]:
         original = DatasetVersion(0, None, "", "", overrides=[], manifest_path=self.base_path,
                                   fingerprint=self.base_fingerprint,
                                   base_fingerprint=self.base_fingerprint)  # fmt: skip
-        found = [original]
+        found, refused = [original], {}
         if self.dir.is_dir():
             numbered = []
             for path in self.dir.iterdir():
-                match = _VERSION_FILE.fullmatch(path.name)
+                match = VERSION_FILE.fullmatch(path.name)
                 if match:
                     numbered.append((int(match.group(1)), path))
-            for _, path in sorted(numbered):
-                version = read_version(path)
+            for number, path in sorted(numbered):
+                try:
+                    version = read_version(path)
+                except DataError as exc:
+                    refused[number] = str(exc)
+                    continue
                 if version is not None and version.base_fingerprint == self.base_fingerprint:
                     found.append(version)
-        return found
+        return found, refused
 
     def get(self, number: int) -> DatasetVersion:
-        for version in self.versions():
+        found, refused = self._scan()
+        for version in found:
             if version.number == int(number):
                 return version
+        if int(number) in refused:
+            raise DataError(refused[int(number)])
         raise DataError(f"There is no version v{number} of this dataset (see its versions list).")
+
+    def holding(self, decisions: Sequence[Override]) -> DatasetVersion | None:
+        """The newest version that already makes every one of ``decisions`` (same photo, same
+        fix): saving them again would only stack an identical version."""
+        wanted = {(d.path, d.action, d.label) for d in decisions}
+        for version in reversed(self.versions()[1:]):
+            if wanted <= {(o.path, o.action, o.label) for o in version.overrides}:
+                return version
+        return None
 
     def latest(self) -> DatasetVersion:
         return self.versions()[-1]
@@ -276,7 +316,7 @@ class VersionStore:
 
     def _save_original(self) -> None:
         """Keep the original next to its versions, so a version file alone leads back to it."""
-        path = self.dir / "original.json"
+        path = self.dir / ORIGINAL_FILE
         if not path.is_file():
             self.base.save(path)
 
@@ -300,20 +340,14 @@ def _write_new(path: Path, payload: dict[str, Any]) -> bool:
 
 
 def read_version(path: str | Path | None) -> DatasetVersion | None:
-    """The version record inside a manifest file, or None for a plain manifest."""
-    if not path:
-        return None
-    try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    record = data.get("dataset_version") if isinstance(data, dict) else None
-    if not isinstance(record, dict):
-        return None
-    try:
-        return DatasetVersion.from_dict(record, manifest_path=str(path))
-    except DataError:
-        return None
+    """The version record inside a manifest file, or None for a plain manifest (or none).
+
+    Raises DataError in one line for a version file that fails its checks
+    (``tlcore.data.version_checks``): too large, nested too deeply, malformed or tampered.
+    """
+    from tlcore.data.version_checks import read_version_file
+
+    return read_version_file(path)
 
 
 def version_record(manifest_path: str | Path | None) -> dict[str, Any]:

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tlcore.data.progress import ProgressCallback, Steps
-from tlcore.errors import ConfigError, TLCoreError
+from tlcore.errors import ConfigError, ModelError, TLCoreError
 from tlcore.export.ownership import check_replaceable, mark_export
 from tlcore.export.tasks import export_task, model_task
 from tlcore.runs.scoring import load_predictor
@@ -211,7 +211,8 @@ def export_run(
     """Export ``run`` as ``fmt`` to ``out``.
 
     bundle and script: a folder, or a .zip when ``out`` ends in .zip. onnx and
-    torchscript: one file, checked against PyTorch before it is moved into place.
+    torchscript: one file, checked against PyTorch before it is moved into place (a
+    failed check is a ModelError, and the file is removed, never left at ``out``).
     ``progress`` hears its steps, and the count of photos where it scores them.
     """
     if fmt not in FORMATS:
@@ -222,6 +223,7 @@ def export_run(
             f"{out} already exists: choose another --out, or use --force to replace it."
         )
     check_replaceable(out)  # --force replaces only an export tlcore wrote, never other files
+    stage = _stage_beside(out)  # an --out that cannot be written fails before the work
     steps = Steps(f"Exporting {FORMAT_NAMES[fmt]}", STEPS[fmt], progress)
     steps.start("loading the model")
 
@@ -229,16 +231,22 @@ def export_run(
         steps.total += 1
         steps.start("fitting the calibration on the run's photos (once)")
 
-    ensure_trust(run, checkpoint, on_fit=fitting)  # calibration and "none of these" travel along
-    predictor = load_predictor(run, checkpoint=checkpoint)
-    task = model_task(predictor)  # what the export carries: its entry in tlcore.export.tasks
-    if fmt not in export_task(task).formats:  # e.g. train.py is written for photo runs
-        raise ConfigError(export_task(task).refused)
-    stage = _stage_beside(out)
     try:
+        trust = ensure_trust(run, checkpoint, on_fit=fitting)  # calibration, "none of these"
+        predictor = load_predictor(run, checkpoint=checkpoint)
+        if predictor.trust is None and trust is not None:  # fitted, not kept: a read-only run
+            predictor.set_trust(trust)
+        task = model_task(predictor)  # what the export carries: its entry in export.tasks
+        if fmt not in export_task(task).formats:  # e.g. train.py is written for photo runs
+            raise ConfigError(export_task(task).refused)
         artifact, check, details = _build(
             fmt, run, task, checkpoint, predictor, stage, out.suffix.lower() == ".zip", steps
         )
+        if check is not None and not check.passed:  # never hand over a graph that differs
+            raise ModelError(
+                f"the {FORMAT_NAMES[fmt]} export does not match the PyTorch model, so nothing "
+                f"was written to {out}: {check.text()}"
+            )
         _publish(artifact, out, stage)
     finally:
         shutil.rmtree(stage, ignore_errors=True)

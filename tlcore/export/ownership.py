@@ -139,7 +139,7 @@ def export_kind(path: Path) -> str | None:
             return _zip_kind(path)
         if path.suffix.lower() == ".onnx" and _file_holds_marker(path):
             return "onnx"
-    except (OSError, zipfile.BadZipFile, ValueError):
+    except (OSError, zipfile.BadZipFile, ValueError, RecursionError):  # a JSON 100,000 deep
         return None
     return None
 

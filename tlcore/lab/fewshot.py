@@ -35,6 +35,7 @@ from tlcore.training.embedder import Embedder
 
 DEFAULT_SHOTS = (1, 2, 5, 10)
 DEFAULT_REPEATS = 20
+MAX_REPEATS = 1000  # draws per point: 1e9 never ended (issue 28)
 # Softmax sharpness over cosine similarities: scores, not calibrated probabilities.
 TEMPERATURE = 10.0
 
@@ -173,8 +174,9 @@ def curve_from_embeddings(
 ) -> ShotsCurve:
     """The shots curve from embeddings already computed (pure: no model, no files)."""
     classes = list(classes)
-    if not isinstance(repeats, int) or repeats < 1:
-        raise ConfigError(f"repeats = {repeats!r} is not valid: it must be a whole number >= 1.")
+    if not isinstance(repeats, int) or not 1 <= repeats <= MAX_REPEATS:
+        raise ConfigError(f"repeats = {repeats!r} is not valid: it must be a whole number "
+                          f"from 1 to {MAX_REPEATS}.")  # fmt: skip
     (x_train, y_train), (x_val, y_val) = train, val
     if len(y_val) == 0:
         raise DataError(

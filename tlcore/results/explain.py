@@ -269,7 +269,14 @@ def embedding_map(
         predictor = Predictor(
             base, predictor.classes, predictor.img_size, model_name=predictor.model_name
         )
-    features = predictor.embed(list(paths))
+    return map_rows(predictor.embed(list(paths)), labels, paths)
+
+
+def map_rows(
+    features: torch.Tensor, labels: Sequence[str], paths: Sequence[str]
+) -> list[dict[str, Any]]:
+    """Rows (x, y, label, path) of features already computed (a run keeps its validation
+    photos' features: ``tlcore.runs.outputs``), projected with PCA."""
     coords = pca_2d(features)
     return [
         {"x": float(x), "y": float(y), "label": label, "path": str(path)}

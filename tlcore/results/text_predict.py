@@ -62,7 +62,14 @@ class TextPredictor(Predictor):
         if not (folder / "config.json").is_file():
             raise ModelError(f"{bundle} is a text bundle without its {ENCODER_DIR}/ folder.")
         classes = list(meta["classes"])
-        model = create_text_model(meta["architecture"], len(classes), "scratch", folder=folder)
+        try:
+            model = create_text_model(meta["architecture"], len(classes), "scratch", folder=folder)
+        except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
+            first = (str(exc).strip().splitlines() or [""])[0][:200]  # e.g. no "model_type"
+            raise ModelError(
+                f"{bundle} is not a usable text bundle: its {ENCODER_DIR}/config.json does not "
+                f"describe an encoder transformers can build ({type(exc).__name__}: {first})."
+            ) from None
         model.pad_id = int(meta["text"]["pad_id"])
         _load_state(model, state, str(bundle))
         predictor = cls(model, classes, meta["text"]["max_tokens"], model_name=meta["architecture"],

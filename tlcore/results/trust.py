@@ -154,9 +154,10 @@ def trust_problems(block: Any) -> list[str]:
     if unknown is not None:
         if not isinstance(unknown, dict):
             return [*problems, "trust.unknown must be an object or null"]
-        thr = unknown.get("threshold")
-        if not (isinstance(thr, int | float) and not isinstance(thr, bool) and math.isfinite(thr)):
-            problems.append(f"trust.unknown.threshold must be a number, got {thr!r}")
+        thr = unknown.get("threshold")  # a distance: below 0 every photo is "none of these"
+        if not (isinstance(thr, int | float) and not isinstance(thr, bool) and math.isfinite(thr)
+                and thr >= 0):  # fmt: skip
+            problems.append(f"trust.unknown.threshold must be a number >= 0, got {thr!r}")
         if unknown.get("method", "knn") != "knn":
             problems.append(f"trust.unknown.method {unknown.get('method')!r} is not known")
         k = unknown.get("k", 1)

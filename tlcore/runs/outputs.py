@@ -133,8 +133,10 @@ def validation_outputs(
         return kept
     outputs = score_validation(run, checkpoint, progress=progress)
     if run.status().get("state") not in ("queued", "running"):
+        from safetensors import SafetensorError
+
         try:
             store_outputs(run, checkpoint, outputs)
-        except OSError as exc:  # a read-only run folder: the numbers are right, just not kept
+        except (OSError, SafetensorError) as exc:  # a read-only run folder: right, not kept
             log.warning("could not keep the validation outputs of run %s: %s", run.id, exc)
     return outputs

@@ -246,6 +246,12 @@ class Run:
             raise RunError(f"{self.config_path} is damaged: {exc}.") from None
         if not isinstance(record.get("config"), dict):
             raise RunError(f"{self.config_path} holds no training settings ('config').")
+        data = record.get("data")
+        classes = data.get("classes") if isinstance(data, dict) else None
+        if classes is not None and not (
+            isinstance(classes, list) and all(isinstance(c, str) and c.strip() for c in classes)
+        ):  # a blank name would print as a blank label
+            raise RunError(f"{self.config_path} lists a class name that is empty or not text.")
         return record
 
     @property

@@ -12,6 +12,7 @@ Files: ``trust-<checkpoint>.json`` (the JSON block of ``tlcore.results.trust``) 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -137,8 +138,6 @@ def fit_run_trust(
     """Fit and keep the trust of ``run``'s checkpoint: the temperature from its validation
     outputs (read once, ``tlcore.runs.outputs``), and for photos "none of these" from the
     training and outside photos' features (``features``, else read now)."""
-    from tlcore.runs.files import write_json_atomic
-
     stamp = checkpoint_stamp(run, checkpoint)
     outputs = outputs if outputs is not None else validation_outputs(run, checkpoint, progress)
     if features is None and measures_unknown(run):
@@ -149,9 +148,29 @@ def fit_run_trust(
         features.reference if features is not None else None,
         features.reference_source if features is not None else "",
     )  # fmt: skip
-    write_unknown_file(trust, bank_path(run, checkpoint))
-    write_json_atomic(trust_path(run, checkpoint), {"checkpoint": stamp, "trust": trust.meta()})
+    keep_trust(run, checkpoint, trust, stamp)
     return trust
+
+
+def keep_trust(run: Run, checkpoint: str, trust: Trust, stamp: object) -> bool:
+    """Write the trust files into the run; False (and nothing half-written) when the run
+    folder cannot be written: a read-only run still predicts, with the trust in memory."""
+    from safetensors import SafetensorError
+
+    from tlcore.runs.files import write_json_atomic
+
+    try:
+        write_unknown_file(trust, bank_path(run, checkpoint))
+        write_json_atomic(trust_path(run, checkpoint), {"checkpoint": stamp, "trust": trust.meta()})
+    except (OSError, SafetensorError) as exc:  # read-only folder, full disk
+        log.warning("could not keep the calibration of run %s (%s): it is used, not kept", run.id,
+                    str(exc).splitlines()[0] if str(exc) else type(exc).__name__)  # fmt: skip
+        for path in (bank_path(run, checkpoint), trust_path(run, checkpoint)):
+            for tmp in path.parent.glob(f".{path.name}.*.tmp"):
+                with contextlib.suppress(OSError):
+                    tmp.unlink()
+        return False
+    return True
 
 
 def stored_trust(run: Run, checkpoint: str = "best") -> Trust | None:
@@ -187,5 +206,6 @@ def ensure_trust(
     if on_fit is not None:  # say why this call takes a while
         on_fit()
     trust = fit_run_trust(run, checkpoint)
-    evaluation_path(run, checkpoint).unlink(missing_ok=True)
+    with contextlib.suppress(OSError):  # a read-only run: its kept score stays
+        evaluation_path(run, checkpoint).unlink(missing_ok=True)
     return trust

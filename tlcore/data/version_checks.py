@@ -1,0 +1,158 @@
+"""A dataset version file checked against its original, every time it is read.
+
+A version file is a complete manifest (``tlcore.data.versions``), so whoever can edit
+it could make a run train on ``/etc/hostname``, relabel to a class that does not exist,
+or record "11 relabelled" for fixes that are not in its items. ``Manifest.load`` and
+``read_version`` therefore check each one against the original beside it before
+anything uses it, and refuse it in one line: a run, the app and the worker never open
+what a tampered version names. A file far larger than its original could make is
+refused by its size before it is read, and JSON nested too deeply is a sentence, not
+a RecursionError.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from tlcore.data.manifest import Manifest
+from tlcore.data.versions import ORIGINAL_FILE, VERSION_FILE, DatasetVersion, apply_overrides
+from tlcore.errors import DataError
+
+# A version holds its original's items (fewer when some are left out) plus one override per
+# changed photo (~3x an item's bytes): four times the original, plus room for notes, is a bound
+# no version tlcore writes can pass.
+_SIZE_FACTOR, _SIZE_SLACK = 4, 1024**2
+
+
+def read_version_file(path: str | Path | None) -> DatasetVersion | None:
+    """The version record inside a manifest file, or None for a plain manifest (or none).
+
+    Raises DataError in one line for a version file that fails its checks
+    (``check_version_data``): too large, nested too deeply, malformed or tampered with.
+    """
+    if not path:
+        return None
+    path = Path(path)
+    check_version_size(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except RecursionError:
+        raise _refused(path, "its JSON is nested too deeply to be a file tlcore wrote") from None
+    except (OSError, ValueError):
+        return None
+    if not isinstance(data, dict) or "dataset_version" not in data:
+        return None
+    return check_version_data(path, data)
+
+
+def _refused(path: Path, why: str) -> DataError:
+    match = VERSION_FILE.fullmatch(path.name)
+    name = f"v{match.group(1)}" if match else path.name
+    return DataError(f"The dataset version {name} ({path}) was refused: {why.rstrip('.')}.")
+
+
+def check_version_size(path: Path) -> None:
+    """DataError when a file beside its original (a version file) is far larger than any
+    version of that original can be: checked from the sizes, before a byte is read."""
+    original = path.parent / ORIGINAL_FILE
+    if path.name == ORIGINAL_FILE:
+        return
+    try:
+        size, base = path.stat().st_size, original.stat().st_size
+    except OSError:
+        return  # no original beside it: its content says whether it is a version
+    bound = _SIZE_FACTOR * base + _SIZE_SLACK
+    if size > bound:
+        raise _refused(path, f"it is too large ({size / 1e6:,.1f} MB) for a version of its "
+                       f"original ({base / 1e6:,.1f} MB; at most {bound / 1e6:,.1f} MB), so it "
+                       "was not read")  # fmt: skip
+
+
+# verdicts by (file, size, mtime) of a version and its original: a page asks for the
+# versions list several times a render, and checking one reads and fingerprints both files
+_verdicts: dict[tuple, DatasetVersion | str] = {}
+
+
+def check_version_data(path: str | Path, data: dict[str, Any]) -> DatasetVersion:
+    """The version record of ``data`` (read from ``path``), checked against its original.
+
+    The original (``original.json`` beside it) must be the one the version was made
+    from; every item must be a photo of that dataset, inside its folder; every fix must
+    name one of its photos, a known action and an existing class; and applying the fixes
+    to the original must give exactly the items and labels the file holds. DataError in
+    one line otherwise: a run, the app and the worker never open what it names.
+    """
+    path = Path(path)
+    original = path.parent / ORIGINAL_FILE
+    try:
+        key = (str(path), *_stamp(path), *_stamp(original))
+    except OSError:
+        key = None
+    verdict = _verdicts.get(key) if key else None
+    if verdict is None:
+        try:
+            verdict = _check(path, data, original)
+        except DataError as exc:
+            verdict = str(exc)
+        if key:
+            if len(_verdicts) > 256:
+                _verdicts.clear()
+            _verdicts[key] = verdict
+    if isinstance(verdict, str):
+        raise DataError(verdict)
+    return replace(verdict, manifest_path=str(path))
+
+
+def _stamp(path: Path) -> tuple[int, int, int]:
+    info = path.stat()
+    return info.st_size, info.st_mtime_ns, info.st_ino
+
+
+def _check(path: Path, data: dict[str, Any], original: Path) -> DatasetVersion:
+    record = data.get("dataset_version")
+    if not isinstance(record, dict):
+        raise _refused(path, "its version record is not an object")
+    try:
+        version = DatasetVersion.from_dict(record, manifest_path=str(path))
+        manifest = Manifest.from_dict(data)
+    except DataError as exc:
+        raise _refused(path, str(exc)) from None
+    if not original.is_file():
+        raise _refused(path, f"its original ({ORIGINAL_FILE} beside it) is missing, so it "
+                       "cannot be checked")  # fmt: skip
+    try:
+        base = Manifest.load(original)
+    except DataError as exc:
+        raise _refused(path, f"its original cannot be read: {exc}") from None
+    if base.fingerprint() != version.base_fingerprint:
+        raise _refused(path, f"it was not made from the original beside it ({ORIGINAL_FILE})")
+    root = os.path.normpath(base.root)
+    known = set()
+    for item in base.items:
+        if not _inside(root, item.path):
+            raise _refused(path, f"its original names {item.path[:200]}, outside its dataset "
+                           f"folder {base.root[:200]}")  # fmt: skip
+        known.add(item.path)
+    for item in manifest.items:
+        if item.path not in known:
+            raise _refused(path, f"it names {item.path[:200]}, which is not a photo of this "
+                           "dataset")  # fmt: skip
+    try:
+        expected = apply_overrides(base, version.overrides)
+    except DataError as exc:
+        raise _refused(path, str(exc)) from None
+    if expected.fingerprint() != manifest.fingerprint():
+        raise _refused(path, "its photos and labels do not match its fixes (the file was "
+                       "changed after tlcore wrote it)")  # fmt: skip
+    return version
+
+
+def _inside(root: str, path: str) -> bool:
+    """``path`` inside the dataset folder ``root``, by its words (no link followed): a photo
+    under it, or for a CSV of texts (the root is the file) one of its lines ``file.csv:12``."""
+    path = os.path.normpath(path)
+    return path.startswith((root.rstrip(os.sep) + os.sep, root + ":")) or path == root
