@@ -226,18 +226,25 @@ def _zip_of_photos(path: Path, n: int = 4, padding_mb: int = 0) -> Path:
     return path
 
 
-_SLOW_UNPACK = """
+_SLOW = """
 import sys, time
+from tlcore.cli import main
 from tlcore.data import archive
-from tlcore.data.prepare import unpack_upload
 stream = archive._stream_member
-def slow(*args, **kwargs):
+def slow(*args, **kwargs):  # each member takes 0.3 s more: an unpack of seconds, as a big zip's
     written = stream(*args, **kwargs)
-    time.sleep(0.2)
+    time.sleep(0.3)
     return written
 archive._stream_member = slow
-unpack_upload(sys.argv[1])
+sys.exit(main(sys.argv[1:]))
 """
+
+
+def _slow_cli(*args: str) -> subprocess.Popen:
+    """``tlcore ARGS`` in its own process, with an unpack slowed to seconds."""
+    env = {**ENV, "TLCORE_UPLOADS_DIR": os.environ["TLCORE_UPLOADS_DIR"]}
+    return subprocess.Popen([sys.executable, "-c", _SLOW, *args], env=env, cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
 
 
 def _partials(uploads: Path) -> list[Path]:
@@ -249,8 +256,7 @@ def _partials(uploads: Path) -> list[Path]:
 def test_an_unpack_killed_halfway_leaves_nothing_after_the_next_inspect(tmp_path, sig):
     big = _zip_of_photos(tmp_path / "big.zip", padding_mb=40)
     uploads = Path(os.environ["TLCORE_UPLOADS_DIR"])
-    env = {**ENV, "TLCORE_UPLOADS_DIR": str(uploads)}
-    proc = subprocess.Popen([sys.executable, "-c", _SLOW_UNPACK, str(big)], env=env, cwd=ROOT)
+    proc = _slow_cli("inspect", str(big))
     try:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -338,11 +344,9 @@ def test_three_unpacks_of_one_zip_at_once_all_succeed(tmp_path, monkeypatch):
 
 
 def test_three_inspects_of_one_zip_at_once_all_succeed(tmp_path):
-    zpath = _zip_of_photos(tmp_path / "same.zip", padding_mb=60)
-    env = {**ENV, "TLCORE_UPLOADS_DIR": os.environ["TLCORE_UPLOADS_DIR"]}
-    procs = [subprocess.Popen([sys.executable, "-m", "tlcore", "inspect", str(zpath)], env=env,
-                              cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for _ in range(3)]  # fmt: skip
+    """Three processes, each unpacking for seconds: all three overlap, as in the report."""
+    zpath = _zip_of_photos(tmp_path / "same.zip", padding_mb=4)
+    procs = [_slow_cli("inspect", str(zpath)) for _ in range(3)]
     outs = [p.communicate(timeout=180) for p in procs]
     for proc, (out, err) in zip(procs, outs, strict=True):
         assert proc.returncode == 0, err

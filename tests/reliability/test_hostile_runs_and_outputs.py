@@ -406,12 +406,12 @@ def _run_read_only(folder: Path, args: list[str]) -> subprocess.CompletedProcess
                 p.chmod(mode)
     if shutil.which("unshare") is None:
         pytest.skip("running as root without unshare: cannot make a folder read-only")
-    mount = 'mount --bind "$0" "$0" && mount -o remount,ro,bind "$0" "$0" && exec "$@"'
-    probe = subprocess.run(["unshare", "-rm", "sh", "-c", mount + ' && touch "$0/x"',
-                            str(folder), "true"], capture_output=True)  # fmt: skip
+    mount = 'mount --bind "$0" "$0" && mount -o remount,ro,bind "$0" "$0"'
+    probe = subprocess.run(["unshare", "-rm", "sh", "-c", mount + ' && touch "$0/probe"',
+                            str(folder)], capture_output=True)  # fmt: skip
     if b"Read-only" not in probe.stderr:
         pytest.skip(f"no read-only bind mount here: {probe.stderr[-200:]!r}")
-    cmd = ["unshare", "-rm", "sh", "-c", mount, str(folder), *cmd]
+    cmd = ["unshare", "-rm", "sh", "-c", mount + ' && exec "$@"', str(folder), *cmd]
     return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
 
 

@@ -21,6 +21,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from tlcore.data import version_checks
 from tlcore.errors import ConfigError, DataError
 
 SPLITS = ("train", "val", "test")
@@ -128,12 +129,11 @@ class Manifest:
 
         A dataset version's file is checked against its original first (by its size, before
         it is read, then by its content): ``tlcore.data.version_checks``."""
-        from tlcore.data import version_checks  # it builds on this module
-
         path = Path(path)
         version_checks.check_version_size(path)
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
+            raw = path.read_bytes()
+            data = json.loads(raw)
         except FileNotFoundError:
             raise DataError(f"The manifest {path} does not exist.") from None
         except RecursionError:
@@ -144,7 +144,7 @@ class Manifest:
         if not isinstance(data, dict):
             raise DataError(f"The manifest {path} is not a JSON object.")
         if "dataset_version" in data:
-            version_checks.check_version_data(path, data)
+            version_checks.check_version_data(path, raw, data, cls)
         return cls.from_dict(data)
 
     def files_stamp(self) -> str:

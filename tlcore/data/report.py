@@ -223,6 +223,7 @@ class _Builder:
                 f"{_plural(len(paths), 'image')} converted to RGB from {kind}.",
                 paths,
             )
+        invalid = ", ".join(sorted({str(i.exif_invalid) for _, i in good if i.exif_invalid}))
         for code, pick, text in (
             (
                 "exif_rotated",
@@ -233,9 +234,7 @@ class _Builder:
             (
                 "exif_invalid",
                 lambda i: i.exif_invalid,
-                "with an invalid EXIF orientation "
-                f"({', '.join(sorted({str(i.exif_invalid) for _, i in good if i.exif_invalid}))}),"
-                " which was ignored: used as stored",
+                f"with an invalid EXIF orientation ({invalid}), which was ignored: used as stored",
             ),
             (
                 "extension_mismatch",
@@ -424,7 +423,8 @@ def _no_images_reason(b: _Builder) -> str:
     if not found:
         loose = len(b.scan.loose_images)
         outside = f" ({_plural(loose, 'image')} lie outside any class folder)" if loose else ""
-        return f"No image files were found inside class folders{outside}; {where}."
+        return (f"No usable images were found: no image file is inside a class "
+                f"folder{outside}; {where}.")  # fmt: skip
     if not conflicted:
         return (f"No usable images were found: none of the {_plural(found, 'image file')} "
                 f"could be read (each is named under warnings); {where}.")  # fmt: skip

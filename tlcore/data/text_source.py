@@ -175,7 +175,8 @@ def read_csv(path: Path, problems: list[Problem]) -> list[TextExample]:
                             f"for more than {MAX_FIELD_CHARS:,} characters; close the quote or "
                             "remove it.") from None  # fmt: skip
         raise DataError(f"{path.name} line {reader.line_num}: not valid CSV ({exc}).") from None
-    _check_quotes(path.name, lines, spans, delimiter, {e.class_name for e in examples})
+    labels = {e.class_name for e in examples}
+    _check_quotes(path.name, lines, spans, delimiter, (len(header), label_col, labels))
     name = path.name
     for lines, code, what in (
         (bad_bytes, "not_utf8", "are not UTF-8 text (save the file as UTF-8)"),
@@ -190,11 +191,16 @@ def read_csv(path: Path, problems: list[Problem]) -> list[TextExample]:
 
 
 def _check_quotes(
-    name: str, lines: list[str], spans: list[tuple[int, int]], delimiter: str, labels: set[str]
+    name: str,
+    lines: list[str],
+    spans: list[tuple[int, int]],
+    delimiter: str,
+    row: tuple[int, int, set[str]],
 ) -> None:
     """DataError naming the line of a stray quote: one that never closes (the csv module
     then reads the rest of the file as one text), or one that a later stray quote closes,
-    so that rows in between became one text (its lines end with a label of their own).
+    so that rows in between became one text (lines that, read alone, are rows of their
+    own: ``row`` is the header's number of columns, the label's column and the labels).
 
     A text written over several lines inside quotes, as spreadsheets save one, passes.
     """
@@ -209,14 +215,24 @@ def _check_quotes(
                     f"lines {first}-{last} (the rest of the file) would be one text; close the "
                     "quote or remove it."
                 ) from None
-        ends = tuple(f"{delimiter}{label}" for label in labels)
-        rows = [ln for ln in record[:-1] if ln.rstrip("\r\n").rstrip().endswith(ends)]
+        rows = [ln for ln in record if _looks_like_row(ln, delimiter, *row)]
         if rows:
             raise DataError(
                 f'{name} line {first}: a quote (") opens a text that runs to line {last}, '
                 f"taking in {len(rows)} lines that look like rows of their own; close the quote "
                 f"on line {first} or remove it."
             )
+
+
+def _looks_like_row(
+    line: str, delimiter: str, columns: int, label_col: int, labels: set[str]
+) -> bool:
+    """A line that, read alone, has the header's columns and a known label in its place."""
+    try:
+        cells = next(csv.reader([line], delimiter=delimiter), [])
+    except csv.Error:
+        return False
+    return len(cells) == columns and cells[label_col].strip() in labels
 
 
 def _delimiter(path: Path, content: str) -> str:
