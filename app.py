@@ -4,9 +4,22 @@ One page per step of the wizard (files in ``pages/``), a sidebar that shows the
 choices so far on every page, and nothing else: the pages call ``tlcore``.
 """
 
+import contextlib
+
 import streamlit as st
 
 from appkit import sidebar
+from tlcore import settings
+from tlcore.data.archive import clean_unpack_leftovers
+
+
+@st.cache_resource(show_spinner=False)
+def clean_leftovers_once() -> None:
+    """Unpacks killed halfway (a stopped server, a closed tab) left temporary folders:
+    removed when the server starts, not only at the next upload."""
+    with contextlib.suppress(OSError):
+        clean_unpack_leftovers(settings.uploads_dir() / "extracted")
+
 
 st.set_page_config(
     page_title="Transfer learning studio", page_icon=":material/psychology:", layout="wide"
@@ -36,6 +49,7 @@ PAGES = {
     ],
 }
 
+clean_leftovers_once()
 page = st.navigation(PAGES, expanded=True)
 sidebar.render()  # pages rerun after changing a choice, so this is never out of date
 page.run()

@@ -6,8 +6,11 @@ on, and a run's config names that version's manifest.
 
 from __future__ import annotations
 
+import streamlit as st
+
 from appkit import state, tasks
 from appkit.data_choice import task_of_prepared
+from appkit.text import md
 from tlcore.data.prepare import PreparedData
 from tlcore.data.versions import DatasetVersion, VersionStore
 from tlcore.errors import TLCoreError
@@ -25,7 +28,10 @@ def chosen_version(result: PreparedData) -> DatasetVersion:
     if choice.get("base") == store.base_fingerprint:
         try:
             return store.get(int(choice.get("number", 0)))
-        except (TLCoreError, TypeError, ValueError):
+        except TLCoreError as exc:  # a version file changed on disk since it was chosen
+            st.warning(f"The chosen dataset version cannot be used: {md(exc)} The original "
+                       "photos and labels are used instead.")  # fmt: skip
+        except (TypeError, ValueError):
             pass
     return store.get(0)
 

@@ -571,3 +571,18 @@ def test_running_out_of_memory_while_decoding_says_so(tmp_path):
     assert "Traceback" not in done.stderr, done.stderr
     message = done.stdout.strip()
     assert message == "huge.png: too large to decode in memory (9000x9000 pixels).", message
+
+
+def test_the_app_removes_a_killed_unpack_when_the_server_starts(tmp_path):
+    """Leftovers go when the app starts, not only at the next upload of a zip."""
+    import streamlit as st
+    from streamlit.testing.v1 import AppTest
+
+    extracted = Path(os.environ["TLCORE_UPLOADS_DIR"]) / "extracted"
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True).stdout.strip()  # fmt: skip
+    leftover = extracted / f".0123456789abcdef.partial-{dead}-1a2b3c4d"
+    photo(leftover / "ants" / "a.jpg", seed=4)
+    st.cache_resource.clear()  # a new server: an app run earlier in this process cleaned once
+    AppTest.from_file(str(Path(__file__).resolve().parents[2] / "app.py")).run(timeout=60)
+    assert not leftover.exists()
