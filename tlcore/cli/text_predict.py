@@ -12,7 +12,6 @@ error, never a sentence to classify; ``--text`` takes every argument as a senten
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import re
 import stat
@@ -21,7 +20,7 @@ from pathlib import Path
 
 from tlcore.cli import print_json
 from tlcore.data.scan import printable
-from tlcore.errors import ConfigError, DataError, TLCoreError
+from tlcore.errors import DataError, TLCoreError
 
 TEXT_FILES = (".txt", ".csv", ".tsv")
 MAX_TEXT_FILE_BYTES = 200_000_000  # far above any list of sentences
@@ -98,7 +97,7 @@ def texts_from_args(values: list[str], all_text: bool = False) -> tuple[list[str
 
 def cmd_predict_text(args: argparse.Namespace, k: int) -> int:
     """Predict sentences with a text run or bundle; --csv writes text,label,probability,top."""
-    from tlcore.cli.evaluate import check_csv_target
+    from tlcore.cli.csv_output import check_csv_target
     from tlcore.runs.scoring import load_model
 
     texts, files = texts_from_args(args.paths, getattr(args, "text", False))
@@ -135,14 +134,7 @@ def cmd_predict_text(args: argparse.Namespace, k: int) -> int:
 
 
 def _write_csv(results: list, out: Path) -> None:
+    from tlcore.cli.csv_output import write_csv_text
     from tlcore.results.text_predict import text_predictions_csv
 
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_text(text_predictions_csv(results), encoding="utf-8", newline="")
-        os.replace(tmp, out)
-    except OSError as exc:
-        with contextlib.suppress(OSError):
-            tmp.unlink(missing_ok=True)
-        raise ConfigError(f"cannot write --csv {out}: {exc.strerror or exc}.") from None
+    write_csv_text(text_predictions_csv(results), out)

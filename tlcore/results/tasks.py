@@ -5,8 +5,9 @@ One entry per ``tlcore.data.task.TASKS`` key; ``results_task(task)`` is the look
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tlcore.data.task import Task
@@ -36,6 +37,18 @@ def _text_predictor(model: nn.Module, classes: list[str], config: TrainConfig, s
                          weights=config.weights, source=source, device=device)  # fmt: skip
 
 
+def _photo_bundle(bundle: str | Path, device: str) -> Predictor:
+    from tlcore.results.predict import Predictor
+
+    return Predictor.from_bundle(bundle, device=device)
+
+
+def _text_bundle(bundle: str | Path, device: str) -> TextPredictor:
+    from tlcore.results.text_predict import TextPredictor
+
+    return TextPredictor.from_text_bundle(bundle, device=device)
+
+
 @dataclass(frozen=True)
 class ResultsTask:
     """``model_input`` turns a manifest item into what the Predictor reads (a photo's path,
@@ -44,6 +57,7 @@ class ResultsTask:
 
     model_input: Callable[[Any], str]
     predictor: Callable[[Any, list[str], Any, str, str], Any]
+    load_bundle: Callable[[str | Path, str], Any]  # an exported bundle's Predictor (path, device)
     has_unknown: bool
     items: str
 
@@ -52,6 +66,7 @@ RESULTS_TASKS: dict[str, ResultsTask] = {
     "image-label": ResultsTask(
         model_input=lambda item: item.path,
         predictor=_photo_predictor,
+        load_bundle=_photo_bundle,
         has_unknown=True,
         items="photos",
     ),  # fmt: skip
@@ -59,6 +74,7 @@ RESULTS_TASKS: dict[str, ResultsTask] = {
     "text-label": ResultsTask(
         model_input=lambda item: item.text or "",
         predictor=_text_predictor,
+        load_bundle=_text_bundle,
         has_unknown=False,
         items="texts",
     ),  # fmt: skip
@@ -70,3 +86,12 @@ def results_task(task: Task) -> ResultsTask:
         return RESULTS_TASKS[task.key]
     except KeyError:
         raise ConfigError(f"Results for task {task.key!r} are not known to this version.") from None
+
+
+def bundle_task(meta: Mapping[str, Any]) -> Task:
+    """The task of an exported bundle, from its ``tlcore.json``: its ``task`` block, else its
+    ``modality`` (absent: photos, as in every bundle written before text models)."""
+    block = meta.get("task")
+    if isinstance(block, Mapping):
+        return Task.from_dict(block)
+    return Task(str(meta.get("modality") or "image"), "label")

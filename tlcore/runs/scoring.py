@@ -12,7 +12,7 @@ from tlcore.data.progress import ProgressCallback, Tracker
 from tlcore.errors import DataError
 from tlcore.results.evaluation import EvaluationReport, evaluate_probabilities
 from tlcore.results.predict import Predictor
-from tlcore.results.tasks import results_task
+from tlcore.results.tasks import bundle_task, results_task
 from tlcore.results.trust import Trust
 from tlcore.runs.checkpoint_model import checkpoint_stamp, evaluation_path, raw_predictor
 from tlcore.runs.outputs import ValidationOutputs, validation_items, validation_outputs
@@ -39,11 +39,8 @@ def load_model(
     if isinstance(source, str | Path) and is_bundle(source):
         from tlcore.results.bundle_format import read_bundle
 
-        if read_bundle(source)[0].get("modality") == "text":  # tlcore.results.text_predict
-            from tlcore.results.text_predict import TextPredictor
-
-            return TextPredictor.from_text_bundle(source, device=device)
-        return Predictor.from_bundle(source, device=device)
+        task = bundle_task(read_bundle(source)[0])  # a photo or a text model, or a newer task
+        return results_task(task).load_bundle(source, device)
     run = source if isinstance(source, Run) else Run.open(source)
     return load_predictor(run, checkpoint=checkpoint, device=device)
 

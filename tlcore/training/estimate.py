@@ -340,11 +340,13 @@ def estimate_for(
     """``estimate_run`` for this data: its counts, and the speed measured at its size (photos)
     or at the word pieces of its typical batch (texts). ``measure`` stands in for
     ``machine_speed`` (the app wraps it to say that it is measuring)."""
+    from tlcore.data.task import task_of
     from tlcore.models.text_catalog import check_model_fits_data
 
-    check_model_fits_data(config.model, manifest.modality)
+    task = task_of(manifest)
+    check_model_fits_data(config.model, task.modality)
     n_train, n_val = (len(manifest.items_for(split)) for split in ("train", "val"))
-    size = text_batch_width(manifest, config) if manifest.modality == "text" else config.img_size
+    size = text_batch_width(manifest, config) if task.is_text else config.img_size
     speed = (measure or machine_speed)(config.model, size, config.device)
     return estimate_run(config, n_train, n_val, speed)
 
