@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from appkit import state, text_sections
-from tlcore.data.task import PHOTO_LABEL, TEXT_LABEL, Task
+from tlcore.data.task import PHOTO_BOXES, PHOTO_COLUMNS, PHOTO_LABEL, TEXT_LABEL, Task
 from tlcore.errors import ConfigError, TLCoreError
 from tlcore.models.text_catalog import DEFAULT_TEXT_MODEL, is_text_model
 from tlcore.runs.run import Run
@@ -73,7 +73,25 @@ TEXTS = TaskView(
     predict_section=text_sections.predict_section,
     fewshot_section=text_sections.ladder_section,
 )
-VIEWS: dict[str, TaskView] = {view.task.key: view for view in (PHOTOS, TEXTS)}
+# several label columns per photo (tlcore.runs.columns_run): the photo pages' words; its
+# Evaluate/Predict sections are the CLI's for now (`tlcore evaluate RUN`, `tlcore predict RUN`)
+COLUMNS = TaskView(
+    task=PHOTO_COLUMNS,
+    files="images",
+    default_model=state.DEFAULT_MODEL,
+    reads_model=lambda name: not is_text_model(name),
+    doctor=False,  # the doctor reads one label per photo
+)
+# boxes in each photo (tlcore.runs.boxes_run): the photo pages' words; its Evaluate/Predict
+# sections are the CLI's for now (`tlcore train --data DIR`, `tlcore predict RUN PHOTO`)
+BOXES = TaskView(
+    task=PHOTO_BOXES,
+    files="images",
+    default_model=state.DEFAULT_MODEL,
+    reads_model=lambda name: not is_text_model(name),
+    doctor=False,  # the doctor reads one label per photo
+)
+VIEWS: dict[str, TaskView] = {view.task.key: view for view in (PHOTOS, TEXTS, COLUMNS, BOXES)}
 
 
 def view(task: Task) -> TaskView:

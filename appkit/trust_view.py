@@ -176,7 +176,8 @@ def _cell_chart(classes: list[str], matrix: list[list[int]]) -> go.Figure:
             text=[str(c) for c in counts],
             marker={
                 "symbol": "square",
-                "size": max(28, 260 // max(1, len(classes))),
+                # a square fills most of its 60 px row: larger ones were clipped at the edges
+                "size": max(18, min(50, 260 // max(1, len(classes)))),
                 "color": counts,
                 "colorscale": "Blues",
                 "cmin": 0,

@@ -71,6 +71,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from tlcore.runs.run import Run
     from tlcore.runs.scoring import evaluate_run
 
+    from tlcore.cli.columns import cmd_evaluate_columns, columns_run_at
+
+    columns = columns_run_at(args.run)
+    if columns is not None:  # several label columns: per task (tlcore.cli.columns)
+        return cmd_evaluate_columns(columns, args)
     # stderr: scoring k of N photos, and the time left
     report = evaluate_run(Run.open(args.run), checkpoint=args.checkpoint, split=args.split,
                           progress=terminal_bar())  # fmt: skip
@@ -91,6 +96,16 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
     if is_text_model_source(args.model):  # sentences, not photos: tlcore.cli.text_predict
         return cmd_predict_text(args, k)
+    from tlcore.cli.columns import cmd_predict_columns, columns_run_at
+
+    columns = columns_run_at(args.model)
+    if columns is not None:  # several label columns: every task's answer (tlcore.cli.columns)
+        return cmd_predict_columns(columns, args)
+    from tlcore.cli.boxes import boxes_run_at, cmd_predict_boxes
+
+    boxes = boxes_run_at(args.model)
+    if boxes is not None:  # a detector: boxes per photo (tlcore.cli.boxes)
+        return cmd_predict_boxes(boxes, args)
     files = images_in(args.paths)
     if not files:
         raise DataError(f"no images found in {', '.join(args.paths)}.")

@@ -88,6 +88,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--compile", action="store_true",
                    help="torch.compile the model: slower start, faster steps (GPUs, long runs)")  # fmt: skip
     p.add_argument("--name", default="", help="a label for the runs table")
+    p.add_argument("--tasks", default=None, metavar="A,B",
+                   help="a table of labels (.csv/.tsv/.xlsx naming photos): the label columns to "
+                   "learn together (default: every label column)")  # fmt: skip
+    p.add_argument("--group", default=None, metavar="COLUMN",
+                   help="a table of labels: the column whose groups stay on one side of the split")  # fmt: skip
     p.add_argument("--nproc", default="1", metavar="N",
                    help="train with N processes (one per GPU) launched by torchrun; batch size is "
                    "per process (default 1). Or run this command under torchrun yourself.")  # fmt: skip
@@ -211,6 +216,14 @@ def config_from_args(args: argparse.Namespace, **extra: Any) -> TrainConfig:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from tlcore.cli.boxes import cmd_train_boxes, wants_boxes
+
+    if wants_boxes(args):  # photos with boxes: object detection (tlcore.cli.boxes)
+        return cmd_train_boxes(args)
+    from tlcore.cli.columns import cmd_train_columns, wants_columns
+
+    if wants_columns(args):  # several label columns per photo: tlcore.cli.columns
+        return cmd_train_columns(args)
     _fit_text_data(args)
     _fill_suggested(args)  # before --epochs is read below
     config = config_from_args(

@@ -51,6 +51,16 @@ def _no_files(predictor: Predictor, folder: Path) -> None:
     return None
 
 
+def _columns_card(meta: dict[str, Any]) -> str:
+    raise ConfigError("a run of several label columns cannot be exported yet (issue 30: one "
+                      "output per task); predict with `tlcore predict RUN PHOTO`.")  # fmt: skip
+
+
+def _boxes_card(meta: dict[str, Any]) -> str:
+    raise ConfigError("a detection run cannot be exported yet (issue 29: bundle, ONNX checked "
+                      "against PyTorch); predict with `tlcore predict RUN PHOTO`.")  # fmt: skip
+
+
 def _text_meta(predictor: Predictor) -> dict[str, Any]:
     """The modality and how texts become token ids (``tlcore.results.text_predict``)."""
     from tlcore.results.text_predict import text_bundle_metadata
@@ -86,6 +96,28 @@ EXPORT_TASKS: dict[str, ExportTask] = {
         bundle_files=_text_files,
         input_name="input_ids",  # int64 [batch, tokens], padded with the tokenizer's pad id
         input_axes={0: "batch", 1: "tokens"},  # texts differ in length too
+    ),
+    # not written yet: the bundle is refused in words when its model is loaded (results wing)
+    "image-columns": ExportTask(
+        formats=("bundle",),
+        refused="A run of several label columns cannot be exported as ONNX, TorchScript or "
+        "train.py yet.",
+        check_inputs=photos_to_check,
+        model_card=_columns_card,
+        bundle_meta=_nothing_to_add,
+        bundle_files=_no_files,
+        input_name="image",
+        input_axes={0: "batch"},
+    ),
+    "image-boxes": ExportTask(
+        formats=("bundle",),
+        refused="A detection run cannot be exported as ONNX, TorchScript or train.py yet.",
+        check_inputs=photos_to_check,
+        model_card=_boxes_card,
+        bundle_meta=_nothing_to_add,
+        bundle_files=_no_files,
+        input_name="image",
+        input_axes={0: "batch"},
     ),
 }
 

@@ -62,6 +62,18 @@ class ResultsTask:
     items: str
 
 
+def _columns_elsewhere(*args: Any) -> Any:
+    """A run of label columns predicts with its heads (``tlcore.runs.columns_run``)."""
+    raise ConfigError("A run of several label columns predicts with `tlcore predict RUN PHOTO` "
+                      "(tlcore.runs.columns_run); it has no single-label Predictor or bundle yet.")  # fmt: skip
+
+
+def _boxes_elsewhere(*args: Any) -> Any:
+    """A detector predicts boxes (``tlcore.runs.boxes_run.predict_boxes``)."""
+    raise ConfigError("A detection run predicts boxes with `tlcore predict RUN PHOTO` "
+                      "(tlcore.runs.boxes_run); it has no single-label Predictor or bundle yet.")  # fmt: skip
+
+
 RESULTS_TASKS: dict[str, ResultsTask] = {
     "image-label": ResultsTask(
         model_input=lambda item: item.path,
@@ -77,6 +89,20 @@ RESULTS_TASKS: dict[str, ResultsTask] = {
         load_bundle=_text_bundle,
         has_unknown=False,
         items="texts",
+    ),  # fmt: skip
+    "image-columns": ResultsTask(
+        model_input=lambda item: item.path,
+        predictor=_columns_elsewhere,
+        load_bundle=_columns_elsewhere,
+        has_unknown=False,
+        items="photos",
+    ),  # fmt: skip
+    "image-boxes": ResultsTask(
+        model_input=lambda item: item.path,
+        predictor=_boxes_elsewhere,
+        load_bundle=_boxes_elsewhere,
+        has_unknown=False,
+        items="photos",
     ),  # fmt: skip
 }
 

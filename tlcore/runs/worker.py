@@ -18,7 +18,7 @@ import sys
 import threading
 import time
 import traceback
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
@@ -317,6 +317,23 @@ def train_run(run: Run, resume: bool) -> str:
     return outcome
 
 
+def _columns_run(run: Run, resume: bool) -> str:
+    from tlcore.runs.columns_run import train_columns_run  # heads on cached embeddings
+
+    return train_columns_run(run, resume)
+
+
+def _boxes_run(run: Run, resume: bool) -> str:
+    from tlcore.runs.boxes_run import train_boxes_run  # a detector (object detection)
+
+    return train_boxes_run(run, resume)
+
+
+# tasks that do not train through the Trainer, by Task.key; every other task: train_run
+RUNNERS: dict[str, Callable[[Run, bool], str]] = {"image-columns": _columns_run,
+                                                  "image-boxes": _boxes_run}
+
+
 def after_training_bar(run: Run, trainer: Trainer, message: str) -> ProgressCallback:
     """A step after the last epoch (calibrating, scoring) as a count in the run's status
     (``after``), so the page and the CLI draw its bar with time left, as for the embedding."""
@@ -448,7 +465,7 @@ def execute(run: Run, resume: bool, worker_cmd: str | None = None) -> int:
                 return 0
             alone = main and distributed.world_size() == 1
             with StopBeforeTraining(run) if alone else contextlib.nullcontext():
-                train_run(run, resume)
+                RUNNERS.get(run.task.key, train_run)(run, resume)
         return 0
     except BaseException as exc:  # noqa: BLE001 - every fault must end as a state
         if isinstance(exc, KeyboardInterrupt | SystemExit) and not isinstance(

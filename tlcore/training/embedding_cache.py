@@ -86,6 +86,8 @@ def text_stamp(item: Any) -> str:
 ITEM_STAMPS: dict[str, Callable[[Any], str]] = {
     "image-label": photo_stamp,
     "text-label": text_stamp,
+    "image-columns": photo_stamp,
+    "image-boxes": photo_stamp,
 }
 
 

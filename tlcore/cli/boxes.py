@@ -1,0 +1,105 @@
+"""``tlcore train/predict`` for photos with boxes (object detection).
+
+``tlcore train --data DIR`` notices boxes in the folder (Pascal VOC, COCO, YOLO, CSV;
+``tlcore.data.boxes``), prints the data report, writes a run directory whose task is
+"image-boxes" and starts the same detached worker as any run (``tlcore.runs.boxes_run``);
+``--json`` ends with ``map50``, ``map``, per-class AP and ``seconds``. ``tlcore predict RUN
+photo.jpg --json`` gives ``path`` and ``boxes: [{label, score, xmin, ymin, xmax, ymax}]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+from tlcore.cli import print_json
+from tlcore.data.scan import printable
+from tlcore.runs.run import Run
+
+DEFAULT_BATCH = 4  # photos per step: a detector's photo is large and holds many boxes
+
+
+def wants_boxes(args: argparse.Namespace) -> bool:
+    """A folder holding annotations in one of the box formats."""
+    from tlcore.data.boxes import box_format
+
+    return box_format(args.data) is not None
+
+
+def settings_from_args(args: argparse.Namespace) -> tuple[object, object]:
+    """(TrainConfig, DetectionSettings) from the train flags."""
+    from tlcore.cli import flags
+    from tlcore.models.freezing import FreezePlan
+    from tlcore.training.config import TrainConfig
+    from tlcore.training.detection import DetectionSettings
+
+    args.model = args.model or "tf_efficientnet_lite0"  # the bundled backbone
+    plan = FreezePlan.parse(args.freeze)
+    trainable = {"features": 0, "full": None}.get(plan.preset, plan.k)
+    epochs = flags.epochs(args) if args.epochs is not None else DetectionSettings.epochs
+    batch = DEFAULT_BATCH if str(args.batch_size) == "16" else flags.batch_size(args)
+    detection = DetectionSettings(
+        model=args.model, weights=flags.weights(args), epochs=epochs, batch_size=batch,
+        lr=float(args.lr) if args.lr else DetectionSettings.lr, long_side=flags.img_size(args),
+        trainable_blocks=trainable, augment=args.augment not in (None, "none"),
+        seed=flags.seed(args),
+    )  # fmt: skip
+    config = TrainConfig(data=str(args.data), model=args.model, weights=detection.weights,
+                         device=args.device, seed=detection.seed, epochs=epochs,
+                         batch_size=batch, val_fraction=flags.bounded(args, "val_fraction"),
+                         name=args.name)  # fmt: skip
+    return config, detection
+
+
+def cmd_train_boxes(args: argparse.Namespace) -> int:
+    from tlcore.runs.boxes_run import create_boxes_run, result_of
+
+    config, detection = settings_from_args(args)
+    started = time.monotonic()
+    run, _, report = create_boxes_run(config, detection)  # type: ignore[arg-type]
+    for line in report:
+        print(printable(line), file=sys.stderr, flush=True)
+    print(f"run directory: {run.dir}", flush=True)
+    run.spawn_worker(resume=False)
+    if args.detach:
+        if args.json:
+            print_json({"run_dir": str(run.dir), "id": run.id, "state": run.status()["state"]})
+        return 0
+    status = run.wait()
+    result = {**result_of(run), "seconds": round(time.monotonic() - started, 2)}
+    print(f"{status['state']}: {printable(str(status.get('message', '')))}", flush=True)
+    if args.json:
+        print_json(result)
+    return 1 if status["state"] == "failed" else 0
+
+
+def boxes_run_at(source: str) -> Run | None:
+    """The run at ``source`` when it is a detection run; None otherwise."""
+    from tlcore.runs.boxes_run import is_boxes_run
+
+    try:
+        run = Run.open(source)
+    except Exception:  # noqa: BLE001 - a bundle or a model name: not ours
+        return None
+    return run if is_boxes_run(run) else None
+
+
+def cmd_predict_boxes(run: Run, args: argparse.Namespace) -> int:
+    from tlcore.data.images import images_in
+    from tlcore.errors import DataError
+    from tlcore.runs.boxes_run import predict_boxes
+
+    files = [str(f) for f in images_in(args.paths)]
+    if not files:
+        raise DataError(f"no images found in {', '.join(args.paths)}.")
+    for answer in predict_boxes(run, files):
+        if args.json:
+            print_json(answer)
+            continue
+        counts: dict[str, int] = {}
+        for box in answer["boxes"]:
+            counts[box["label"]] = counts.get(box["label"], 0) + 1
+        said = ", ".join(f"{n} {label}" for label, n in counts.items()) or "nothing found"
+        print(printable(f"{answer['path']}: {said}"))
+    return 0

@@ -1,0 +1,129 @@
+"""``tlcore train/predict/evaluate`` for a table of several label columns per photo.
+
+``tlcore train --data labels.csv [--tasks garment,kids] [--group sender]`` reads the table
+(``tlcore.data.columns``), writes a run directory whose task is "image-columns" and starts
+the same detached worker as any run (``tlcore.runs.columns_run`` trains one head per
+task on the cached embeddings); ``predict`` and ``evaluate`` on such a run answer per task.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from tlcore.cli import print_json
+from tlcore.data.scan import printable
+from tlcore.errors import ConfigError
+from tlcore.runs.run import Run
+
+
+def wants_columns(args: argparse.Namespace) -> bool:
+    """--tasks or --group given, or a .csv/.tsv/.xlsx whose rows name photos."""
+    if getattr(args, "tasks", None) or getattr(args, "group", None):
+        return True
+    from tlcore.data.columns import IMAGE_SUFFIXES, is_table, read_table
+
+    if not is_table(args.data) or Path(args.data).suffix.lower() == ".csv" and _is_text_csv(args.data):
+        return False
+    header, rows = read_table(Path(args.data))
+    return any(sum(r[i].lower().endswith(IMAGE_SUFFIXES) for r in rows) >= 0.8 * len(rows)
+               for i in range(len(header)))  # fmt: skip
+
+
+def _is_text_csv(path: str) -> bool:
+    from tlcore.data.text_source import is_text_source
+
+    try:
+        return bool(is_text_source(path))
+    except Exception:  # noqa: BLE001 - not a sentences CSV: a table of labels maybe
+        return False
+
+
+def cmd_train_columns(args: argparse.Namespace) -> int:
+    from tlcore.cli import flags
+    from tlcore.runs.columns_run import create_columns_run
+    from tlcore.training.config import TrainConfig
+
+    if args.model and args.model != "tf_efficientnet_lite0" and "lite" not in args.model:
+        raise ConfigError("label columns train on a photo backbone (the bundled Lite0 by default).")
+    args.model = args.model or "tf_efficientnet_lite0"
+    tasks = [t.strip() for t in args.tasks.split(",") if t.strip()] if args.tasks else None
+    epochs = flags.epochs(args) if args.epochs is not None else 60
+    config = TrainConfig(data=str(args.data), model=args.model,
+                         weights=flags.weights(args), img_size=flags.img_size(args),
+                         device=args.device, seed=flags.seed(args), epochs=epochs,
+                         lr=float(args.lr) if args.lr else 2e-3,
+                         val_fraction=flags.bounded(args, "val_fraction"), name=args.name)  # fmt: skip
+    started = time.monotonic()
+    run, data = create_columns_run(config, tasks, args.group)
+    for line in data.summary().split("\n"):
+        print(printable(line), file=sys.stderr, flush=True)
+    print(f"run directory: {run.dir}", flush=True)
+    run.spawn_worker(resume=False)
+    if args.detach:
+        if args.json:
+            print_json({"run_dir": str(run.dir), "id": run.id, "state": run.status()["state"]})
+        return 0
+    status = run.wait()
+    seconds = time.monotonic() - started
+    print(f"{status['state']}: {printable(str(status.get('message', '')))}", flush=True)
+    if args.json:
+        print_json({"run_dir": str(run.dir), "id": run.id, "state": status["state"],
+                    "groups": data.groups, "problems": data.problems,
+                    "tasks": {name: {k: v for k, v in s.items() if k != "items"}
+                              for name, s in (status.get("tasks") or {}).items()},
+                    "seconds": round(seconds, 2)})  # fmt: skip
+    return 1 if status["state"] == "failed" else 0
+
+
+def columns_run_at(source: str) -> Run | None:
+    """The run at ``source`` when it is a run of label columns; None otherwise."""
+    from tlcore.runs.columns_run import is_columns_run
+
+    try:
+        run = Run.open(source)
+    except Exception:  # noqa: BLE001 - a bundle or a model name: not ours
+        return None
+    return run if is_columns_run(run) else None
+
+
+def cmd_predict_columns(run: Run, args: argparse.Namespace) -> int:
+    from tlcore.data.images import images_in
+    from tlcore.errors import DataError
+    from tlcore.runs.columns_run import predict_columns
+
+    files = [str(f) for f in images_in(args.paths)]
+    if not files:
+        raise DataError(f"no images found in {', '.join(args.paths)}.")
+    for answer in predict_columns(run, files):
+        if args.json:
+            print_json(answer)
+            continue
+        said = "; ".join(_said(name, a) for name, a in answer["tasks"].items())
+        print(printable(f"{answer['path']}: {said}"))
+    return 0
+
+
+def _said(name: str, answer: dict[str, Any]) -> str:
+    if "labels" in answer:
+        tags = ", ".join(f"{t} {p:.0%}" for t, p in answer["probability"].items()) or "no tag"
+        return f"{name}: {tags}"
+    return f"{name}: {answer['label']} {answer['probability']:.0%}"
+
+
+def cmd_evaluate_columns(run: Run, args: argparse.Namespace) -> int:
+    from tlcore.runs.columns_run import evaluate_columns
+
+    report = evaluate_columns(run)
+    if args.json:
+        print_json(report)
+        return 0
+    print(f"Evaluated {run.id} on {report['items']} validation photos.")
+    for name, entry in report["tasks"].items():
+        scores = ", ".join(f"{k} {v:.3f}" for k, v in entry.items()
+                           if isinstance(v, float))  # fmt: skip
+        print(printable(f"{name}: {scores}"))
+    return 0

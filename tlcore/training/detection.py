@@ -1,0 +1,271 @@
+"""Training a detector (``tlcore.models.detector``) on photos with boxes, read top to bottom.
+
+Every photo is resized once to the training size. With the backbone frozen and no
+augmentation (the default) the backbone's feature maps of every photo are computed once
+and cached (half precision), and only the pyramid and the heads learn each epoch: the fast
+path. Otherwise the whole model reads the photos each epoch, flipped at random.
+Validation mAP each epoch is torchmetrics' ``MeanAveragePrecision`` (pycocotools), with its
+0.5, 0.5:0.95 and per-class values in the epoch's event.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from tlcore.data.box_report import box_sides, training_size
+from tlcore.data.boxes import BoxData, BoxedPhoto
+
+LOSS_PARTS = ("loss_objectness", "loss_rpn_box_reg", "loss_classifier", "loss_box_reg")
+
+
+@dataclass
+class DetectionSettings:
+    """The knobs of a detection run (kept in the run's config.json under "detection")."""
+
+    model: str = "tf_efficientnet_lite0"
+    weights: str = "bundled"
+    epochs: int = 12
+    batch_size: int = 4
+    lr: float = 0.02
+    long_side: int | None = None  # the training size's long side; None: from the data
+    trainable_blocks: int | None = 0  # 0: backbone frozen (fast path); K: last K; None: all
+    augment: bool = False  # random flips (only without the fast path)
+    seed: int = 0
+    max_photos: int | None = None  # a budget for tests and quick looks
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def photo_tensor(photo: BoxedPhoto, size: tuple[int, int]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:  # fmt: skip
+    """The photo as floats in [0, 1] at ``size`` (height, width) and its boxes scaled to it."""
+    from PIL import Image
+    from torchvision.transforms.functional import pil_to_tensor
+
+    with Image.open(photo.path) as im:
+        image = im.convert("RGB").resize((size[1], size[0]), Image.BILINEAR)
+    sx, sy = size[1] / photo.width, size[0] / photo.height
+    boxes = torch.tensor([[b.xmin * sx, b.ymin * sy, b.xmax * sx, b.ymax * sy]
+                          for b in photo.boxes], dtype=torch.float32).reshape(-1, 4)  # fmt: skip
+    return pil_to_tensor(image).float() / 255, {"boxes": boxes}
+
+
+@dataclass
+class Prepared:
+    images: list[torch.Tensor]
+    targets: list[dict[str, torch.Tensor]]
+    features: list[list[torch.Tensor]] = field(default_factory=list)  # fast path
+
+
+class DetectionTrainer:
+    """``fit()`` trains for ``settings.epochs``; ``callbacks`` hear ``on_epoch_end(trainer,
+    event)`` and ``on_step_end(trainer, event)`` and may call ``request_stop``."""
+
+    def __init__(self, settings: DetectionSettings, data: BoxData,
+                 callbacks: list[Any] | None = None) -> None:  # fmt: skip
+        from tlcore.models.detector import build_detector, freeze_backbone
+
+        torch.manual_seed(settings.seed)
+        self.settings, self.data = settings, data
+        self.callbacks = callbacks or []
+        self.classes = data.classes
+        self.size = training_size(data, settings.long_side)
+        self.model = build_detector(settings.model, self.classes, settings.weights, self.size,
+                                    box_sides(data, self.size))  # fmt: skip
+        freeze_backbone(self.model, settings.trainable_blocks)
+        self.fast_path = settings.trainable_blocks == 0 and not settings.augment
+        self.epoch = self.step = 0
+        self.best: dict[str, Any] = {"epoch": 0, "map50": -1.0}
+        self.history: list[dict[str, Any]] = []
+        self.stop_message = ""
+        train, val = data.split("train"), data.split("val")
+        if settings.max_photos:
+            train = train[: settings.max_photos]
+            val = val[: max(2, settings.max_photos // 2)]
+        self.train_photos, self.val_photos = train, val
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        self.optimizer = torch.optim.SGD(params, lr=settings.lr, momentum=0.9, weight_decay=1e-4)
+        self.steps_per_epoch = math.ceil(len(train) / settings.batch_size)
+        self.embed_seconds = 0.0
+
+    # --- the data ----------------------------------------------------------------------
+    def _prepare(self, photos: list[BoxedPhoto]) -> Prepared:
+        label_of = {c: i + 1 for i, c in enumerate(self.classes)}  # 0 is the background
+        prepared = Prepared([], [])
+        for photo in photos:
+            image, target = photo_tensor(photo, self.size)
+            target["labels"] = torch.tensor([label_of[b.label] for b in photo.boxes],
+                                            dtype=torch.int64)  # fmt: skip
+            prepared.images.append(image)
+            prepared.targets.append(target)
+        if self.fast_path:
+            started = time.monotonic()
+            body = self.model.backbone.body.eval()
+            mean, std = self.model.transform.image_mean, self.model.transform.image_std
+            norm = (torch.tensor(mean).view(3, 1, 1), torch.tensor(std).view(3, 1, 1))
+            with torch.no_grad():
+                for i in range(0, len(prepared.images), 8):
+                    batch = (torch.stack(prepared.images[i : i + 8]) - norm[0]) / norm[1]
+                    levels = body(batch)
+                    for j in range(batch.shape[0]):
+                        prepared.features.append([f[j].half() for f in levels])
+            prepared.images = []  # the pixels are not needed again
+            self.embed_seconds += time.monotonic() - started
+        return prepared
+
+    def _forward(self, prepared: Prepared, idx: list[int], train: bool) -> Any:
+        """Losses (training) or detections (eval) for the photos ``idx``."""
+        from torchvision.models.detection.image_list import ImageList
+
+        targets = [prepared.targets[i] for i in idx] if train else None
+        if not self.fast_path:
+            images = [prepared.images[i] for i in idx]
+            if train and self.settings.augment:
+                images, targets = _flip(images, targets)
+            return self.model(images, targets)
+        levels = [torch.stack([prepared.features[i][k] for i in idx]) for k in range(3)]
+        features = self.model.backbone.pyramid(levels)
+        h, w = self.size
+        images = ImageList(torch.empty(len(idx), 3, h, w), [(h, w)] * len(idx))
+        proposals, rpn_losses = self.model.rpn(images, features, targets)
+        detections, roi_losses = self.model.roi_heads(features, proposals, images.image_sizes,
+                                                      targets)  # fmt: skip
+        return {**rpn_losses, **roi_losses} if train else detections
+
+    # --- the loop ----------------------------------------------------------------------
+    def fit(self) -> str:
+        s = self.settings
+        train, val = self._prepare(self.train_photos), self._prepare(self.val_photos)
+        total_steps = s.epochs * self.steps_per_epoch
+        warmup = min(100, total_steps // 5)
+        rng = random.Random(s.seed)
+        for epoch in range(self.epoch + 1, s.epochs + 1):
+            started = time.monotonic()
+            self.model.train()
+            order = list(range(len(train.targets)))
+            rng.shuffle(order)
+            sums = dict.fromkeys(LOSS_PARTS, 0.0)
+            for b in range(0, len(order), s.batch_size):
+                lr = s.lr * (min(1.0, (self.step + 1) / max(1, warmup))
+                             * 0.5 * (1 + math.cos(math.pi * self.step / total_steps)))  # fmt: skip
+                for group in self.optimizer.param_groups:
+                    group["lr"] = lr
+                losses = self._forward(train, order[b : b + s.batch_size], train=True)
+                loss = sum(losses.values())
+                self.optimizer.zero_grad()
+                loss.backward()
+                self.optimizer.step()
+                self.step += 1
+                parts = {k: float(v.detach()) for k, v in losses.items()}
+                for k in LOSS_PARTS:
+                    sums[k] += parts.get(k, 0.0)
+                self._tell("on_step_end", {"type": "step", "epoch": epoch, "step": self.step,
+                                           "loss": float(loss.detach()), "lr": lr, **parts})  # fmt: skip
+                if self.stop_message:
+                    return "stopped"
+            self.epoch = epoch
+            scores = self.evaluate(val)
+            n = max(1, self.steps_per_epoch)
+            event = {"type": "epoch", "epoch": epoch, "epochs": s.epochs, "step": self.step,
+                     "seconds": time.monotonic() - started, "fast_path": self.fast_path,
+                     "train_loss": sum(sums.values()) / n,
+                     **{k: v / n for k, v in sums.items()}, **scores}  # fmt: skip
+            event["is_best"] = scores["map50"] > self.best["map50"]
+            if event["is_best"]:
+                self.best = {"epoch": epoch, **scores}
+            self.history.append(event)
+            self._tell("on_epoch_end", event)
+            if self.stop_message:
+                return "stopped"
+        return "finished"
+
+    @torch.no_grad()
+    def evaluate(self, val: Prepared) -> dict[str, Any]:
+        """mAP@0.5, mAP@0.5:0.95 and AP@0.5:0.95 per class on the validation photos."""
+        from torchmetrics.detection import MeanAveragePrecision
+
+        metric = MeanAveragePrecision(iou_type="bbox", class_metrics=True)
+        self.model.eval()
+        for b in range(0, len(val.targets), 8):
+            idx = list(range(b, min(b + 8, len(val.targets))))
+            found = self._forward(val, idx, train=False)
+            metric.update([{k: d[k] for k in ("boxes", "scores", "labels")} for d in found],
+                          [val.targets[i] for i in idx])  # fmt: skip
+        result = metric.compute()
+        per_class = {}
+        classes = result["classes"].reshape(-1).tolist()
+        for cid, ap in zip(classes, result["map_per_class"].reshape(-1).tolist(), strict=False):
+            per_class[self.classes[int(cid) - 1]] = round(max(ap, 0.0), 4)
+        map50_per_class = self._ap50_per_class(metric)
+        return {"map50": round(float(result["map_50"]), 4), "map": round(float(result["map"]), 4),
+                "ap_per_class": per_class, "ap50_per_class": map50_per_class}  # fmt: skip
+
+    def _ap50_per_class(self, metric: Any) -> dict[str, float]:
+        """AP at IoU 0.5 per class, from the same COCO evaluation (torchmetrics keeps only
+        0.5:0.95 per class): a second compute restricted to the 0.5 threshold."""
+        from torchmetrics.detection import MeanAveragePrecision
+
+        only50 = MeanAveragePrecision(iou_type="bbox", class_metrics=True, iou_thresholds=[0.5])
+        only50.detection_box, only50.detection_scores = metric.detection_box, metric.detection_scores
+        only50.detection_labels = metric.detection_labels
+        only50.groundtruth_box, only50.groundtruth_labels = metric.groundtruth_box, metric.groundtruth_labels
+        only50.groundtruth_crowds, only50.groundtruth_area = metric.groundtruth_crowds, metric.groundtruth_area
+        only50.detection_mask, only50.groundtruth_mask = metric.detection_mask, metric.groundtruth_mask
+        result = only50.compute()
+        out = {}
+        for cid, ap in zip(result["classes"].reshape(-1).tolist(),
+                           result["map_per_class"].reshape(-1).tolist(), strict=False):  # fmt: skip
+            out[self.classes[int(cid) - 1]] = round(max(ap, 0.0), 4)
+        return out
+
+    def request_stop(self, message: str) -> None:
+        self.stop_message = message
+
+    def _tell(self, hook: str, event: dict[str, Any]) -> None:
+        for cb in self.callbacks:
+            fn: Callable[..., None] | None = getattr(cb, hook, None)
+            if fn is not None:
+                fn(self, event)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"epoch": self.epoch, "step": self.step, "best": self.best,
+                "optimizer": self.optimizer.state_dict(), "history": self.history}  # fmt: skip
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.epoch, self.step, self.best = state["epoch"], state["step"], state["best"]
+        self.history = state.get("history", [])
+        self.optimizer.load_state_dict(state["optimizer"])
+
+
+def _flip(images: list[torch.Tensor], targets: list[dict[str, torch.Tensor]] | None) -> tuple[list[torch.Tensor], list[dict[str, torch.Tensor]] | None]:  # fmt: skip
+    """Random horizontal and vertical flips (a microscope or a desk has no "up")."""
+    out_i, out_t = [], []
+    for image, target in zip(images, targets or [{}] * len(images), strict=True):
+        boxes = target.get("boxes")
+        h, w = image.shape[-2:]
+        if random.random() < 0.5:
+            image = image.flip(-1)
+            if boxes is not None:
+                boxes = torch.stack([w - boxes[:, 2], boxes[:, 1], w - boxes[:, 0], boxes[:, 3]], 1)
+        if random.random() < 0.5:
+            image = image.flip(-2)
+            if boxes is not None:
+                boxes = torch.stack([boxes[:, 0], h - boxes[:, 3], boxes[:, 2], h - boxes[:, 1]], 1)
+        out_i.append(image)
+        out_t.append({**target, "boxes": boxes} if boxes is not None else target)
+    return out_i, out_t if targets is not None else None
+
+
+def detections_of(model: nn.Module, image: torch.Tensor) -> dict[str, torch.Tensor]:
+    """One photo (floats in [0, 1], at the training size) through the whole detector."""
+    model.eval()
+    with torch.no_grad():
+        return model([image])[0]
