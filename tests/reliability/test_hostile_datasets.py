@@ -586,3 +586,27 @@ def test_the_app_removes_a_killed_unpack_when_the_server_starts(tmp_path):
     st.cache_resource.clear()  # a new server: an app run earlier in this process cleaned once
     AppTest.from_file(str(Path(__file__).resolve().parents[2] / "app.py")).run(timeout=60)
     assert not leftover.exists()
+
+
+def test_prune_counts_killed_unpacks_in_the_disk_use_and_removes_them(tmp_path):
+    """A killed unpack's temporary folder shows in `tlcore runs --prune`'s disk use, apart
+    from the finished uploads, and the prune (not its dry run) removes it."""
+    extracted = Path(os.environ["TLCORE_UPLOADS_DIR"]) / "extracted"
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True).stdout.strip()  # fmt: skip
+    leftover = extracted / f".0123456789abcdef.partial-{dead}-1a2b3c4d"
+    photo(leftover / "ants" / "a.jpg", seed=5)
+    photo(extracted / "fedcba9876543210" / "ants" / "b.jpg", seed=6)
+
+    def prune(*flags: str) -> dict:
+        out = subprocess.run([sys.executable, "-m", "tlcore", "runs", "--prune", *flags, "--json"],
+                             capture_output=True, text=True, env=os.environ, timeout=120)  # fmt: skip
+        assert out.returncode == 0, out.stderr
+        assert "1 temporary unpack folder(s)" in out.stdout
+        return json.loads(out.stdout.splitlines()[-1])["uploads"]
+
+    dry = prune("--dry-run")
+    assert dry["finished"] == 1 and dry["temporary"] == 1 and dry["temporary_bytes"] > 0
+    assert dry["removed"] == 0 and leftover.exists()
+    assert prune()["removed"] == 1 and not leftover.exists()
+    assert (extracted / "fedcba9876543210").is_dir()  # a finished upload is never touched

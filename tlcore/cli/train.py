@@ -453,9 +453,30 @@ def cmd_prune(args: argparse.Namespace) -> int:
               f"{r['bytes'] / 1e6:.1f} MB)")  # fmt: skip
     total = sum(r["bytes"] for r in rows) / 1e6
     print(f"{verb} {len(rows)} run(s), {total:.1f} MB" if rows else "nothing to prune")
+    uploads = uploads_disk_use(args.dry_run)
+    removed = (f"{uploads['removed']} removed (left by unpacks killed halfway)" if not args.dry_run
+               else "a prune removes those whose unpack is no longer running")  # fmt: skip
+    print(f"uploads: {uploads['finished']} unpacked upload(s), {uploads['finished_bytes'] / 1e6:.1f}"
+          f" MB; {uploads['temporary']} temporary unpack folder(s), "
+          f"{uploads['temporary_bytes'] / 1e6:.1f} MB"
+          + (f": {removed}" if uploads["temporary"] else ""))  # fmt: skip
     if args.json:
-        print_json({"pruned": rows, "dry_run": args.dry_run})
+        print_json({"pruned": rows, "dry_run": args.dry_run, "uploads": uploads})
     return 0
+
+
+def uploads_disk_use(dry_run: bool) -> dict[str, int]:
+    """What the unpacked uploads take, leftovers of killed unpacks counted apart (and removed,
+    unless a dry run: only folders tlcore made whose process is gone)."""
+    from tlcore import settings
+    from tlcore.data.archive import clean_unpack_leftovers, unpack_disk_use
+
+    folder = settings.uploads_dir() / "extracted"
+    use = unpack_disk_use(folder)
+    removed = 0 if dry_run else len(clean_unpack_leftovers(folder).paths)
+    return {"finished": use.finished, "finished_bytes": use.finished_bytes,
+            "temporary": use.leftovers, "temporary_bytes": use.leftover_bytes,
+            "removed": removed}  # fmt: skip
 
 
 def cmd_status(args: argparse.Namespace) -> int:
