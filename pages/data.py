@@ -2,7 +2,16 @@
 
 import streamlit as st
 
-from appkit import charts, data_choice, navigation, state, tasks, text_sources
+from appkit import (
+    box_sections,
+    charts,
+    column_sections,
+    data_choice,
+    navigation,
+    state,
+    tasks,
+    text_sources,
+)
 from appkit.learn import learn
 from appkit.text import md, md_list
 from tlcore import settings
@@ -55,6 +64,8 @@ with tabs[0]:
         )
         use_clothing = st.button("Use the clothing sample", key="use_sample_clothing")
     text_sources.sample_button()
+    box_sections.detection_sample()  # photos with boxes (object detection)
+    column_sections.columns_sample()  # several label columns per photo (multitask)
     if use_ants_bees or use_clothing:
         try:
             with st.spinner("Reading every image…"):

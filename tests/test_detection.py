@@ -46,7 +46,11 @@ def voc(tmp_path_factory) -> Path:
 
 def test_the_four_formats_read_to_the_same_boxes(voc, tmp_path):
     data = read_boxes(voc)
-    assert data.format == "voc" and len(data.photos) == 8 and data.classes == ["Platelets", "RBC", "WBC"]
+    assert (
+        data.format == "voc"
+        and len(data.photos) == 8
+        and data.classes == ["Platelets", "RBC", "WBC"]
+    )
     classes = data.classes
     coco = _photos_only(tmp_path / "coco")
     images, anns = [], []
@@ -109,13 +113,14 @@ def test_every_malformed_annotation_is_one_clear_line(voc, tmp_path):
     (ann / "BloodImage_00002.xml").write_text(text)
     text = (ann / "BloodImage_00003.xml").read_text()
     first = text.index("<xmax>")
-    text = text[:first] + "<xmax>-5</xmax>" + text[text.index("</xmax>", first) + 7:]
+    text = text[:first] + "<xmax>-5</xmax>" + text[text.index("</xmax>", first) + 7 :]
     (ann / "BloodImage_00003.xml").write_text(text)  # a negative width
     many = "".join(f"<object><name>RBC</name><bndbox><xmin>{i % 600}</xmin><ymin>1</ymin>"
                    f"<xmax>{i % 600 + 10}</xmax><ymax>20</ymax></bndbox></object>"
                    for i in range(10_000))  # fmt: skip
     (ann / "BloodImage_00004.xml").write_text(
-        f"<annotation><filename>BloodImage_00004.jpg</filename>{many}</annotation>")
+        f"<annotation><filename>BloodImage_00004.jpg</filename>{many}</annotation>"
+    )
     (ann / "BloodImage_99999.xml").write_text((ann / "BloodImage_00005.xml").read_text()
                                               .replace("00005", "99999"))  # fmt: skip
     data = read_boxes(bad)
@@ -124,7 +129,9 @@ def test_every_malformed_annotation_is_one_clear_line(voc, tmp_path):
     assert "BloodImage_00001.xml: declares a DOCTYPE or ENTITY" in said
     assert "BloodImage_00002.jpg box 1 (RBC): a coordinate is not a number; dropped." in said
     assert "BloodImage_00003.jpg box 1 (WBC): zero or negative size" in said
-    assert f"BloodImage_00004.jpg: 10,000 boxes in one photo; the first {MAX_BOXES_PER_PHOTO}" in said
+    assert (
+        f"BloodImage_00004.jpg: 10,000 boxes in one photo; the first {MAX_BOXES_PER_PHOTO}" in said
+    )
     assert data.annotations_without_photo == ["BloodImage_99999"]
     assert {"BloodImage_00000", "BloodImage_00001"} <= set(data.photos_without_annotation)
     assert all("\n" not in p for p in data.problems)
@@ -144,7 +151,9 @@ def test_every_malformed_annotation_is_one_clear_line(voc, tmp_path):
     (yolo / f"{NAMES[0]}.txt").write_text("0 0.5 0.5 0.1 0.1\n5 0.5 0.5 0.1 0.1\n")
     (yolo / "missing_photo.txt").write_text("1 0.5 0.5 0.2 0.2\n")
     data = read_boxes(yolo)
-    assert any(f"{NAMES[0]}.txt line 2: class id 5 is out of range (0..1)" in p for p in data.problems)
+    assert any(
+        f"{NAMES[0]}.txt line 2: class id 5 is out of range (0..1)" in p for p in data.problems
+    )
     assert data.annotations_without_photo == ["missing_photo"]
 
 
@@ -206,3 +215,58 @@ def test_predict_gives_boxes_in_the_photo_s_pixels(trained, capsys):
     for box in found:
         assert set(box) == {"label", "score", "xmin", "ymin", "xmax", "ymax"}
         assert 0 <= box["xmin"] < box["xmax"] <= 640 and 0 <= box["ymin"] < box["ymax"] <= 480
+
+
+def test_a_stopped_detection_run_resumes_from_its_last_checkpoint(voc, tmp_path, monkeypatch):
+    from tlcore.runs.boxes_run import create_boxes_run, train_boxes_run
+    from tlcore.training.config import TrainConfig
+    from tlcore.training.detection import DetectionSettings
+
+    config = TrainConfig(data=str(voc), epochs=1, batch_size=2)
+    run, _, _ = create_boxes_run(config, DetectionSettings(epochs=1, batch_size=2, long_side=128))
+    run.stop_path.touch()  # asked to stop before it began: it stops after its first step
+    assert train_boxes_run(run) == "stopped"
+    assert run.status()["message"] == "Stopped by request at step 1."
+    assert (run.checkpoints_dir / "last.pt").is_file()
+    run.stop_path.unlink()
+    assert train_boxes_run(run, resume=True) == "finished"
+    steps = [e["step"] for e in run.metrics() if e["type"] == "step"]
+    assert steps[0] == 1 and steps[1] == 2  # went on from step 1, not from 0
+    assert [e["epoch"] for e in run.metrics() if e["type"] == "epoch"] == [1]
+
+
+def test_inspect_gives_the_detection_report(capsys):
+    from tlcore.cli import main
+
+    assert main(["inspect", str(BCCD), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert out["task"] == "image-boxes" and out["photos"] == 364
+    assert out["classes"] == ["Platelets", "RBC", "WBC"] and len(out["problems"]) == 2
+
+
+def test_the_data_page_detection_sample_shows_the_report_and_boxes():
+    from apptest_helpers import go, open_app, texts
+
+    at = go(open_app(), "data")
+    at.button(key="use_sample_boxes").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    shown = texts(at.markdown)
+    assert "364 photos with 4886 boxes of 3 classes" in shown
+    assert "dropped" in shown and "ImageSets/Main" in shown
+    assert "tlcore train --data assets/bccd" in texts(at.info)
+
+
+def test_yolo_train_and_valid_folders_are_the_given_split(tmp_path):
+    root = tmp_path / "yolo"
+    for split, names in (("train", NAMES[:5]), ("valid", NAMES[5:])):
+        (root / split / "labels").mkdir(parents=True)
+        _photos_only(root / split, names)
+        for name in names:
+            (root / split / "labels" / f"{name}.txt").write_text("0 0.5 0.5 0.2 0.2\n")
+    (root / "data.yaml").write_text("names: ['cell']\n")
+    data = read_boxes(root)
+    assert data.format == "yolo" and data.split_source == "train/valid/test folders"
+    assert len(data.split("train")) == 5 and len(data.split("val")) == 3
+    box = data.photos[0].boxes[0]
+    assert box.label == "cell"
+    assert (box.xmin, box.ymin, box.xmax, box.ymax) == pytest.approx((256, 192, 384, 288))

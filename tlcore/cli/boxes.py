@@ -103,3 +103,21 @@ def cmd_predict_boxes(run: Run, args: argparse.Namespace) -> int:
         said = ", ".join(f"{n} {label}" for label, n in counts.items()) or "nothing found"
         print(printable(f"{answer['path']}: {said}"))
     return 0
+
+
+def cmd_inspect_boxes(args: argparse.Namespace) -> int:
+    """``tlcore inspect DIR`` on photos with boxes: the detection report in words."""
+    from tlcore.cli import flags
+    from tlcore.data.box_report import box_report, training_size
+    from tlcore.data.boxes import read_boxes
+
+    data = read_boxes(args.data, val_fraction=args.val_fraction, seed=flags.seed(args))
+    lines = box_report(data, training_size(data))
+    if args.json:
+        print_json({"task": "image-boxes", "format": data.format, "classes": data.classes,
+                    "photos": len(data.photos), "report": lines, "problems": data.problems,
+                    "annotations_without_photo": data.annotations_without_photo,
+                    "photos_without_annotation": data.photos_without_annotation})  # fmt: skip
+    else:
+        print("\n".join(printable(line) for line in lines))
+    return 0

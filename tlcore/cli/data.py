@@ -42,8 +42,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run_inspect(args: argparse.Namespace) -> int:
     """Print the report; exit 0 when trainable, 2 with the reason on stderr when not."""
+    from tlcore.cli.boxes import cmd_inspect_boxes, wants_boxes
     from tlcore.data.progress import terminal_bar
 
+    if wants_boxes(args):  # photos with boxes: the detection report (tlcore.cli.boxes)
+        return cmd_inspect_boxes(args)
     prepared = prepare_data(
         args.data,
         val_fraction=args.val_fraction,

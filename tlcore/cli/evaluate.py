@@ -67,11 +67,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
+    from tlcore.cli.columns import cmd_evaluate_columns, columns_run_at
     from tlcore.data.progress import terminal_bar
     from tlcore.runs.run import Run
     from tlcore.runs.scoring import evaluate_run
-
-    from tlcore.cli.columns import cmd_evaluate_columns, columns_run_at
 
     columns = columns_run_at(args.run)
     if columns is not None:  # several label columns: per task (tlcore.cli.columns)

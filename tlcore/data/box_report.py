@@ -40,7 +40,8 @@ def box_report(data: BoxData, size: tuple[int, int]) -> list[str]:
     lines = [
         f"{len(photos)} photos with {sum(per_photo)} boxes of {len(counts)} classes, read as "
         f"{data.format.upper()} from {printable(Path(data.root).name)}.",
-        "Boxes per class: " + ", ".join(f"{printable(c)} {n}" for c, n in counts.most_common())
+        "Boxes per class: "
+        + ", ".join(f"{printable(c)} {n}" for c, n in counts.most_common())
         + ".",
         f"Boxes per photo: {min(per_photo)} to {max(per_photo)}, "
         f"median {statistics.median(per_photo):g}.",

@@ -111,9 +111,9 @@ def box_format(root: str | Path) -> str | None:
         return "voc"
     if any(_looks_coco(p) for p in _files(root, (".json",))[:20]):
         return "coco"
-    if (root / "data.yaml").is_file() or (root / "classes.txt").is_file():
-        if any(p.name != "classes.txt" for p in _files(root, (".txt",))):
-            return "yolo"
+    has_names = (root / "data.yaml").is_file() or (root / "classes.txt").is_file()
+    if has_names and any(p.name != "classes.txt" for p in _files(root, (".txt",))):
+        return "yolo"
     for path in _files(root, (".csv",))[:20]:
         if {"xmin", "ymin", "xmax", "ymax"} <= set(_csv_header(path)):
             return "csv"
@@ -372,7 +372,7 @@ def seeded_split(photos: list[BoxedPhoto], val_fraction: float, seed: int) -> No
         having = [i for i in order if any(b.label == label for b in photos[i].boxes)]
         if len(having) < 2:
             continue
-        for side, other in (("val", "train"), ("train", "val")):
+        for side in ("val", "train"):
             if not any(photos[i].split == side for i in having):
                 photos[having[0 if side == "val" else -1]].split = side
 

@@ -79,7 +79,9 @@ class ColumnsData:
         for task in self.tasks:
             if task.name == name:
                 return task
-        raise DataError(f"no task called {name!r} (tasks: {', '.join(t.name for t in self.tasks)}).")
+        raise DataError(
+            f"no task called {name!r} (tasks: {', '.join(t.name for t in self.tasks)})."
+        )
 
     def items_for(self, split: str) -> list[ColumnsItem]:
         return [item for item in self.items if item.split == split]
@@ -133,11 +135,15 @@ def read_table(path: Path) -> tuple[list[str], list[list[str]]]:
         try:
             import openpyxl
         except ImportError:
-            raise DataError("reading .xlsx needs openpyxl: pip install openpyxl, or save as CSV.") from None
+            raise DataError(
+                "reading .xlsx needs openpyxl: pip install openpyxl, or save as CSV."
+            ) from None
         try:
             book = openpyxl.load_workbook(path, read_only=True, data_only=False)
         except Exception as exc:  # noqa: BLE001 - a broken or foreign file, in one line
-            raise DataError(f"cannot read {path.name} as a spreadsheet ({type(exc).__name__}).") from None
+            raise DataError(
+                f"cannot read {path.name} as a spreadsheet ({type(exc).__name__})."
+            ) from None
         sheet = book.worksheets[0]
         rows = [["" if c is None else str(c).strip() for c in row]
                 for row in sheet.iter_rows(values_only=True)]  # fmt: skip
@@ -145,7 +151,9 @@ def read_table(path: Path) -> tuple[list[str], list[list[str]]]:
     else:
         text = path.read_text(encoding="utf-8-sig", errors="replace")
         delimiter = "\t" if suffix == ".tsv" else ","
-        rows = [[c.strip() for c in row] for row in csv.reader(io.StringIO(text), delimiter=delimiter)]
+        rows = [
+            [c.strip() for c in row] for row in csv.reader(io.StringIO(text), delimiter=delimiter)
+        ]
     rows = [row for row in rows if any(row)]
     if len(rows) < 2:
         raise DataError(f"{path.name} has no rows under its header.")
@@ -157,7 +165,7 @@ def read_table(path: Path) -> tuple[list[str], list[list[str]]]:
 
 def item_column(header: Sequence[str], rows: Sequence[Sequence[str]]) -> int:
     """The column naming the photo: the first whose cells are mostly image file names."""
-    for i, name in enumerate(header):
+    for i in range(len(header)):
         cells = [row[i] for row in rows if row[i]]
         photos = sum(c.lower().endswith(IMAGE_SUFFIXES) for c in cells)
         if cells and photos >= 0.8 * len(cells):
@@ -209,7 +217,9 @@ def read_columns(
     problems: list[str] = []
     if len(set(header)) < len(header):
         twice = [h for h, n in Counter(header).items() if n > 1]
-        raise DataError(f"column names appear twice: {_shown(twice)}; give each column its own name.")
+        raise DataError(
+            f"column names appear twice: {_shown(twice)}; give each column its own name."
+        )
     item_at = item_column(header, rows)
     if group is not None and group not in header:
         raise DataError(f"no group column {group!r} (columns: {', '.join(header)}).")
@@ -217,7 +227,9 @@ def read_columns(
     if tasks:
         unknown = [t for t in tasks if t not in header or t == header[item_at] or t == group]
         if unknown:
-            raise DataError(f"no label column {_shown(unknown)} (label columns: {', '.join(candidates)}).")
+            raise DataError(
+                f"no label column {_shown(unknown)} (label columns: {', '.join(candidates)})."
+            )
         candidates = list(dict.fromkeys(tasks))
 
     formula = sorted({c for row in rows for c in row if c.startswith(FORMULA_STARTS)
@@ -250,7 +262,9 @@ def read_columns(
         seen[str(photo)] = row
         kept.append((photo, row))
     if outside:
-        problems.append(f"{len(outside)} paths point outside the table's folder, skipped: {_shown(outside)}.")
+        problems.append(
+            f"{len(outside)} paths point outside the table's folder, skipped: {_shown(outside)}."
+        )
     if missing:
         problems.append(f"{len(missing)} photos listed but not found, skipped: {_shown(missing)}.")
     if duplicates:
@@ -291,7 +305,9 @@ def _number(text: str) -> bool:
         return False
 
 
-def _column_task(name: str, cells: list[str], problems: list[str], asked: bool) -> ColumnTask | None:
+def _column_task(
+    name: str, cells: list[str], problems: list[str], asked: bool
+) -> ColumnTask | None:
     """The task of one column, or None (with a line in ``problems``) when it cannot be learned."""
     separator, mixed = tag_separator(cells)
     if separator is None:
@@ -305,7 +321,9 @@ def _column_task(name: str, cells: list[str], problems: list[str], asked: bool) 
                             f"{MAX_TAGS}): too few photos per class, left out.")  # fmt: skip
             return None
         classes = sorted(counts)
-        return ColumnTask(name, "one-of", classes, None, {c: counts[c] for c in classes}, len(cells))
+        return ColumnTask(
+            name, "one-of", classes, None, {c: counts[c] for c in classes}, len(cells)
+        )
     if mixed:
         problems.append(f"column {name!r} mixes tag separators; split on {separator!r} (the most "
                         "common), the others are kept inside tags.")  # fmt: skip
@@ -326,7 +344,9 @@ def _label(task: ColumnTask, cell: str) -> Any:
         return None  # not labelled for this task
     if task.kind == "tags":
         assert task.separator is not None
-        return sorted({task.classes.index(t) for t in (x.strip() for x in cell.split(task.separator)) if t})
+        return sorted(
+            {task.classes.index(t) for t in (x.strip() for x in cell.split(task.separator)) if t}
+        )
     return task.classes.index(cell)
 
 
@@ -345,7 +365,9 @@ def _split(data: ColumnsData) -> None:
     want = max(1, round(data.val_fraction * len(data.items)))
     in_val, counted = 0, {"train": 0, "val": 0}
     for key in order:
-        side = "val" if in_val < want and len(groups[key]) <= max(1, 2 * (want - in_val)) else "train"
+        side = (
+            "val" if in_val < want and len(groups[key]) <= max(1, 2 * (want - in_val)) else "train"
+        )
         for item in groups[key]:
             item.split = side
         in_val += len(groups[key]) if side == "val" else 0

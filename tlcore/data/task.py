@@ -68,7 +68,11 @@ TASKS: dict[str, dict[str, str]] = {
     "image-label": {"item": "photo", "items": "photos", "says": "one class per photo"},
     "text-label": {"item": "text", "items": "texts", "says": "one class per text"},
     # several label columns per photo, from a table (tlcore.data.columns; tlcore.runs.columns_run)
-    "image-columns": {"item": "photo", "items": "photos", "says": "several label columns per photo"},
+    "image-columns": {
+        "item": "photo",
+        "items": "photos",
+        "says": "several label columns per photo",
+    },
     # boxes of classes in each photo: object detection (tlcore.data.boxes; tlcore.runs.boxes_run)
     "image-boxes": {"item": "photo", "items": "photos", "says": "boxes of classes in each photo"},
 }

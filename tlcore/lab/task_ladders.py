@@ -14,7 +14,7 @@ from tlcore.lab.fewshot import DEFAULT_REPEATS, load_manifest
 from tlcore.lab.ladder import LADDER_SHOTS, Ladder, transfer_ladder
 from tlcore.lab.text_ladder import text_ladder
 
-# the ladder of each task: (data, shots, repeats, seed, classes=, owner=)
+
 def _no_columns_ladder(*args: object, **kwargs: object) -> Ladder:
     raise ConfigError("there is no few-shot ladder for several label columns yet: measure one "
                       "column at a time (benchmarks/multitask_vs_single.py compares them).")  # fmt: skip
@@ -22,9 +22,10 @@ def _no_columns_ladder(*args: object, **kwargs: object) -> Ladder:
 
 def _no_boxes_ladder(*args: object, **kwargs: object) -> Ladder:
     raise ConfigError("there is no few-shot ladder for detection yet: compare the ImageNet "
-                      "backbone with scratch in benchmarks/bench_detection.py.")  # fmt: skip
+                      "backbone with scratch in benchmarks/detection_bccd.py.")  # fmt: skip
 
 
+# the ladder of each task: (data, shots, repeats, seed, classes=, owner=)
 LADDERS: dict[str, Callable[..., Ladder]] = {
     "image-label": transfer_ladder,
     "text-label": text_ladder,

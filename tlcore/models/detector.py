@@ -52,18 +52,21 @@ def anchor_sizes(sides: Sequence[float], levels: int = 4) -> tuple[tuple[int, ..
     return tuple((round(lo * ratio**i),) for i in range(levels))
 
 
-def backbone_body(name: str, weights: str) -> tuple[nn.Module, dict[str, Any], str]:
+def backbone_body(
+    name: str, weights: str, load: bool = True
+) -> tuple[nn.Module, dict[str, Any], str]:
     """The timm feature model with ImageNet weights loaded as for classification (the bundled
     file mapped onto the full model, then its tensors copied by name), its data config, and
-    a sentence saying what was loaded."""
+    a sentence saying what was loaded. ``load=False``: the architecture only (a trained
+    detector's weights replace every tensor), BatchNorm as ``weights`` would have it."""
     import timm
     from timm.utils.model import freeze_batch_norm_2d
 
     from tlcore.models.factory import build_model
 
     body = timm.create_model(name, pretrained=False, features_only=True, out_indices=OUT_INDICES)
-    if weights == "scratch":
-        said = "All weights start at random."
+    if weights == "scratch" or not load:
+        said = "All weights start at random." if load else "Architecture only."
         full = timm.create_model(name, pretrained=False)
     else:
         full, report = build_model(name, None, weights)
@@ -72,6 +75,8 @@ def backbone_body(name: str, weights: str) -> tuple[nn.Module, dict[str, Any], s
             raise RuntimeError(f"backbone tensors missing from {name}'s weights: {missing[:3]}")
         said = " ".join(report.messages)
     data_config = timm.data.resolve_model_data_config(full)
+    if weights == "scratch":  # no statistics to keep: BatchNorm learns them (as torchvision does)
+        return body, data_config, said
     return freeze_batch_norm_2d(body), data_config, said
 
 
@@ -81,13 +86,14 @@ def build_detector(
     weights: str,
     size: tuple[int, int],
     sides: Sequence[float],
+    load: bool = True,
 ) -> nn.Module:
     """Faster R-CNN for ``classes`` (+ background) on ``name``'s features; ``size`` is the
     (height, width) photos arrive at; ``sides`` the data's box sizes at that size."""
     from torchvision.models.detection import FasterRCNN
     from torchvision.models.detection.anchor_utils import AnchorGenerator
 
-    body, data_config, said = backbone_body(name, weights)
+    body, data_config, said = backbone_body(name, weights, load)
     backbone = TimmFPN(body)
     sizes = anchor_sizes(sides)
     anchors = AnchorGenerator(sizes, ((0.5, 1.0, 2.0),) * len(sizes))

@@ -21,7 +21,13 @@ from tlcore import settings
 from tlcore.data.box_report import box_report, training_size
 from tlcore.data.boxes import Box, BoxData, BoxedPhoto, read_boxes
 from tlcore.errors import RunError
-from tlcore.runs.files import append_event, now_iso, read_json, write_json_atomic
+from tlcore.runs.files import (
+    append_event,
+    keep_history_until,
+    now_iso,
+    read_json,
+    write_json_atomic,
+)
 from tlcore.runs.run import Run, make_run_id, package_versions
 from tlcore.training.config import TrainConfig
 from tlcore.training.detection import DetectionSettings, DetectionTrainer
@@ -39,7 +45,9 @@ def create_boxes_run(config: TrainConfig, settings_: DetectionSettings) -> tuple
     try:
         run.dir.mkdir(parents=True)
     except OSError as exc:
-        raise RunError(f"cannot create a run in the runs folder {root}: {exc.strerror or exc}.") from None
+        raise RunError(
+            f"cannot create a run in the runs folder {root}: {exc.strerror or exc}."
+        ) from None
     write_json_atomic(run.dir / BOXES_FILE, asdict(data))
     write_json_atomic(run.config_path, {
         "id": run.id, "created": now_iso(), "owner": config.owner, "task": dict(BOXES),
@@ -113,6 +121,7 @@ def train_boxes_run(run: Run, resume: bool = False) -> str:
         state = torch.load(last, map_location="cpu", weights_only=False)
         trainer.model.load_state_dict(state["model"])
         trainer.load_state_dict(state["trainer"])
+        keep_history_until(run.metrics_path, trainer.epoch, trainer.step)
     run.write_status("running", pid=pid, epoch=trainer.epoch,
                      message="Computing the backbone's feature maps once (fast path)."
                      if trainer.fast_path else "Training the whole detector.")  # fmt: skip
@@ -141,7 +150,9 @@ def load_detector(run: Run, checkpoint: str = "best") -> tuple[torch.nn.Module, 
     data, s = boxes_data(run), detection_settings(run)
     size = training_size(data, s.long_side)
     # the architecture only: the trained weights replace every tensor below
-    model = build_detector(s.model, data.classes, "scratch", size, box_sides(data, size))
+    model = build_detector(
+        s.model, data.classes, s.weights, size, box_sides(data, size), load=False
+    )
     state = torch.load(path, map_location="cpu", weights_only=False)
     model.load_state_dict(state["model"])
     return model.eval(), data.classes, size
@@ -182,4 +193,3 @@ def result_of(run: Run) -> dict[str, Any]:
             "ap_per_class": status.get("ap_per_class"),
             "seconds_per_epoch": round(sum(e["seconds"] for e in epochs) / len(epochs), 2)
             if epochs else None}  # fmt: skip
-

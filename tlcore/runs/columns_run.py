@@ -12,7 +12,6 @@ one embedding cache beside the runs.
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from pathlib import Path
@@ -22,7 +21,7 @@ import torch
 
 from tlcore import settings
 from tlcore.data.columns import ColumnsData, read_columns
-from tlcore.errors import DataError, RunError
+from tlcore.errors import DataError, RunError, TLCoreError
 from tlcore.runs.files import append_event, now_iso, read_json, write_json_atomic
 from tlcore.runs.run import Run, make_run_id, package_versions
 from tlcore.training.config import TrainConfig
@@ -33,7 +32,9 @@ HEADS_FILE = "heads.safetensors"
 OUTPUTS_FILE = "val_outputs.json"
 
 
-def create_columns_run(config: TrainConfig, tasks: list[str] | None, group: str | None) -> tuple[Run, ColumnsData]:
+def create_columns_run(
+    config: TrainConfig, tasks: list[str] | None, group: str | None
+) -> tuple[Run, ColumnsData]:
     """Read the table (``config.data``), write the run directory; nothing trains yet."""
     data = read_columns(config.data, tasks=tasks, group=group, val_fraction=config.val_fraction,
                         seed=config.seed)  # fmt: skip
@@ -42,7 +43,9 @@ def create_columns_run(config: TrainConfig, tasks: list[str] | None, group: str 
     try:
         run.dir.mkdir(parents=True)
     except OSError as exc:
-        raise RunError(f"cannot create a run in the runs folder {root}: {exc.strerror or exc}.") from None
+        raise RunError(
+            f"cannot create a run in the runs folder {root}: {exc.strerror or exc}."
+        ) from None
     data.save(run.dir / COLUMNS_FILE)
     write_json_atomic(run.config_path, {
         "id": run.id, "created": now_iso(), "owner": config.owner, "task": dict(COLUMNS),
@@ -85,7 +88,9 @@ def train_columns_run(run: Run, resume: bool = False) -> str:
 
     def told(done: int, total: int) -> None:
         if done == total or done % 64 < 32:
-            run.write_status("running", pid=pid, message=f"Embedding the photos: {done} of {total}.")
+            run.write_status(
+                "running", pid=pid, message=f"Embedding the photos: {done} of {total}."
+            )
 
     x, embedded = mt.embed_paths(embedder, paths, told)
     train_at = [i for i, item in enumerate(data.items) if item.split == "train"]
@@ -98,7 +103,9 @@ def train_columns_run(run: Run, resume: bool = False) -> str:
 
     def on_epoch(event: dict[str, Any]) -> None:
         append_event(run.metrics_path, {"type": "task_scores", "time": now_iso(), **event})
-        run.write_status("running", pid=pid, epoch=event["epoch"], message=f"Epoch {event['epoch']}.")
+        run.write_status(
+            "running", pid=pid, epoch=event["epoch"], message=f"Epoch {event['epoch']}."
+        )
 
     fit = mt.fit_heads(x[train_at], tr, x[val_at], va, epochs=config.epochs, lr=config.lr,
                        weight_decay=config.weight_decay, seed=config.seed, on_epoch=on_epoch)  # fmt: skip
@@ -141,7 +148,12 @@ def evaluate_columns(run: Run) -> dict[str, Any]:
     items = [by_path[p] for p in outputs["paths"]]
     import numpy as np
 
-    report: dict[str, Any] = {"run": run.id, "items": len(items), "groups": data.groups, "tasks": {}}
+    report: dict[str, Any] = {
+        "run": run.id,
+        "items": len(items),
+        "groups": data.groups,
+        "tasks": {},
+    }
     for task in data.tasks:
         t = mt.targets(data, items, task)
         probs = np.asarray(outputs["probs"][task.name])
@@ -155,6 +167,7 @@ def evaluate_columns(run: Run) -> dict[str, Any]:
             entry["per_tag"] = {tag: {"threshold": round(cut[j], 4), "f1": round(mt.f1(
                 (pred[:, j] & y[:, j]).sum(), (pred[:, j] & ~y[:, j]).sum(), (~pred[:, j] & y[:, j]).sum()), 4),
                 "support": int(y[:, j].sum())} for j, tag in enumerate(task.classes)}  # fmt: skip
+            entry["together"] = tags_together(task.classes, y, pred)
         else:
             y = t.y.numpy()
             wrong = [(float(probs[i].max()), i) for i in range(len(items))
@@ -165,6 +178,22 @@ def evaluate_columns(run: Run) -> dict[str, Any]:
                               for p, i in wrong[:5]]  # fmt: skip
         report["tasks"][task.name] = entry
     return report
+
+
+def tags_together(tags: list[str], truth: Any, predicted: Any) -> list[dict[str, Any]]:
+    """Pairs of tags that go together: how many validation photos carry both, and how many
+    the model gave both (a pair it over- or under-predicts shows up here)."""
+    pairs = []
+    for a in range(len(tags)):
+        for b in range(a + 1, len(tags)):
+            both = int((truth[:, a] & truth[:, b]).sum())
+            said = int((predicted[:, a] & predicted[:, b]).sum())
+            right = int((truth[:, a] & truth[:, b] & predicted[:, a] & predicted[:, b]).sum())
+            if both or said:
+                pairs.append(
+                    {"tags": [tags[a], tags[b]], "true": both, "predicted": said, "right": right}
+                )
+    return sorted(pairs, key=lambda p: -max(p["true"], p["predicted"]))
 
 
 def predict_columns(run: Run, photos: list[str]) -> list[dict[str, Any]]:
@@ -195,13 +224,16 @@ def predict_columns(run: Run, photos: list[str]) -> list[dict[str, Any]]:
                                      "probability": {task.classes[j]: round(float(p[j]), 4) for j in above}}  # fmt: skip
             else:
                 best = int(p.argmax())
-                result[task.name] = {"label": task.classes[best], "probability": round(float(p[best]), 4)}
+                result[task.name] = {
+                    "label": task.classes[best],
+                    "probability": round(float(p[best]), 4),
+                }
         answers.append({"path": photo, "tasks": result})
     return answers
 
 
 def is_columns_run(run: Run) -> bool:
     try:
-        return json.loads(run.config_path.read_text()).get("task", {}).get("target") == "columns"
-    except (OSError, ValueError, AttributeError):
+        return run.task.target == "columns"
+    except TLCoreError:  # an unreadable config.json: the command that reads it says why
         return False

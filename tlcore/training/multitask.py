@@ -112,7 +112,9 @@ class MultiHead(nn.Module):
         self.register_buffer("std", torch.ones(dim))
         self.shared = nn.Sequential(nn.Dropout(dropout), nn.Linear(dim, hidden), nn.ReLU(),
                                     nn.Dropout(dropout))  # fmt: skip
-        self.heads = nn.ModuleDict({f"t{i}": nn.Linear(hidden, len(t.classes)) for i, t in enumerate(tasks)})
+        self.heads = nn.ModuleDict(
+            {f"t{i}": nn.Linear(hidden, len(t.classes)) for i, t in enumerate(tasks)}
+        )
         self.names = [t.name for t in tasks]
         self.kinds = {t.name: t.kind for t in tasks}
 
@@ -173,7 +175,10 @@ def fit_heads(
         model.train()
         for _ in range(steps_per_epoch):
             out = model(x_train)
-            losses = [task_loss(out[t.task.name], t) / s for t, s in zip(train_targets, scales, strict=True)]
+            losses = [
+                task_loss(out[t.task.name], t) / s
+                for t, s in zip(train_targets, scales, strict=True)
+            ]
             loss = torch.stack(losses).mean()
             optimizer.zero_grad()
             loss.backward()
@@ -233,7 +238,9 @@ def f1(tp: float, fp: float, fn: float) -> float:
     return 0.0 if tp == 0 else 2 * tp / (2 * tp + fp + fn)
 
 
-def score(t: TaskTargets, probs: np.ndarray, thresholds: Sequence[float] | None = None) -> dict[str, Any]:
+def score(
+    t: TaskTargets, probs: np.ndarray, thresholds: Sequence[float] | None = None
+) -> dict[str, Any]:
     """accuracy and macro_f1 (one-of), or map and micro_f1 (tags; 0.5 unless ``thresholds``)."""
     mask = t.mask.numpy()
     if t.task.kind == "tags":
@@ -243,12 +250,22 @@ def score(t: TaskTargets, probs: np.ndarray, thresholds: Sequence[float] | None 
         aps = [average_precision(y[:, j], p[:, j]) for j in range(y.shape[1])]
         aps = [a for a in aps if a is not None]
         tp, fp, fn = (pred & (y > 0)).sum(), (pred & (y == 0)).sum(), (~pred & (y > 0)).sum()
-        return {"map": float(np.mean(aps)) if aps else None, "micro_f1": f1(tp, fp, fn), "items": int(mask.sum())}
+        return {
+            "map": float(np.mean(aps)) if aps else None,
+            "micro_f1": f1(tp, fp, fn),
+            "items": int(mask.sum()),
+        }
     y, p = t.y.numpy()[mask], probs[mask].argmax(1)
     per_class = []
     for c in range(len(t.task.classes)):
         if (y == c).any() or (p == c).any():
-            per_class.append(f1(((p == c) & (y == c)).sum(), ((p == c) & (y != c)).sum(), ((p != c) & (y == c)).sum()))
+            per_class.append(
+                f1(
+                    ((p == c) & (y == c)).sum(),
+                    ((p == c) & (y != c)).sum(),
+                    ((p != c) & (y == c)).sum(),
+                )
+            )
     return {"accuracy": float((p == y).mean()) if len(y) else None,
             "macro_f1": float(np.mean(per_class)) if per_class else None, "items": int(mask.sum())}  # fmt: skip
 
@@ -266,7 +283,11 @@ def choose_thresholds(t: TaskTargets, probs: np.ndarray) -> list[float]:
         best, best_f1 = 0.5, -1.0
         for cut in np.unique(np.round(p[:, j], 4)):
             pred = p[:, j] >= cut
-            value = f1((pred & (y[:, j] > 0)).sum(), (pred & (y[:, j] == 0)).sum(), (~pred & (y[:, j] > 0)).sum())
+            value = f1(
+                (pred & (y[:, j] > 0)).sum(),
+                (pred & (y[:, j] == 0)).sum(),
+                (~pred & (y[:, j] > 0)).sum(),
+            )
             if value > best_f1:
                 best, best_f1 = float(cut), value
         chosen.append(best)
@@ -284,15 +305,18 @@ def fit_temperature(t: TaskTargets, logits: torch.Tensor) -> float:
 
 def save_heads(path: Path, model: MultiHead, tasks: Sequence[ColumnTask], thresholds: dict[str, list[float]],
                temperatures: dict[str, float]) -> None:  # fmt: skip
-    from safetensors.torch import save_file
     import json
+
+    from safetensors.torch import save_file
 
     meta = {"tasks": json.dumps([t.__dict__ for t in tasks]), "thresholds": json.dumps(thresholds),
             "temperatures": json.dumps(temperatures), "dim": str(int(model.mean.shape[0]))}  # fmt: skip
     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(path), meta)
 
 
-def load_heads(path: Path) -> tuple[MultiHead, list[ColumnTask], dict[str, list[float]], dict[str, float]]:
+def load_heads(
+    path: Path,
+) -> tuple[MultiHead, list[ColumnTask], dict[str, list[float]], dict[str, float]]:
     import json
 
     from safetensors import safe_open
