@@ -100,7 +100,9 @@ def is_training(run: Run) -> bool:
 
 
 @st.cache_data(show_spinner="Embedding the validation images…", max_entries=8)
-def _embedding(run_dir: str, checkpoint: str, stamp: tuple[int, int], pretrained: bool) -> list[dict]:
+def _embedding(
+    run_dir: str, checkpoint: str, stamp: tuple[int, int], pretrained: bool
+) -> list[dict]:
     run = Run.open(run_dir)
     manifest = Manifest.load(run.manifest_path)
     items = manifest.items_for("val") or manifest.items_for("train")

@@ -26,7 +26,9 @@ import torch
 from benchmarks import row, say, timed
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT / "assets" / "clothing4"
+DATA = Path(
+    os.environ.get("TLCORE_BENCH_DATA") or ROOT / "assets" / "clothing4"
+)  # or a folder of yours
 TARGET = 1.3
 
 

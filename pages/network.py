@@ -103,9 +103,7 @@ st.subheader("Feature maps of one photo")
 choices = photo_choices()
 left, right = st.columns([3, 2])
 picked = left.selectbox("A photo from your data", list(choices), key="net_photo")
-upload = right.file_uploader(
-    "…or upload one", type=list(UPLOAD_TYPES), key="net_upload"
-)
+upload = right.file_uploader("…or upload one", type=list(UPLOAD_TYPES), key="net_upload")
 try:
     if upload is not None:
         image, image_name = read_upload(upload.name, upload.getvalue()), upload.name

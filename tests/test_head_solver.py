@@ -138,3 +138,27 @@ def test_cv_in_the_span_of_the_rows_solves_the_same_problems(fitted):
     # many photos (rows >= features): nothing to gain, the embeddings come back as they are
     wide = torch.randn(1, 40, 16)
     assert head_solver.row_space(wide) is wide
+
+
+def test_the_l2_is_chosen_with_three_shuffles_on_a_small_set_and_one_on_a_large_one(monkeypatch):
+    """Three shuffles break ties on a few dozen photos; on hundreds one shuffle decides as
+    well, in a third of the time (the default run's head is then seconds, not tens of them)."""
+    from tlcore.training import head_solver
+
+    solves = []
+    original = head_solver.LogisticHead.solve
+
+    def counted(self):
+        solves.append(1)
+        return original(self)
+
+    monkeypatch.setattr(head_solver.LogisticHead, "solve", counted)
+    criterion = torch.nn.CrossEntropyLoss()
+    for photos, expected in ((head_solver.CV_SMALL_SET, 3), (head_solver.CV_SMALL_SET + 1, 1)):
+        solves.clear()
+        generator = torch.Generator().manual_seed(0)
+        labels = torch.arange(photos) % 2
+        views = (torch.randn(1, photos, 8, generator=generator) + labels[None, :, None]).float()
+        fit = head_solver.choose_l2(views, labels, 2, criterion, seed=0)
+        assert fit.folds == 5
+        assert len(solves) == expected * 5 * len(head_solver.C_GRID), photos

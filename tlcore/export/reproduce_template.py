@@ -66,6 +66,7 @@ HEAD_SOLVER = $HEAD_SOLVER
 HEAD_C = $HEAD_C  # lbfgs: inverse L2 strength (scikit-learn's C); None: cross-validate it
 C_GRID = (1e-2, 1e-1, 1.0, 10.0)  # the Cs cross-validation tries, on training photos
 CV_REPEATS = 3  # the stratified k-fold split repeated with new shuffles (fewer ties)
+CV_SMALL_SET = 300  # on more photos than this, one shuffle (as tlcore's run does)
 AUGMENT_VIEWS = $AUGMENT_VIEWS  # lbfgs: augmented copies of each training photo embedded
 
 # -- which layers train ---------------------------------------------------------------
@@ -241,7 +242,8 @@ def choose_c(views, y, criterion, folds=5):
     validation photos stay unseen). Ties go to the smaller C: the simpler head."""
     folds = max(2, min(folds, int(torch.bincount(y).min())))
     assignments = []
-    for repeat in range(CV_REPEATS):  # the k folds again with a new shuffle each time
+    repeats = CV_REPEATS if len(y) <= CV_SMALL_SET else 1
+    for repeat in range(repeats):  # the k folds again with a new shuffle each time
         generator = torch.Generator().manual_seed(SEED + repeat)
         fold_of, offset = torch.empty(len(y), dtype=torch.long), 0
         for label in y.unique().tolist():  # each class dealt round the folds, shuffled

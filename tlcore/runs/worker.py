@@ -330,8 +330,10 @@ def _boxes_run(run: Run, resume: bool) -> str:
 
 
 # tasks that do not train through the Trainer, by Task.key; every other task: train_run
-RUNNERS: dict[str, Callable[[Run, bool], str]] = {"image-columns": _columns_run,
-                                                  "image-boxes": _boxes_run}
+RUNNERS: dict[str, Callable[[Run, bool], str]] = {
+    "image-columns": _columns_run,
+    "image-boxes": _boxes_run,
+}
 
 
 def after_training_bar(run: Run, trainer: Trainer, message: str) -> ProgressCallback:

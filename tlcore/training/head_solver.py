@@ -46,6 +46,7 @@ log = logging.getLogger("tlcore.training.head_solver")
 C_GRID: tuple[float, ...] = (1e-2, 1e-1, 1.0, 10.0)
 CV_FOLDS = 5
 CV_REPEATS = 3  # k-fold repeated with new shuffles: fewer ties between C values on small sets
+CV_SMALL_SET = 300  # past this many photos one shuffle decides as well, in a third of the time
 CV_MAX_PHOTOS = 4_000  # past this, the L2 is chosen on a stratified sample of the photos
 MAX_ITER = 200  # L-BFGS iterations at most, for the final fit and for each CV fit
 SHOWN_ITER = 30  # iterations spread over the epochs, so the live curves show the head learn
@@ -243,7 +244,8 @@ def choose_l2(
     grid: Sequence[float] = C_GRID,
 ) -> HeadFit:
     """The C (inverse L2) with the best held-out accuracy over stratified k folds of photos,
-    repeated ``CV_REPEATS`` times with new shuffles (seeds ``seed``, ``seed + 1``, ...).
+    repeated ``CV_REPEATS`` times with new shuffles (seeds ``seed``, ``seed + 1``, ...) on
+    up to ``CV_SMALL_SET`` photos, where one shuffle often ties two strengths; once on more.
 
     ``views`` is (V, N, D): V embeddings of each of the N training photos, view 0 the
     photo as it is. Folds split photos, never a photo's views, and a held-out photo is
@@ -252,6 +254,11 @@ def choose_l2(
     """
     with one_cpu_thread(views.device):
         return _choose_l2(views, labels, num_classes, criterion, seed, grid)
+
+
+def cv_repeats(photos: int) -> int:
+    """Shuffles of the k folds: three on a small set (fewer ties), one on a large one."""
+    return CV_REPEATS if photos <= CV_SMALL_SET else 1
 
 
 def _choose_l2(views: torch.Tensor, labels: torch.Tensor, num_classes: int,
@@ -267,7 +274,8 @@ def _choose_l2(views: torch.Tensor, labels: torch.Tensor, num_classes: int,
     if k < 2:
         return HeadFit(c=sorted(grid)[len(grid) // 2], folds=0, photos=len(photos))
     views = row_space(views[:, photos.to(views.device)])
-    folds = [fold for repeat in range(CV_REPEATS)
+    repeats = cv_repeats(len(photos))
+    folds = [fold for repeat in range(repeats)
              for fold in stratified_folds(labels.cpu(), k, seed + repeat)]  # fmt: skip
     starts: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
     scores: dict[float, float] = {}
@@ -283,7 +291,7 @@ def _choose_l2(views: torch.Tensor, labels: torch.Tensor, num_classes: int,
             starts[i] = (head.weight.detach(), head.bias.detach())
             held = head.logits(views[0, test_idx.to(views.device)])
             correct += int((held.argmax(1) == labels[test_idx]).sum())
-        scores[c] = correct / (CV_REPEATS * len(photos))
+        scores[c] = correct / (repeats * len(photos))
     best = max(scores.values())
     chosen = min(c for c, score in scores.items() if score == best)
     return HeadFit(c=chosen, folds=k, photos=len(photos),

@@ -147,7 +147,11 @@ class Trainer:
         job = training_task(self.task)
         self.unit = job.unit  # what a step reads
         data = job.data(manifest, self.model, cfg)
-        self.data_config, self.train_set, self.val_set = data.data_config, data.train_set, data.val_set
+        self.data_config, self.train_set, self.val_set = (
+            data.data_config,
+            data.train_set,
+            data.val_set,
+        )
         self.plain_train_set = data.plain_train_set  # the fast path embeds each item as it is
         self.manifest_fingerprint = manifest.fingerprint()
         self.files_stamp = manifest.files_stamp()
@@ -168,9 +172,9 @@ class Trainer:
 
         self.optimizer = self._build_optimizer(optimizer_param_groups)
         self.scaler = grad_scaler(self.device)
-        self.criterion = job.loss(
-            cfg, self._class_weights() if cfg.class_balanced else None
-        ).to(self.device)
+        self.criterion = job.loss(cfg, self._class_weights() if cfg.class_balanced else None).to(
+            self.device
+        )
         self.steps_per_epoch = math.ceil(
             distributed.shard_size(len(self.train_set)) / cfg.batch_size
         )
