@@ -118,7 +118,7 @@ def train_boxes_run(run: Run, resume: bool = False) -> str:
     trainer = DetectionTrainer(detection_settings(run), data, [BoxesRecorder(run)])
     last = run.checkpoints_dir / "last.pt"
     if resume and last.is_file():
-        state = torch.load(last, map_location="cpu", weights_only=False)
+        state = torch.load(last, map_location="cpu", weights_only=True)
         trainer.model.load_state_dict(state["model"])
         trainer.load_state_dict(state["trainer"])
         keep_history_until(run.metrics_path, trainer.epoch, trainer.step)
@@ -153,7 +153,7 @@ def load_detector(run: Run, checkpoint: str = "best") -> tuple[torch.nn.Module, 
     model = build_detector(
         s.model, data.classes, s.weights, size, box_sides(data, size), load=False
     )
-    state = torch.load(path, map_location="cpu", weights_only=False)
+    state = torch.load(path, map_location="cpu", weights_only=True)
     model.load_state_dict(state["model"])
     return model.eval(), data.classes, size
 
