@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from appkit import state, text_sections
-from tlcore.data.task import PHOTO_BOXES, PHOTO_COLUMNS, PHOTO_LABEL, TEXT_LABEL, Task
-from tlcore.errors import ConfigError, TLCoreError
+from tlcore.data.task import PHOTO_BOXES, PHOTO_COLUMNS, PHOTO_LABEL, TEXT_LABEL, Task, entry_for
+from tlcore.errors import TLCoreError
 from tlcore.models.text_catalog import DEFAULT_TEXT_MODEL, is_text_model
 from tlcore.runs.run import Run
 
@@ -96,11 +96,7 @@ VIEWS: dict[str, TaskView] = {view.task.key: view for view in (PHOTOS, TEXTS, CO
 
 def view(task: Task) -> TaskView:
     """The pages' entry for ``task``; ConfigError in words for a task this app cannot show."""
-    try:
-        return VIEWS[task.key]
-    except KeyError:
-        known = ", ".join(sorted(VIEWS))
-        raise ConfigError(f"The app cannot show task {task.key!r} yet ({known}).") from None
+    return entry_for(VIEWS, task, "The app cannot show task {key} yet ({known}).")
 
 
 def run_task(run: Run) -> Task:

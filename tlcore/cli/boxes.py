@@ -74,17 +74,6 @@ def cmd_train_boxes(args: argparse.Namespace) -> int:
     return 1 if status["state"] == "failed" else 0
 
 
-def boxes_run_at(source: str) -> Run | None:
-    """The run at ``source`` when it is a detection run; None otherwise."""
-    from tlcore.runs.boxes_run import is_boxes_run
-
-    try:
-        run = Run.open(source)
-    except Exception:  # noqa: BLE001 - a bundle or a model name: not ours
-        return None
-    return run if is_boxes_run(run) else None
-
-
 def cmd_predict_boxes(run: Run, args: argparse.Namespace) -> int:
     from tlcore.data.images import images_in
     from tlcore.errors import DataError

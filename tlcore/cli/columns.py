@@ -73,17 +73,6 @@ def cmd_train_columns(args: argparse.Namespace) -> int:
     return 1 if status["state"] == "failed" else 0
 
 
-def columns_run_at(source: str) -> Run | None:
-    """The run at ``source`` when it is a run of label columns; None otherwise."""
-    from tlcore.runs.columns_run import is_columns_run
-
-    try:
-        run = Run.open(source)
-    except Exception:  # noqa: BLE001 - a bundle or a model name: not ours
-        return None
-    return run if is_columns_run(run) else None
-
-
 def cmd_predict_columns(run: Run, args: argparse.Namespace) -> int:
     from tlcore.data.images import images_in
     from tlcore.errors import DataError

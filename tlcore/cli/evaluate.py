@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
 from tlcore.cli import print_json
 from tlcore.cli.csv_output import check_csv_target, write_csv_text
@@ -66,15 +67,37 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_predict)
 
 
+def _task_commands() -> dict[str, dict[str, Any]]:
+    """The commands of the tasks whose runs answer in their own shape (not one label)."""
+    from tlcore.cli.boxes import cmd_predict_boxes
+    from tlcore.cli.columns import cmd_evaluate_columns, cmd_predict_columns
+
+    return {"image-columns": {"predict": cmd_predict_columns, "evaluate": cmd_evaluate_columns},
+            "image-boxes": {"predict": cmd_predict_boxes}}  # fmt: skip
+
+
+def command_for_run(source: str, verb: str) -> tuple[Any, Any]:
+    """(the run at ``source``, its task's own ``verb`` command), or (None, None) for a
+    bundle, a one-label run, or a name that is no run (the usual path says what is wrong)."""
+    from tlcore.runs.run import Run
+
+    try:
+        run = Run.open(source)
+        key = run.task.key
+    except TLCoreError:
+        return None, None
+    command = _task_commands().get(key, {}).get(verb)
+    return (run, command) if command is not None else (None, None)
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from tlcore.cli.columns import cmd_evaluate_columns, columns_run_at
     from tlcore.data.progress import terminal_bar
     from tlcore.runs.run import Run
     from tlcore.runs.scoring import evaluate_run
 
-    columns = columns_run_at(args.run)
-    if columns is not None:  # several label columns: per task (tlcore.cli.columns)
-        return cmd_evaluate_columns(columns, args)
+    run, command = command_for_run(args.run, "evaluate")
+    if command is not None:  # label columns: per task (tlcore.cli.columns)
+        return command(run, args)
     # stderr: scoring k of N photos, and the time left
     report = evaluate_run(Run.open(args.run), checkpoint=args.checkpoint, split=args.split,
                           progress=terminal_bar())  # fmt: skip
@@ -95,16 +118,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
     if is_text_model_source(args.model):  # sentences, not photos: tlcore.cli.text_predict
         return cmd_predict_text(args, k)
-    from tlcore.cli.columns import cmd_predict_columns, columns_run_at
-
-    columns = columns_run_at(args.model)
-    if columns is not None:  # several label columns: every task's answer (tlcore.cli.columns)
-        return cmd_predict_columns(columns, args)
-    from tlcore.cli.boxes import boxes_run_at, cmd_predict_boxes
-
-    boxes = boxes_run_at(args.model)
-    if boxes is not None:  # a detector: boxes per photo (tlcore.cli.boxes)
-        return cmd_predict_boxes(boxes, args)
+    run, command = command_for_run(args.model, "predict")
+    if command is not None:  # label columns or boxes: that task's own answer
+        return command(run, args)
     files = images_in(args.paths)
     if not files:
         raise DataError(f"no images found in {', '.join(args.paths)}.")

@@ -14,11 +14,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from tlcore.errors import ConfigError
 
 MODALITIES = ("image", "text")
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -80,6 +81,16 @@ PHOTO_LABEL = Task("image", "label")
 TEXT_LABEL = Task("text", "label")
 PHOTO_COLUMNS = Task("image", "columns")
 PHOTO_BOXES = Task("image", "boxes")
+
+
+def entry_for(table: Mapping[str, T], task: Task, refusal: str) -> T:
+    """``task``'s entry in a wing's table; ConfigError in words (``refusal`` with ``{key}``
+    and ``{known}``) for a task that wing does not know."""
+    try:
+        return table[task.key]
+    except KeyError:
+        known = ", ".join(sorted(table))
+        raise ConfigError(refusal.format(key=repr(task.key), known=known)) from None
 
 
 def task_of(data: Any) -> Task:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tlcore.data.task import Task
+from tlcore.data.task import Task, entry_for
 from tlcore.errors import ConfigError
 from tlcore.export.check_inputs import photos_to_check, texts_to_check
 from tlcore.export.model_card import model_card
@@ -124,14 +124,8 @@ EXPORT_TASKS: dict[str, ExportTask] = {
 
 def export_task(task: Task) -> ExportTask:
     """The entry for ``task``; ConfigError in words for a task this version cannot export."""
-    try:
-        return EXPORT_TASKS[task.key]
-    except KeyError:
-        known = ", ".join(sorted(EXPORT_TASKS))
-        raise ConfigError(
-            f"this version of tlcore cannot export a {task.key!r} model (it exports {known}); "
-            "update tlcore to export it."
-        ) from None
+    return entry_for(EXPORT_TASKS, task, "this version of tlcore cannot export a {key} model "
+                     "(it exports {known}); update tlcore to export it.")  # fmt: skip
 
 
 def model_task(model: Predictor | Mapping[str, Any]) -> Task:

@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from tlcore.data.manifest import Manifest
-from tlcore.data.task import Task, task_of
+from tlcore.data.task import Task, entry_for, task_of
 from tlcore.errors import ConfigError
 from tlcore.lab.fewshot import DEFAULT_REPEATS, load_manifest
 from tlcore.lab.ladder import LADDER_SHOTS, Ladder, transfer_ladder
@@ -36,13 +36,8 @@ LADDERS: dict[str, Callable[..., Ladder]] = {
 
 def ladder_for(task: Task) -> Callable[..., Ladder]:
     """The function that measures ``task``'s ladder; ConfigError for a task it has none for."""
-    try:
-        return LADDERS[task.key]
-    except KeyError:
-        known = ", ".join(sorted(LADDERS))
-        raise ConfigError(
-            f"there is no transfer-learning ladder for {task.key!r} data yet (only {known})."
-        ) from None
+    return entry_for(LADDERS, task, "there is no transfer-learning ladder for {key} data "
+                     "yet (only {known}).")  # fmt: skip
 
 
 def measure_ladder(

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tlcore.data.task import Task
+from tlcore.data.task import Task, entry_for
 from tlcore.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -108,10 +108,8 @@ RESULTS_TASKS: dict[str, ResultsTask] = {
 
 
 def results_task(task: Task) -> ResultsTask:
-    try:
-        return RESULTS_TASKS[task.key]
-    except KeyError:
-        raise ConfigError(f"Results for task {task.key!r} are not known to this version.") from None
+    return entry_for(RESULTS_TASKS, task, "Results for task {key} are not known to this "
+                     "version (it knows {known}).")  # fmt: skip
 
 
 def bundle_task(meta: Mapping[str, Any]) -> Task:

@@ -17,7 +17,6 @@ from typing import Any
 
 import torch
 
-from tlcore import settings
 from tlcore.data.box_report import box_report, training_size
 from tlcore.data.boxes import Box, BoxData, BoxedPhoto, read_boxes
 from tlcore.errors import RunError
@@ -28,7 +27,7 @@ from tlcore.runs.files import (
     read_json,
     write_json_atomic,
 )
-from tlcore.runs.run import Run, make_run_id, package_versions
+from tlcore.runs.run import Run, package_versions
 from tlcore.training.config import TrainConfig
 from tlcore.training.detection import DetectionSettings, DetectionTrainer
 
@@ -40,14 +39,7 @@ def create_boxes_run(config: TrainConfig, settings_: DetectionSettings) -> tuple
     """Read the boxes (``config.data``), write the run directory; nothing trains yet."""
     data = read_boxes(config.data, val_fraction=config.val_fraction, seed=config.seed)
     report = box_report(data, training_size(data, settings_.long_side))
-    root = settings.runs_dir()
-    run = Run(root / make_run_id(config))
-    try:
-        run.dir.mkdir(parents=True)
-    except OSError as exc:
-        raise RunError(
-            f"cannot create a run in the runs folder {root}: {exc.strerror or exc}."
-        ) from None
+    run = Run.new_folder(config)
     write_json_atomic(run.dir / BOXES_FILE, asdict(data))
     write_json_atomic(run.config_path, {
         "id": run.id, "created": now_iso(), "owner": config.owner, "task": dict(BOXES),
@@ -72,13 +64,6 @@ def boxes_data(run: Run) -> BoxData:
 
 def detection_settings(run: Run) -> DetectionSettings:
     return DetectionSettings(**run.record.get("detection", {}))
-
-
-def is_boxes_run(run: Run) -> bool:
-    try:
-        return run.record.get("task") == BOXES
-    except Exception:  # noqa: BLE001 - a damaged run is not ours to judge here
-        return False
 
 
 class BoxesRecorder:

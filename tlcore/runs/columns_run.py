@@ -19,11 +19,10 @@ from typing import Any
 
 import torch
 
-from tlcore import settings
 from tlcore.data.columns import ColumnsData, read_columns
-from tlcore.errors import DataError, RunError, TLCoreError
+from tlcore.errors import DataError, RunError
 from tlcore.runs.files import append_event, now_iso, read_json, write_json_atomic
-from tlcore.runs.run import Run, make_run_id, package_versions
+from tlcore.runs.run import Run, package_versions
 from tlcore.training.config import TrainConfig
 
 COLUMNS = {"modality": "image", "target": "columns"}
@@ -38,14 +37,7 @@ def create_columns_run(
     """Read the table (``config.data``), write the run directory; nothing trains yet."""
     data = read_columns(config.data, tasks=tasks, group=group, val_fraction=config.val_fraction,
                         seed=config.seed)  # fmt: skip
-    root = settings.runs_dir()
-    run = Run(root / make_run_id(config))
-    try:
-        run.dir.mkdir(parents=True)
-    except OSError as exc:
-        raise RunError(
-            f"cannot create a run in the runs folder {root}: {exc.strerror or exc}."
-        ) from None
+    run = Run.new_folder(config)
     data.save(run.dir / COLUMNS_FILE)
     write_json_atomic(run.config_path, {
         "id": run.id, "created": now_iso(), "owner": config.owner, "task": dict(COLUMNS),
@@ -230,10 +222,3 @@ def predict_columns(run: Run, photos: list[str]) -> list[dict[str, Any]]:
                 }
         answers.append({"path": photo, "tasks": result})
     return answers
-
-
-def is_columns_run(run: Run) -> bool:
-    try:
-        return run.task.target == "columns"
-    except TLCoreError:  # an unreadable config.json: the command that reads it says why
-        return False

@@ -134,16 +134,7 @@ class Run:
         task = task_of(manifest)  # decided once, here; every wing looks it up (Run.task)
         check_model_fits_data(config.model, task.modality)
         limits.check_dataset(len(manifest.items))
-        root = settings.runs_dir()
-        run = cls(root / make_run_id(config))
-        try:
-            root.mkdir(parents=True, exist_ok=True)
-            run.dir.mkdir()
-        except OSError as exc:  # TLCORE_RUNS_DIR is a file, read-only, on a full disk...
-            raise RunError(
-                f"cannot create a run in the runs folder {root} (TLCORE_RUNS_DIR): "
-                f"{exc.strerror or exc}. Point TLCORE_RUNS_DIR at a folder you can write to."
-            ) from None
+        run = cls.new_folder(config)
         manifest.save(run.manifest_path)
         write_json_atomic(
             run.config_path,
@@ -167,6 +158,22 @@ class Run:
             },
         )
         run.write_status("queued", message="Waiting for the worker to start.")
+        return run
+
+    @classmethod
+    def new_folder(cls, config: TrainConfig) -> Run:
+        """A new, empty run folder under the runs folder, named for ``config``; RunError in
+        words when it cannot be made (every task's run starts here)."""
+        root = settings.runs_dir()
+        run = cls(root / make_run_id(config))
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+            run.dir.mkdir()
+        except OSError as exc:  # TLCORE_RUNS_DIR is a file, read-only, on a full disk...
+            raise RunError(
+                f"cannot create a run in the runs folder {root} (TLCORE_RUNS_DIR): "
+                f"{exc.strerror or exc}. Point TLCORE_RUNS_DIR at a folder you can write to."
+            ) from None
         return run
 
     @classmethod

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from torch import nn
 
-from tlcore.data.task import Task
+from tlcore.data.task import Task, entry_for
 from tlcore.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -83,7 +83,5 @@ TRAINING_TASKS: dict[str, TrainingTask] = {
 
 
 def training_task(task: Task) -> TrainingTask:
-    try:
-        return TRAINING_TASKS[task.key]
-    except KeyError:
-        raise ConfigError(f"Training for task {task.key!r} is not known to this version.") from None
+    return entry_for(TRAINING_TASKS, task, "Training for task {key} is not known to this "
+                     "version (it trains {known}).")  # fmt: skip
