@@ -73,24 +73,18 @@ TEXTS = TaskView(
     predict_section=text_sections.predict_section,
     fewshot_section=text_sections.ladder_section,
 )
-# several label columns per photo (tlcore.runs.columns_run): the photo pages' words; its
-# Evaluate/Predict sections are the CLI's for now (`tlcore evaluate RUN`, `tlcore predict RUN`)
-COLUMNS = TaskView(
-    task=PHOTO_COLUMNS,
-    files="images",
-    default_model=state.DEFAULT_MODEL,
-    reads_model=lambda name: not is_text_model(name),
-    doctor=False,  # the doctor reads one label per photo
-)
-# boxes in each photo (tlcore.runs.boxes_run): the photo pages' words; its Evaluate/Predict
-# sections are the CLI's for now (`tlcore train --data DIR`, `tlcore predict RUN PHOTO`)
-BOXES = TaskView(
-    task=PHOTO_BOXES,
-    files="images",
-    default_model=state.DEFAULT_MODEL,
-    reads_model=lambda name: not is_text_model(name),
-    doctor=False,  # the doctor reads one label per photo
-)
+
+
+def _photos_of_another_shape(task: Task) -> TaskView:
+    """Label columns (tlcore.runs.columns_run) and boxes (tlcore.runs.boxes_run): the photo
+    pages' words; their Evaluate/Predict sections are the CLI's for now."""
+    return TaskView(task=task, files="images", default_model=state.DEFAULT_MODEL,
+                    reads_model=lambda name: not is_text_model(name),
+                    doctor=False)  # the doctor reads one label per photo  # fmt: skip
+
+
+COLUMNS = _photos_of_another_shape(PHOTO_COLUMNS)
+BOXES = _photos_of_another_shape(PHOTO_BOXES)
 VIEWS: dict[str, TaskView] = {view.task.key: view for view in (PHOTOS, TEXTS, COLUMNS, BOXES)}
 
 

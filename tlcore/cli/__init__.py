@@ -45,6 +45,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def print_answers(answers: Any, paths: list[str], as_json: bool, said: Any) -> int:
+    """Predict for the photos under ``paths`` with ``answers(files)``: one JSON object or one
+    line (``said(answer)``) per photo; DataError when the paths hold no photo."""
+    from tlcore.data.images import images_in
+    from tlcore.data.scan import printable
+    from tlcore.errors import DataError
+
+    files = [str(f) for f in images_in(paths)]
+    if not files:
+        raise DataError(f"no images found in {', '.join(paths)}.")
+    for answer in answers(files):
+        if as_json:
+            print_json(answer)
+        else:
+            print(printable(f"{answer['path']}: {said(answer)}"))
+    return 0
+
+
 def print_json(obj: Any) -> None:
     """One JSON object on one line: the last line of output for ``--json``."""
     print(json.dumps(obj, default=str), flush=True)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from typing import Any
 
 from tlcore.cli import print_json
 from tlcore.data.scan import printable
@@ -75,23 +76,16 @@ def cmd_train_boxes(args: argparse.Namespace) -> int:
 
 
 def cmd_predict_boxes(run: Run, args: argparse.Namespace) -> int:
-    from tlcore.data.images import images_in
-    from tlcore.errors import DataError
+    from tlcore.cli import print_answers
     from tlcore.runs.boxes_run import predict_boxes
 
-    files = [str(f) for f in images_in(args.paths)]
-    if not files:
-        raise DataError(f"no images found in {', '.join(args.paths)}.")
-    for answer in predict_boxes(run, files):
-        if args.json:
-            print_json(answer)
-            continue
+    def said(answer: dict[str, Any]) -> str:  # "8 RBC, 1 WBC"
         counts: dict[str, int] = {}
         for box in answer["boxes"]:
             counts[box["label"]] = counts.get(box["label"], 0) + 1
-        said = ", ".join(f"{n} {label}" for label, n in counts.items()) or "nothing found"
-        print(printable(f"{answer['path']}: {said}"))
-    return 0
+        return ", ".join(f"{n} {label}" for label, n in counts.items()) or "nothing found"
+
+    return print_answers(lambda files: predict_boxes(run, files), args.paths, args.json, said)
 
 
 def cmd_inspect_boxes(args: argparse.Namespace) -> int:

@@ -74,20 +74,12 @@ def cmd_train_columns(args: argparse.Namespace) -> int:
 
 
 def cmd_predict_columns(run: Run, args: argparse.Namespace) -> int:
-    from tlcore.data.images import images_in
-    from tlcore.errors import DataError
+    from tlcore.cli import print_answers
     from tlcore.runs.columns_run import predict_columns
 
-    files = [str(f) for f in images_in(args.paths)]
-    if not files:
-        raise DataError(f"no images found in {', '.join(args.paths)}.")
-    for answer in predict_columns(run, files):
-        if args.json:
-            print_json(answer)
-            continue
-        said = "; ".join(_said(name, a) for name, a in answer["tasks"].items())
-        print(printable(f"{answer['path']}: {said}"))
-    return 0
+    return print_answers(lambda files: predict_columns(run, files), args.paths, args.json,
+                         lambda answer: "; ".join(_said(name, a) for name, a
+                                                  in answer["tasks"].items()))  # fmt: skip
 
 
 def _said(name: str, answer: dict[str, Any]) -> str:

@@ -12,7 +12,7 @@ Adding a task is one entry here (``TASKS``) and one in each wing's table
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -91,6 +91,16 @@ def entry_for(table: Mapping[str, T], task: Task, refusal: str) -> T:
     except KeyError:
         known = ", ".join(sorted(table))
         raise ConfigError(refusal.format(key=repr(task.key), known=known)) from None
+
+
+def refused(message: str) -> Callable[..., Any]:
+    """A table entry's function for a step that task does elsewhere (or not yet): it says
+    ``message`` as a ConfigError whatever it is called with."""
+
+    def refuse(*_args: Any, **_kwargs: Any) -> Any:
+        raise ConfigError(message)
+
+    return refuse
 
 
 def task_of(data: Any) -> Task:

@@ -75,6 +75,14 @@ def _text_files(predictor: Predictor, folder: Path) -> None:
     write_text_bundle_files(predictor, folder)  # type: ignore[arg-type]
 
 
+def _not_exported_yet(card: Callable[..., str], what: str) -> ExportTask:
+    """A photo task whose export is not written yet: its card, every other format refused."""
+    return ExportTask(formats=("bundle",), check_inputs=photos_to_check, model_card=card,
+                      refused=f"{what} cannot be exported as ONNX, TorchScript or train.py yet.",
+                      bundle_meta=_nothing_to_add, bundle_files=_no_files, input_name="image",
+                      input_axes={0: "batch"})  # fmt: skip
+
+
 EXPORT_TASKS: dict[str, ExportTask] = {
     "image-label": ExportTask(
         formats=("bundle", "onnx", "torchscript", "script"),
@@ -98,27 +106,8 @@ EXPORT_TASKS: dict[str, ExportTask] = {
         input_axes={0: "batch", 1: "tokens"},  # texts differ in length too
     ),
     # not written yet: the bundle is refused in words when its model is loaded (results wing)
-    "image-columns": ExportTask(
-        formats=("bundle",),
-        refused="A run of several label columns cannot be exported as ONNX, TorchScript or "
-        "train.py yet.",
-        check_inputs=photos_to_check,
-        model_card=_columns_card,
-        bundle_meta=_nothing_to_add,
-        bundle_files=_no_files,
-        input_name="image",
-        input_axes={0: "batch"},
-    ),
-    "image-boxes": ExportTask(
-        formats=("bundle",),
-        refused="A detection run cannot be exported as ONNX, TorchScript or train.py yet.",
-        check_inputs=photos_to_check,
-        model_card=_boxes_card,
-        bundle_meta=_nothing_to_add,
-        bundle_files=_no_files,
-        input_name="image",
-        input_axes={0: "batch"},
-    ),
+    "image-columns": _not_exported_yet(_columns_card, "A run of several label columns"),
+    "image-boxes": _not_exported_yet(_boxes_card, "A detection run"),
 }
 
 

@@ -10,8 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tlcore.data.task import Task, entry_for
-from tlcore.errors import ConfigError
+from tlcore.data.task import Task, entry_for, refused
 
 if TYPE_CHECKING:
     from torch import nn
@@ -62,16 +61,11 @@ class ResultsTask:
     items: str
 
 
-def _columns_elsewhere(*args: Any) -> Any:
-    """A run of label columns predicts with its heads (``tlcore.runs.columns_run``)."""
-    raise ConfigError("A run of several label columns predicts with `tlcore predict RUN PHOTO` "
-                      "(tlcore.runs.columns_run); it has no single-label Predictor or bundle yet.")  # fmt: skip
-
-
-def _boxes_elsewhere(*args: Any) -> Any:
-    """A detector predicts boxes (``tlcore.runs.boxes_run.predict_boxes``)."""
-    raise ConfigError("A detection run predicts boxes with `tlcore predict RUN PHOTO` "
-                      "(tlcore.runs.boxes_run); it has no single-label Predictor or bundle yet.")  # fmt: skip
+def _answered_elsewhere(message: str) -> ResultsTask:
+    """A photo task whose runs answer in their own shape (``tlcore.runs``), not as a
+    one-label Predictor or bundle yet."""
+    return ResultsTask(model_input=lambda item: item.path, predictor=refused(message),
+                       load_bundle=refused(message), has_unknown=False, items="photos")  # fmt: skip
 
 
 RESULTS_TASKS: dict[str, ResultsTask] = {
@@ -90,20 +84,14 @@ RESULTS_TASKS: dict[str, ResultsTask] = {
         has_unknown=False,
         items="texts",
     ),  # fmt: skip
-    "image-columns": ResultsTask(
-        model_input=lambda item: item.path,
-        predictor=_columns_elsewhere,
-        load_bundle=_columns_elsewhere,
-        has_unknown=False,
-        items="photos",
-    ),  # fmt: skip
-    "image-boxes": ResultsTask(
-        model_input=lambda item: item.path,
-        predictor=_boxes_elsewhere,
-        load_bundle=_boxes_elsewhere,
-        has_unknown=False,
-        items="photos",
-    ),  # fmt: skip
+    "image-columns": _answered_elsewhere(
+        "A run of several label columns predicts with `tlcore predict RUN PHOTO` "
+        "(tlcore.runs.columns_run); it has no single-label Predictor or bundle yet."
+    ),
+    "image-boxes": _answered_elsewhere(
+        "A detection run predicts boxes with `tlcore predict RUN PHOTO` "
+        "(tlcore.runs.boxes_run); it has no single-label Predictor or bundle yet."
+    ),
 }
 
 

@@ -10,8 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from torch import nn
 
-from tlcore.data.task import Task, entry_for
-from tlcore.errors import ConfigError
+from tlcore.data.task import Task, entry_for, refused
 
 if TYPE_CHECKING:
     import torch
@@ -62,23 +61,22 @@ class TrainingTask:
     loss: Callable[[TrainConfig, torch.Tensor | None], nn.Module]
 
 
-def _columns_elsewhere(*args: Any) -> Any:
-    """Label columns train on the fast path only (``tlcore.training.multitask``)."""
-    raise ConfigError("A run of several label columns trains its heads on cached embeddings "
-                      "(tlcore.training.multitask), not through the Trainer.")  # fmt: skip
-
-
-def _boxes_elsewhere(*args: Any) -> Any:
-    """A detector has its own loss parts and loop (``tlcore.training.detection``)."""
-    raise ConfigError("A run of boxes (object detection) trains a detector "
-                      "(tlcore.training.detection), not through the Trainer.")  # fmt: skip
+# label columns train their heads on cached embeddings; a detector has its own loss parts
+_COLUMNS_ELSEWHERE = refused(
+    "A run of several label columns trains its heads on cached "
+    "embeddings (tlcore.training.multitask), not through the Trainer."
+)
+_BOXES_ELSEWHERE = refused(
+    "A run of boxes (object detection) trains a detector "
+    "(tlcore.training.detection), not through the Trainer."
+)
 
 
 TRAINING_TASKS: dict[str, TrainingTask] = {
     "image-label": TrainingTask(unit="images", data=_photo_data, loss=_one_label_loss),
     "text-label": TrainingTask(unit="texts", data=_text_data, loss=_one_label_loss),
-    "image-columns": TrainingTask(unit="images", data=_columns_elsewhere, loss=_columns_elsewhere),
-    "image-boxes": TrainingTask(unit="images", data=_boxes_elsewhere, loss=_boxes_elsewhere),
+    "image-columns": TrainingTask(unit="images", data=_COLUMNS_ELSEWHERE, loss=_COLUMNS_ELSEWHERE),
+    "image-boxes": TrainingTask(unit="images", data=_BOXES_ELSEWHERE, loss=_BOXES_ELSEWHERE),
 }
 
 
