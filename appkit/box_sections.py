@@ -9,6 +9,7 @@ from pathlib import Path
 import streamlit as st
 from PIL import Image, ImageDraw
 
+from appkit.data_choice import sample_offer
 from tlcore import settings
 from tlcore.data.box_report import box_report, training_size
 from tlcore.data.boxes import BoxedPhoto, read_boxes
@@ -32,13 +33,12 @@ def drawn(photo: BoxedPhoto, classes: list[str]) -> Image.Image:
 
 def detection_sample() -> None:
     """The *Try the detection sample* button and, once pressed, what the sample holds."""
-    st.markdown(
+    if not sample_offer(
         "**Blood cells, boxes** (object detection): 364 microscope photos with boxes around "
-        "red and white cells and platelets (Pascal VOC, MIT licence)."
-    )
-    if st.button("Try the detection sample", key="use_sample_boxes"):
-        st.session_state["tl_box_sample"] = True
-    if not st.session_state.get("tl_box_sample"):
+        "red and white cells and platelets (Pascal VOC, MIT licence).",
+        "Try the detection sample",
+        "use_sample_boxes",
+    ):
         return
     try:
         data = read_boxes(BCCD)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from appkit.data_choice import sample_offer
 from tlcore import settings
 from tlcore.data.columns import read_columns
 from tlcore.data.markdown import md
@@ -23,13 +24,12 @@ RUN_KEY = "tl_columns_run"
 
 def columns_sample() -> None:
     """The *Try several labels per photo* button and, once pressed, the table as tasks."""
-    st.markdown(
+    if not sample_offer(
         "**Clothing, two labels per photo** (multitask): 551 photos, each with its garment "
-        "kind and whether it is for children, taken by 129 senders (CC0)."
-    )
-    if st.button("Try several labels per photo", key="use_sample_columns"):
-        st.session_state["tl_columns_sample"] = True
-    if not st.session_state.get("tl_columns_sample"):
+        "kind and whether it is for children, taken by 129 senders (CC0).",
+        "Try several labels per photo",
+        "use_sample_columns",
+    ):
         return
     try:
         everything = read_columns(SAMPLE, group="sender")

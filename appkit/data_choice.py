@@ -115,3 +115,12 @@ def num_classes() -> int:
     if result is None or not result.report.classes:
         return 2
     return max(2, len(result.report.classes))
+
+
+def sample_offer(description: str, label: str, key: str) -> bool:
+    """A sample's words and its button; True once pressed (kept for the session, so the
+    sample's section stays open while its widgets rerun the page)."""
+    st.markdown(description)
+    if st.button(label, key=key):
+        st.session_state[f"{key}_pressed"] = True
+    return bool(st.session_state.get(f"{key}_pressed"))

@@ -63,6 +63,24 @@ def print_answers(answers: Any, paths: list[str], as_json: bool, said: Any) -> i
     return 0
 
 
+def start_and_wait(run: Any, report: list[str], args: Any) -> dict[str, Any] | None:
+    """Say the data's report (stderr) and the run folder, start the worker, and wait for the
+    end unless ``--detach``; the final status, or None when detached (its JSON said)."""
+    from tlcore.data.scan import printable
+
+    for line in report:
+        print(printable(line), file=sys.stderr, flush=True)
+    print(f"run directory: {run.dir}", flush=True)
+    run.spawn_worker(resume=False)
+    if args.detach:
+        if args.json:
+            print_json({"run_dir": str(run.dir), "id": run.id, "state": run.status()["state"]})
+        return None
+    status = run.wait()
+    print(f"{status['state']}: {printable(str(status.get('message', '')))}", flush=True)
+    return status
+
+
 def print_json(obj: Any) -> None:
     """One JSON object on one line: the last line of output for ``--json``."""
     print(json.dumps(obj, default=str), flush=True)

@@ -10,7 +10,6 @@ photo.jpg --json`` gives ``path`` and ``boxes: [{label, score, xmin, ymin, xmax,
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from typing import Any
 
@@ -54,22 +53,16 @@ def settings_from_args(args: argparse.Namespace) -> tuple[object, object]:
 
 
 def cmd_train_boxes(args: argparse.Namespace) -> int:
+    from tlcore.cli import start_and_wait
     from tlcore.runs.boxes_run import create_boxes_run, result_of
 
     config, detection = settings_from_args(args)
     started = time.monotonic()
     run, _, report = create_boxes_run(config, detection)  # type: ignore[arg-type]
-    for line in report:
-        print(printable(line), file=sys.stderr, flush=True)
-    print(f"run directory: {run.dir}", flush=True)
-    run.spawn_worker(resume=False)
-    if args.detach:
-        if args.json:
-            print_json({"run_dir": str(run.dir), "id": run.id, "state": run.status()["state"]})
+    status = start_and_wait(run, list(report), args)
+    if status is None:  # detached
         return 0
-    status = run.wait()
     result = {**result_of(run), "seconds": round(time.monotonic() - started, 2)}
-    print(f"{status['state']}: {printable(str(status.get('message', '')))}", flush=True)
     if args.json:
         print_json(result)
     return 1 if status["state"] == "failed" else 0

@@ -9,7 +9,6 @@ task on the cached embeddings); ``predict`` and ``evaluate`` on such a run answe
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -52,18 +51,13 @@ def cmd_train_columns(args: argparse.Namespace) -> int:
                          lr=float(args.lr) if args.lr else 2e-3,
                          val_fraction=flags.bounded(args, "val_fraction"), name=args.name)  # fmt: skip
     started = time.monotonic()
+    from tlcore.cli import start_and_wait
+
     run, data = create_columns_run(config, tasks, args.group)
-    for line in data.summary().split("\n"):
-        print(printable(line), file=sys.stderr, flush=True)
-    print(f"run directory: {run.dir}", flush=True)
-    run.spawn_worker(resume=False)
-    if args.detach:
-        if args.json:
-            print_json({"run_dir": str(run.dir), "id": run.id, "state": run.status()["state"]})
+    status = start_and_wait(run, data.summary().split("\n"), args)
+    if status is None:  # detached
         return 0
-    status = run.wait()
     seconds = time.monotonic() - started
-    print(f"{status['state']}: {printable(str(status.get('message', '')))}", flush=True)
     if args.json:
         print_json({"run_dir": str(run.dir), "id": run.id, "state": status["state"],
                     "groups": data.groups, "problems": data.problems,
