@@ -100,6 +100,16 @@ def data_view() -> tasks.TaskView:
     return tasks.view(data_task())
 
 
+def prepared_or_stop(missing: str) -> PreparedData:
+    """The chosen, trainable dataset; else the page says ``missing``, links to the Data step
+    and stops."""
+    prepared = prepared_or_none()
+    if prepared is None or prepared.manifest is None:
+        point_to_data_page(missing)
+        st.stop()
+    return prepared
+
+
 def point_to_data_page(message: str) -> None:
     """Pages that need data say what is missing and link to the Data step."""
     st.warning(message)

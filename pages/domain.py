@@ -29,12 +29,9 @@ st.markdown(
 
 # --- source data ----------------------------------------------------------------------------
 data = state.get("data")
-prepared = data_choice.prepared_or_none()
-if prepared is None or prepared.manifest is None:
-    data_choice.point_to_data_page(
-        "Choose your labelled dataset (the source domain) on the Data page first."
-    )
-    st.stop()
+prepared = data_choice.prepared_or_stop(
+    "Choose your labelled dataset (the source domain) on the Data page first."
+)
 manifest = prepared.manifest
 st.markdown(f"**Source (labelled):** {md(data['label'])} · {md_list(manifest.classes)}")
 

@@ -30,12 +30,9 @@ embedder = zeroshot.embedder  # one read-only copy shared with zero-shot and eve
 
 # --- the data -------------------------------------------------------------------------------
 data = state.get("data")
-prepared = data_choice.prepared_or_none()
-if prepared is None or prepared.manifest is None:
-    data_choice.point_to_data_page(
-        "Choose a dataset on the Data page first (the sample works well)."
-    )
-    st.stop()
+prepared = data_choice.prepared_or_stop(
+    "Choose a dataset on the Data page first (the sample works well)."
+)
 manifest = prepared.manifest
 view = tasks.view(data_choice.task_of_prepared(prepared))
 if view.fewshot_section is not None:  # another ladder for this task (texts: a text encoder's)

@@ -12,6 +12,7 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from tlcore import settings
 from tlcore.data.archive import ZipLimits, clean_unpack_leftovers, extract_zip_safely
@@ -166,15 +167,7 @@ def prepare_data(
         source = unpack_upload(source)
     _, report = validate_folder(source, progress)
     root = Path(report.root)
-    if not report.trainable:
-        return PreparedData(root, report, None, None)
-    manifest = build_manifest(report, val_fraction=val_fraction, seed=seed)
-    path = (
-        Path(manifest_path) if manifest_path else _default_manifest_path(root, val_fraction, seed)
-    )
-    manifest.save(path)
-    report.split_counts = manifest.counts()
-    return PreparedData(root, report, manifest, path)
+    return _split_and_keep(root, report, build_manifest, val_fraction, seed, manifest_path)
 
 
 def prepare_trainable(
@@ -205,12 +198,19 @@ def prepare_text_data(
 
     report = build_text_report(source)
     source = Path(report.root)  # absolute: the manifest and the run name the same file
+    return _split_and_keep(source, report, text_manifest, val_fraction, seed, manifest_path)
+
+
+def _split_and_keep(root: Path, report: Any, split: Any, val_fraction: float, seed: int,
+                    manifest_path: str | Path | None) -> PreparedData:  # fmt: skip
+    """The split (``split(report, val_fraction=, seed=)``) of trainable data, kept as a
+    manifest; untrainable data is returned with its report alone."""
     if not report.trainable:
-        return PreparedData(source, report, None, None)
-    manifest = text_manifest(report, val_fraction=val_fraction, seed=seed)
+        return PreparedData(root, report, None, None)
+    manifest = split(report, val_fraction=val_fraction, seed=seed)
     path = (
-        Path(manifest_path) if manifest_path else _default_manifest_path(source, val_fraction, seed)
+        Path(manifest_path) if manifest_path else _default_manifest_path(root, val_fraction, seed)
     )
     manifest.save(path)
     report.split_counts = manifest.counts()
-    return PreparedData(source, report, manifest, path)
+    return PreparedData(root, report, manifest, path)
