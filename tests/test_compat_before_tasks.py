@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import torch
+from old_folders import copy_old_run, expected
 
 import tlcore
 from tlcore.data.task import PHOTO_LABEL
@@ -34,9 +34,9 @@ ROOT = Path(__file__).resolve().parents[1]
 def old_run(tmp_path, monkeypatch) -> Path:
     """The old run folder, its manifest pointed at this checkout's sample photos."""
     runs = tmp_path / "runs"
-    run = shutil.copytree(HERE / "run", runs / "20261207-164816-test-efficientnet-full-ea51")
-    manifest = (run / "manifest.json").read_text()
-    (run / "manifest.json").write_text(manifest.replace("/tmp/base/assets/", f"{ROOT}/assets/"))
+    run = copy_old_run(
+        HERE / "run", runs, "20261207-164816-test-efficientnet-full-ea51", "/tmp/base/assets/"
+    )
     for checkpoint in ("best", "last"):  # a clone does not keep file times: give back the ones
         stamp = json.loads((run / f"trust-{checkpoint}.json").read_text())["checkpoint"]
         weights = run / "checkpoints" / f"{checkpoint}.safetensors"  # the old files were kept for
@@ -46,9 +46,7 @@ def old_run(tmp_path, monkeypatch) -> Path:
 
 
 def _expected() -> dict:
-    data = json.loads((HERE / "expected.json").read_text())
-    data["photos"] = [str(ROOT / p) for p in data["photos"]]
-    return data
+    return expected(HERE)
 
 
 def test_old_run_opens_with_its_task_scores_and_trust(old_run):

@@ -9,13 +9,13 @@ directory or bundle format (pickled class paths, renamed keys) fails here.
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import torch
+from old_folders import copy_old_run, expected
 
 import tlcore
 from tlcore.runs.run import Run, list_runs
@@ -29,17 +29,15 @@ def old_run(tmp_path, monkeypatch) -> Path:
     """The old run folder, its manifest pointed at this checkout's copy of the sample photos
     (it was written where that version's checkout lay)."""
     runs = tmp_path / "runs"
-    run = shutil.copytree(HERE / "run", runs / "20261129-050813-test-efficientnet-full-3b49")
-    manifest = (run / "manifest.json").read_text()
-    (run / "manifest.json").write_text(manifest.replace("/tmp/old/assets/", f"{ROOT}/assets/"))
+    run = copy_old_run(
+        HERE / "run", runs, "20261129-050813-test-efficientnet-full-3b49", "/tmp/old/assets/"
+    )
     monkeypatch.setenv("TLCORE_RUNS_DIR", str(runs))
     return run
 
 
 def _expected() -> dict:
-    data = json.loads((HERE / "expected.json").read_text())
-    data["photos"] = [str(ROOT / p) for p in data["photos"]]
-    return data
+    return expected(HERE)
 
 
 def test_old_run_folder_opens_lists_and_predicts_as_before(old_run):
