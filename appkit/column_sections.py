@@ -1,4 +1,4 @@
-"""The Data page's table of labels: several label columns per photo (issue 30).
+"""The Data page's table of labels: several label columns per photo (multitask).
 
 The clothing-attributes sample (``garment``, ``kids``, grouped by ``sender``): each label
 column shown as a task with its counts, the columns to learn and the group column chosen

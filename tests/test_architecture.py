@@ -31,23 +31,9 @@ def test_tlcore_top_level_holds_only_the_wings():
     assert folders == WINGS
 
 
-def _type_checking_only(tree: ast.AST) -> set[int]:
-    """ids of the import nodes under ``if TYPE_CHECKING:``: names for type hints, never run
-    (import-linter's contract excludes them too: ``exclude_type_checking_imports``)."""
-    skipped: set[int] = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.If) and getattr(node.test, "id", None) == "TYPE_CHECKING":
-            skipped.update(id(inner) for inner in ast.walk(node))
-    return skipped
-
-
 def _imports(path: Path, package: str) -> set[str]:
     names: set[str] = set()
-    tree = ast.parse(path.read_text(encoding="utf-8"))
-    hints = _type_checking_only(tree)
-    for node in ast.walk(tree):
-        if id(node) in hints:
-            continue
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
         if isinstance(node, ast.Import):
             names.update(a.name for a in node.names)
         elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
@@ -57,8 +43,7 @@ def _imports(path: Path, package: str) -> set[str]:
 
 
 def test_no_import_circle_in_tlcore_or_appkit():
-    """Every import statement that runs counts, also those inside functions (as import-linter
-    counts); those under ``if TYPE_CHECKING:`` only name types."""
+    """Every import statement counts, also those inside functions (as import-linter counts)."""
     modules: dict[str, Path] = {}
     for pkg in ("tlcore", "appkit"):
         for f in (ROOT / pkg).rglob("*.py"):

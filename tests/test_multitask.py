@@ -1,4 +1,4 @@
-"""Several label columns per photo (issue 30): a table read into tasks, one shared run that
+"""Several label columns per photo (multitask): a table read into tasks, one shared run that
 learns them all on the cached embeddings, and every task's answer from predict/evaluate.
 
 One run trained on the real clothing-attributes sample (96 px to stay fast) serves the

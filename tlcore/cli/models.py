@@ -71,7 +71,9 @@ def run_layers(args: argparse.Namespace) -> int:
     from tlcore.models.factory import create_model
     from tlcore.models.freezing import FreezePlan, apply_freeze, layer_groups, summary_rows
 
-    args.epoch = flags.whole(args, "epoch", 0, 1000)  # count flags have a bound (issue 28)
+    args.epoch = flags.whole(
+        args, "epoch", 0, 1000
+    )  # every count flag has a bound: an unbounded one can run for ever
     if args.num_classes is not None:
         args.num_classes = flags.whole(args, "num_classes", 1, MAX_HEAD_CLASSES)
     plan = FreezePlan.parse(args.freeze)

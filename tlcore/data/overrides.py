@@ -14,12 +14,12 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from tlcore.errors import DataError
 
-if TYPE_CHECKING:
-    from tlcore.data.manifest import Manifest
+# manifests here are tlcore.data.manifest.Manifest, which imports this wing's version checks:
+# named in words, not imported, so there is no import circle (not even for type hints).
 
 ACTIONS = ("relabel", "exclude", "keep")  # keep: looked at, the label stays (not asked again)
 MAX_NOTE_CHARS = 10_000  # tlcore writes one sentence; the app and the CLI take no longer note
@@ -141,7 +141,7 @@ def current_user() -> str:
         return "unknown"
 
 
-def apply_overrides(base: Manifest, overrides: Sequence[Override]) -> Manifest:
+def apply_overrides(base: Any, overrides: Sequence[Override]) -> Any:
     """The base manifest with relabels applied and exclusions dropped (a new object).
 
     A later override of the same photo wins. Raises DataError for a photo that

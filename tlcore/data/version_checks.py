@@ -18,14 +18,14 @@ import os
 import re
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from tlcore.data.overrides import DatasetVersion, apply_overrides
 from tlcore.data.scan import printable
 from tlcore.errors import DataError
 
-if TYPE_CHECKING:
-    from tlcore.data.manifest import Manifest
+# manifests here are tlcore.data.manifest.Manifest, which imports this module: named in
+# words, not imported, so there is no import circle (not even for type hints).
 
 VERSION_FILE = re.compile(r"v([1-9][0-9]{0,5})\.json")  # v1.json, v2.json, ... of one original
 ORIGINAL_FILE = "original.json"  # the original manifest, kept beside its versions
@@ -36,9 +36,7 @@ ORIGINAL_FILE = "original.json"  # the original manifest, kept beside its versio
 _SIZE_FACTOR, _SIZE_SLACK = 4, 1024**2
 
 
-def read_version_file(
-    path: str | Path | None, manifest_type: type[Manifest]
-) -> DatasetVersion | None:
+def read_version_file(path: str | Path | None, manifest_type: type) -> DatasetVersion | None:
     """The version record inside a manifest file, or None for a plain manifest (or none).
 
     Raises DataError in one line for a version file that fails its checks
@@ -90,7 +88,7 @@ _verdicts: dict[tuple, DatasetVersion | str] = {}
 
 
 def check_version_data(
-    path: str | Path, raw: bytes, data: dict[str, Any], manifest_type: type[Manifest]
+    path: str | Path, raw: bytes, data: dict[str, Any], manifest_type: type
 ) -> DatasetVersion:
     """The version record of ``data`` (parsed from ``raw``, the bytes read from ``path``),
     checked against its original.
@@ -127,9 +125,7 @@ def _stamp(path: Path) -> tuple[int, ...]:
     return info.st_size, info.st_mtime_ns, info.st_ctime_ns, info.st_ino
 
 
-def _check(
-    path: Path, data: dict[str, Any], original: Path, manifest_type: type[Manifest]
-) -> DatasetVersion:
+def _check(path: Path, data: dict[str, Any], original: Path, manifest_type: type) -> DatasetVersion:
     record = data.get("dataset_version")
     if not isinstance(record, dict):
         raise _refused(path, "its version record is not an object")

@@ -52,13 +52,15 @@ def _no_files(predictor: Predictor, folder: Path) -> None:
 
 
 def _columns_card(meta: dict[str, Any]) -> str:
-    raise ConfigError("a run of several label columns cannot be exported yet (issue 30: one "
-                      "output per task); predict with `tlcore predict RUN PHOTO`.")  # fmt: skip
+    raise ConfigError("a run of several label columns cannot be exported yet (a bundle "
+                      "and ONNX with one output per task are not written); predict with "
+                      "`tlcore predict RUN PHOTO`.")  # fmt: skip
 
 
 def _boxes_card(meta: dict[str, Any]) -> str:
-    raise ConfigError("a detection run cannot be exported yet (issue 29: bundle, ONNX checked "
-                      "against PyTorch); predict with `tlcore predict RUN PHOTO`.")  # fmt: skip
+    raise ConfigError("a detection run cannot be exported yet (its bundle and an ONNX file "
+                      "checked against PyTorch are not written); predict with "
+                      "`tlcore predict RUN PHOTO`.")  # fmt: skip
 
 
 def _text_meta(predictor: Predictor) -> dict[str, Any]:

@@ -35,7 +35,7 @@ from tlcore.training.embedder import Embedder
 
 DEFAULT_SHOTS = (1, 2, 5, 10)
 DEFAULT_REPEATS = 20
-MAX_REPEATS = 1000  # draws per point: 1e9 never ended (issue 28)
+MAX_REPEATS = 1000  # draws per point: a count of 1e9 never ended, and 1000 is already smooth
 # Softmax sharpness over cosine similarities: scores, not calibrated probabilities.
 TEMPERATURE = 10.0
 

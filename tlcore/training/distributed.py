@@ -18,7 +18,7 @@ import logging
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -27,9 +27,8 @@ from torch.utils.data import DistributedSampler
 
 from tlcore.training import embedding_cache, features
 
-if TYPE_CHECKING:
-    from tlcore.training.trainer import Trainer
-
+# ``trainer`` arguments are a tlcore.training.trainer.Trainer, which imports this module:
+# named in words, not imported, so there is no import circle (not even for type hints).
 
 log = logging.getLogger("tlcore.training.distributed")
 QUEUE_WAIT = datetime.timedelta(days=30)  # ranks > 0 wait this long for rank 0's turn
@@ -223,22 +222,22 @@ class DistributedSync:
     def __init__(self) -> None:
         self.wrapped_for: frozenset[str] | None = None
 
-    def on_fit_start(self, trainer: Trainer) -> None: ...
+    def on_fit_start(self, trainer: Any) -> None: ...
 
-    def on_epoch_start(self, trainer: Trainer, epoch: int) -> None:
+    def on_epoch_start(self, trainer: Any, epoch: int) -> None:
         names = trainable_names(trainer.model)
         if names != self.wrapped_for:  # DDP registers its gradient buckets once, at wrap time
             trainer.ddp = wrap(trainer.model, trainer.fast_path, trainer.device)
             self.wrapped_for = names
 
-    def on_step_end(self, trainer: Trainer, event: dict[str, Any]) -> None:
+    def on_step_end(self, trainer: Any, event: dict[str, Any]) -> None:
         self.share_stop(trainer)
 
-    def on_epoch_end(self, trainer: Trainer, event: dict[str, Any]) -> None:
+    def on_epoch_end(self, trainer: Any, event: dict[str, Any]) -> None:
         self.share_stop(trainer)
 
     @staticmethod
-    def share_stop(trainer: Trainer) -> None:
+    def share_stop(trainer: Any) -> None:
         """Every rank leaves the loop at the same step; the checkpoint holds the epoch's totals."""
         if not any_rank(bool(trainer.stop_state)):
             return

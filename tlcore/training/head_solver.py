@@ -26,7 +26,7 @@ import math
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 from torch import nn
@@ -34,9 +34,8 @@ from torch import nn
 from tlcore.errors import TrainingDiverged
 from tlcore.training import features
 
-if TYPE_CHECKING:
-    from tlcore.training.trainer import Trainer
-
+# ``trainer`` arguments are a tlcore.training.trainer.Trainer, which imports this module:
+# named in words, not imported, so there is no import circle (not even for type hints).
 
 log = logging.getLogger("tlcore.training.head_solver")
 
@@ -299,7 +298,7 @@ def _choose_l2(views: torch.Tensor, labels: torch.Tensor, num_classes: int,
                    seconds=time.perf_counter() - started)  # fmt: skip
 
 
-def fit_epochs(trainer: Trainer) -> str:
+def fit_epochs(trainer: Any) -> str:
     """The Trainer's remaining epochs as slices of the L-BFGS iterations; "finished"/"stopped".
 
     The same events as the epoch loop (a step event per iteration, an epoch event with
@@ -311,7 +310,7 @@ def fit_epochs(trainer: Trainer) -> str:
         return _fit_epochs(trainer)
 
 
-def _fit_epochs(trainer: Trainer) -> str:
+def _fit_epochs(trainer: Any) -> str:
     cfg = trainer.config
     views, labels = trainer.train_views, trainer.embeddings["train"][1]
     n_classes = len(trainer.classes)
