@@ -39,6 +39,31 @@ def choose_data(kind: str, source: str | Path, label: str) -> PreparedData:
     return result
 
 
+def choose_task_data(task: Task, source: str | Path, label: str) -> None:
+    """Make data of another shape (photos with boxes, a table of label columns) the dataset.
+
+    Its own section has read and reported it (``tlcore.data.boxes``, ``tlcore.data.columns``);
+    the pages of its task (``appkit.tasks``) take it from here. ``prepared()`` is None for it:
+    the one-label-per-item steps (split, doctor) do not apply.
+    """
+    state.update(data={"kind": "task", "source": str(source), "label": label, "task": task.key})
+    st.session_state.pop(_PREPARED_KEY, None)
+    _fit_model_to_data(tasks.view(task))
+
+
+def _chosen_task() -> Task | None:
+    """The task of data chosen with ``choose_task_data``; None for a one-label-per-item choice."""
+    data = state.get("data") or {}
+    key = data.get("task")
+    if not key:
+        return None
+    modality, _, target = str(key).partition("-")
+    try:
+        return Task.from_dict({"modality": modality, "target": target})
+    except TLCoreError:  # a state file from another version: read the folder as it is
+        return None
+
+
 def _fit_model_to_data(view: tasks.TaskView) -> None:
     """Texts need a text encoder and photos a photo model: switch to the task's default
     (feature extraction) when the new data does not suit the chosen model."""
@@ -59,7 +84,7 @@ def prepared() -> PreparedData | None:
     deleted); the page shows it.
     """
     data = state.get("data")
-    if not data:
+    if not data or _chosen_task() is not None:
         return None
     key = (data["source"], float(state.get("val_fraction")), int(state.get("seed")))
     cached = st.session_state.get(_PREPARED_KEY)
@@ -88,6 +113,9 @@ def task_of_prepared(result: PreparedData) -> Task:
 def data_task() -> Task:
     """The task of the chosen dataset; photos before any choice or when it cannot be read
     (the Data page reports data problems, not the others)."""
+    chosen = _chosen_task()
+    if chosen is not None:
+        return chosen
     try:
         result = prepared()
     except TLCoreError:

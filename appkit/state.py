@@ -32,7 +32,9 @@ SAMPLE_LABEL = "Sample: ants vs bees"
 SAMPLE_LABELS = {"ants-bees": SAMPLE_LABEL, "clothing4": "Sample: clothing (4 look-alike labels)"}
 
 DEFAULTS: dict[str, Any] = {
-    # data: {"kind": "sample"|"zip"|"images"|"folder", "source": str, "label": str} or None
+    # data: {"kind": "sample"|"zip"|"images"|"folder", "source": str, "label": str} or None;
+    # data of another shape (boxes, label columns) also has "task": its Task.key
+    # (appkit.data_choice.choose_task_data)
     "data": None,
     "val_fraction": 0.2,
     "seed": 0,

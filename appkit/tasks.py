@@ -42,6 +42,10 @@ class TaskView:
     evaluate_sections: Section | None = None  # (run, checkpoint, report, predictor)
     predict_section: Section | None = None  # (run, checkpoint, predictor, top_k)
     fewshot_section: Section | None = None  # (prepared) -> the Few-shot page
+    # whole pages for a task whose steps differ from one label per item (boxes, columns):
+    train_page: Section | None = None  # () -> the Train page for the chosen data
+    evaluate_page: Section | None = None  # (run, checkpoint) -> the Evaluate page
+    predict_page: Section | None = None  # (run, checkpoint) -> the Predict page
 
     @property
     def items(self) -> str:

@@ -25,6 +25,9 @@ picked = inference.pick_run("evaluate")
 if picked is None:
     st.stop()
 run, checkpoint = picked
+if (page := tasks.run_view(run).evaluate_page) is not None:  # boxes, several label columns
+    page(run, checkpoint)
+    st.stop()
 
 if inference.is_training(run):
     # A run in training saves a new model every epoch; scoring each one on every visit

@@ -29,6 +29,9 @@ picked = inference.pick_run("predict")
 if picked is None:
     st.stop()
 run, checkpoint = picked
+if (page := tasks.run_view(run).predict_page) is not None:  # boxes, several label columns
+    page(run, checkpoint)
+    st.stop()
 try:
     predictor = inference.predictor(run, checkpoint)
 except TLCoreError as exc:

@@ -43,6 +43,9 @@ SETTING_WORDS = {
 
 st.title("4 · Train")
 learn("train")
+if (page := data_choice.data_view().train_page) is not None:  # boxes, several label columns
+    page()
+    st.stop()
 
 # --- what will be trained -----------------------------------------------------------------
 data = state.get("data")
