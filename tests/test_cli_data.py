@@ -1,4 +1,5 @@
-"""``tlcore inspect`` as a user runs it: a real subprocess, real exit codes."""
+"""``tlcore inspect`` as a user runs it: a real subprocess, real exit codes (each kind of
+answer once; its variations through ``cli_in_process``)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import sys
 import zipfile
 
 import numpy as np
+from cli_in_process import in_process
 from PIL import Image
 
 
@@ -42,23 +44,25 @@ def test_inspect_json_last_line_is_the_report(sample_dir, tmp_path):
     assert (tmp_path / "m.json").is_file()
 
 
-def test_inspect_one_class_exits_2_with_one_line_reason(tmp_path):
+def test_inspect_one_class_exits_2_with_one_line_reason(tmp_path, capsys, monkeypatch):
     (tmp_path / "d" / "cats").mkdir(parents=True)
     for i in range(3):
         arr = np.random.default_rng(i).integers(0, 255, (40, 40, 3), dtype=np.uint8)
         Image.fromarray(arr).save(tmp_path / "d" / "cats" / f"{i}.png")
-    result = tlcore(tmp_path / "d", "--json", cwd=tmp_path)
+    monkeypatch.chdir(tmp_path)
+    result = in_process(capsys, "inspect", tmp_path / "d", "--json")
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and "one class" in lines[0]
     assert json.loads(result.stdout.strip().splitlines()[-1])["trainable"] is False
 
 
-def test_inspect_unsafe_zip_and_missing_path_exit_2(tmp_path):
+def test_inspect_unsafe_zip_and_missing_path_exit_2(tmp_path, capsys, monkeypatch):
     with zipfile.ZipFile(tmp_path / "evil.zip", "w") as zf:
         zf.writestr("../evil.txt", "pwned")
     result = tlcore(tmp_path / "evil.zip", cwd=tmp_path)
     assert result.returncode == 2 and result.stderr.startswith("error: ")
     assert not (tmp_path.parent / "evil.txt").exists()
-    result = tlcore(tmp_path / "missing", cwd=tmp_path)
+    monkeypatch.chdir(tmp_path)
+    result = in_process(capsys, "inspect", tmp_path / "missing")
     assert result.returncode == 2 and "does not exist" in result.stderr

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from cli_in_process import in_process
 from trained_run_fixture import trained_run_dir
 
 from tlcore.data.manifest import Manifest
@@ -37,7 +38,7 @@ def tlcore(*args: str) -> subprocess.CompletedProcess:
     )
 
 
-def test_evaluate_prints_the_per_class_report(run):
+def test_evaluate_prints_the_per_class_report(run, capsys):
     done = tlcore("evaluate", str(run.dir), "--checkpoint", "last", "--json")
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout.strip().splitlines()[-1])
@@ -47,11 +48,11 @@ def test_evaluate_prints_the_per_class_report(run):
     done = tlcore("evaluate", str(run.dir))
     assert done.returncode == 0, done.stderr
     assert "precision" in done.stdout and "macro avg" in done.stdout and "ants" in done.stdout
-    missing = tlcore("evaluate", "no-such-run")
+    missing = in_process(capsys, "evaluate", "no-such-run")
     assert missing.returncode == 2 and "no training run found" in missing.stderr
 
 
-def test_predict_gives_a_corrupt_file_an_error_and_the_rest_labels(run, tmp_path):
+def test_predict_gives_a_corrupt_file_an_error_and_the_rest_labels(run, tmp_path, capsys):
     items = Manifest.load(run.manifest_path).items_for("val")
     photos = tmp_path / "photos"
     photos.mkdir()
@@ -75,5 +76,5 @@ def test_predict_gives_a_corrupt_file_an_error_and_the_rest_labels(run, tmp_path
     assert [t["label"] for t in table] == [rows[0]["label"], rows[1]["label"], ""]
     assert table[2]["error"] and not table[0]["error"]
     assert float(table[0]["probability"]) == pytest.approx(rows[0]["probability"], abs=1e-5)
-    plain = tlcore("predict", str(run.dir), str(photos / "a.jpg"), "--top-k", "0")
+    plain = in_process(capsys, "predict", str(run.dir), str(photos / "a.jpg"), "--top-k", "0")
     assert plain.returncode == 2 and "--top-k" in plain.stderr

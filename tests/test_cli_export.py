@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from cli_in_process import in_process
 from trained_run_fixture import trained_run_dir
 
 from tlcore.data.manifest import Manifest
@@ -30,7 +31,7 @@ def tlcore(*args: str, **env_vars: str) -> subprocess.CompletedProcess:
     )  # fmt: skip
 
 
-def test_export_onnx_prints_the_check_and_refuses_to_overwrite(run, tmp_path):
+def test_export_onnx_prints_the_check_and_refuses_to_overwrite(run, tmp_path, capsys):
     out = tmp_path / "exports" / "ants-bees.onnx"
     done = tlcore("export", str(run.dir), "--format", "onnx", "--out", str(out), "--json")
     assert done.returncode == 0, done.stderr
@@ -38,9 +39,11 @@ def test_export_onnx_prints_the_check_and_refuses_to_overwrite(run, tmp_path):
     assert result["path"] == str(out) and out.stat().st_size == result["size_bytes"]
     assert result["check"]["passed"] and result["check"]["max_abs_diff"] < 1e-4
     assert "Exporting ONNX: 3 of 3 steps" in done.stderr  # the progress bar's last line
-    again = tlcore("export", str(run.dir), "--format", "onnx", "--out", str(out))
+    again = in_process(capsys, "export", str(run.dir), "--format", "onnx", "--out", str(out))
     assert again.returncode == 2 and "already exists" in again.stderr and "--force" in again.stderr
-    missing = tlcore("export", "no-such-run", "--format", "bundle", "--out", str(tmp_path / "b"))
+    missing = in_process(
+        capsys, "export", "no-such-run", "--format", "bundle", "--out", tmp_path / "b"
+    )
     assert missing.returncode == 2 and "no training run found" in missing.stderr
     assert not (tmp_path / "b").exists()
 

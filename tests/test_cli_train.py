@@ -1,4 +1,5 @@
-"""The training CLI end to end, through a real subprocess as a user would run it."""
+"""The training CLI end to end, through a real subprocess as a user would run it.
+(each kind of answer once; its variations through ``cli_in_process``)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from cli_in_process import in_process
 
 from tlcore.runs.run import Run
 
@@ -23,7 +25,7 @@ def last_json(stdout: str) -> dict:
     return json.loads(stdout.strip().splitlines()[-1])
 
 
-def test_train_end_to_end_then_runs_status_stop_resume(sample_dir):
+def test_train_end_to_end_then_runs_status_stop_resume(sample_dir, capsys):
     done = tlcore("train", "--data", str(sample_dir), "--epochs", "2", "--img-size", "96",
                   "--augment", "none", "--seed", "1", "--json")  # fmt: skip
     assert done.returncode == 0, done.stderr
@@ -44,14 +46,14 @@ def test_train_end_to_end_then_runs_status_stop_resume(sample_dir):
 
     listed = last_json(tlcore("runs", "--json").stdout)["runs"]
     assert [r["id"] for r in listed] == [run.id] and listed[0]["state"] == "finished"
-    assert run.id in tlcore("runs").stdout
+    assert run.id in in_process(capsys, "runs").stdout
     status = tlcore("status", run.id, "--json")
     assert (
         status.returncode == 0
         and last_json(status.stdout)["val_accuracy"] == result["val_accuracy"]
     )
-    assert "already finished" in tlcore("stop", run.id).stdout
-    refused = tlcore("resume", run.id)
+    assert "already finished" in in_process(capsys, "stop", run.id).stdout
+    refused = in_process(capsys, "resume", run.id)
     assert refused.returncode == 2 and refused.stderr.strip().startswith("error:")
 
 
@@ -67,39 +69,40 @@ def test_detach_returns_at_once_and_the_run_finishes(sample_dir):
 
 
 @pytest.mark.parametrize(
-    ("flag", "value"),
+    ("flag", "value", "process"),
     [
-        ("--lr", "0"),
-        ("--lr", "-0.1"),
-        ("--lr", "fast"),
-        ("--batch-size", "0"),
-        ("--epochs", "0"),
-        ("--img-size", "big"),
-        ("--img-size", "8"),
-        ("--val-fraction", "1.5"),
+        ("--lr", "0", tlcore),
+        ("--lr", "-0.1", in_process),
+        ("--lr", "fast", in_process),
+        ("--batch-size", "0", in_process),
+        ("--epochs", "0", in_process),
+        ("--img-size", "big", in_process),
+        ("--img-size", "8", in_process),
+        ("--val-fraction", "1.5", in_process),
     ],
 )
-def test_bad_hyper_parameter_is_one_line_naming_the_flag(sample_dir, flag, value):
-    bad = tlcore("train", "--data", str(sample_dir), flag, value)
+def test_bad_hyper_parameter_is_one_line_naming_the_flag(sample_dir, flag, value, process, capsys):
+    args = ("train", "--data", str(sample_dir), flag, value)
+    bad = process(*args) if process is tlcore else process(capsys, *args)
     assert bad.returncode == 2
     lines = bad.stderr.strip().splitlines()
     assert len(lines) == 1 and flag in lines[0] and lines[0].startswith("error:")
     assert not any(Path(os.environ["TLCORE_RUNS_DIR"]).glob("*"))  # nothing was started
 
 
-def test_bad_data_path_is_one_line_and_exit_2(tmp_path):
-    bad = tlcore("train", "--data", str(tmp_path / "nope"), "--epochs", "1")
+def test_bad_data_path_is_one_line_and_exit_2(tmp_path, capsys):
+    bad = in_process(capsys, "train", "--data", str(tmp_path / "nope"), "--epochs", "1")
     assert bad.returncode == 2
     lines = bad.stderr.strip().splitlines()
     assert len(lines) == 1 and "nope" in lines[0]
     assert not any(Path(os.environ["TLCORE_RUNS_DIR"]).glob("*"))  # nothing was started
 
 
-def test_help_documents_every_flag():
+def test_help_documents_every_flag(capsys):
     text = tlcore("train", "--help").stdout
     for flag in ("--data", "--model", "--weights", "--freeze", "--epochs", "--lr", "--img-size",
                  "--batch-size", "--augment", "--seed", "--val-fraction", "--label-smoothing",
                  "--early-stopping", "--optimizer", "--schedule", "--json", "--detach"):  # fmt: skip
         assert flag in text
     for command in ("runs", "status", "stop", "resume", "lr-find"):
-        assert tlcore(command, "--help").returncode == 0
+        assert in_process(capsys, command, "--help").returncode == 0

@@ -22,6 +22,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from cli_in_process import in_process
 from PIL import Image
 from text_run_fixture import review_rows, write_csv
 
@@ -253,7 +254,7 @@ def _partials(uploads: Path) -> list[Path]:
 
 
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM], ids=["sigkill", "sigterm"])
-def test_an_unpack_killed_halfway_leaves_nothing_after_the_next_inspect(tmp_path, sig):
+def test_an_unpack_killed_halfway_leaves_nothing_after_the_next_inspect(tmp_path, sig, capsys):
     big = _zip_of_photos(tmp_path / "big.zip", padding_mb=40)
     uploads = Path(os.environ["TLCORE_UPLOADS_DIR"])
     proc = _slow_cli("inspect", str(big))
@@ -278,11 +279,11 @@ def test_an_unpack_killed_halfway_leaves_nothing_after_the_next_inspect(tmp_path
     use = archive.unpack_disk_use(uploads / "extracted")
     assert use.leftover_bytes >= size and use.leftovers == 1  # counted in the uploads' disk use
     other = _zip_of_photos(tmp_path / "other.zip")
-    done = _cli("inspect", str(other))  # the next start of an extraction cleans it
+    done = in_process(capsys, "inspect", other)  # the next start of an extraction cleans it
     assert done.returncode == 0, done.stderr
     assert _partials(uploads) == []
     assert archive.unpack_disk_use(uploads / "extracted").leftovers == 0
-    again = _cli("inspect", str(big))  # and the killed one unpacks in full
+    again = in_process(capsys, "inspect", big)  # and the killed one unpacks in full
     assert again.returncode == 0, again.stderr
     assert "8 of 8 image files usable" in again.stdout
 
