@@ -34,6 +34,13 @@ def isolated_dirs(tmp_path, monkeypatch):
     yield
 
 
+def pytest_collection_modifyitems(session, config, items):
+    """The browser files first: they are the longest (minutes), and a long file that starts
+    last keeps one worker busy while the other has nothing left (``--dist loadfile`` hands
+    out whole files in this order). The sort is stable: each file's tests keep together."""
+    items.sort(key=lambda item: item.get_closest_marker("browser") is None)
+
+
 def pytest_sessionfinish(session, exitstatus):
     """A run that executed no test fails (all skipped or none collected)."""
     if hasattr(session.config, "workerinput"):  # a pytest-xdist worker: the controller counts

@@ -64,7 +64,7 @@ def _shot(page, name: str) -> None:
         "[data-testid=stMainBlockContainer]')].map(e => e.scrollHeight))"
     )
     page.set_viewport_size({"width": size["width"], "height": min(max(height, 600), 4000)})
-    page.wait_for_timeout(800)  # let plotly re-layout to the new size
+    page.wait_for_timeout(400)  # let plotly re-layout to the new size
     page.screenshot(path=str(SHOTS / f"{name}.png"))
     page.set_viewport_size(size)
 
