@@ -59,26 +59,33 @@ def _unknown_score(
     return None if scores is None else float(scores[0])
 
 
-def say_if_unknown(
+def unknown_score(
     run: Run, checkpoint: str, predictor: Any, name: str, data: bytes, threshold: float | None
-) -> bool:
-    """Show "Not sure — this looks like none of: …" when the photo is far from all training
-    photos at ``threshold`` (``tlcore.results.unknown.is_unknown_score`` decides)."""
+) -> float | None:
+    """The photo's unknown score when it is "none of these" at ``threshold``
+    (``tlcore.results.unknown.is_unknown_score`` decides); None when it is one of the classes
+    or the run cannot tell."""
     if threshold is None:
-        return False
+        return None
     try:
         score = _unknown_score(
             str(run.dir), checkpoint, inference.checkpoint_stamp(run, checkpoint), name, data
         )
     except TLCoreError:
-        return False
-    if not is_unknown_score(score, threshold):
-        return False
+        return None
+    return score if is_unknown_score(score, threshold) else None
+
+
+def not_sure(name: str, classes: Sequence[str], guess: str, probability: float,
+             score: float, threshold: float) -> None:  # fmt: skip
+    """The headline says "Not sure" (a skimming reader must not take the forced guess for
+    the answer), then why, then the guess it would make if it had to choose."""
+    st.markdown(f"**{md(name)}** → **Not sure** (none of: {md_list(classes)})")
     st.warning(
-        f"**Not sure — this looks like none of: {md_list(predictor.classes)}.** "
+        f"**Not sure — this looks like none of: {md_list(classes)}.** "
         f"Its unknown score {score:.3f} is above the threshold {threshold:.3f}: it is "
         "farther from every training photo than almost all of your validation photos. "
-        "The guess below is what it would say if it had to choose.",
+        f"If it had to choose, it would say **{md(guess)}** ({probability:.1%}); the bars "
+        "below are that forced choice.",
         icon=":material/help:",
     )
-    return True

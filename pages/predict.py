@@ -61,8 +61,13 @@ def show_one(name: str, file_name: str, data: bytes) -> None:
         return
     ranked = sorted(zip(predictor.classes, probabilities, strict=True), key=lambda cp: -cp[1])
     top = ranked[:top_k]
-    st.markdown(photo_scores.headline(name, *top[0]))
-    photo_scores.say_if_unknown(run, checkpoint, predictor, file_name, data, unknown_threshold)
+    score = photo_scores.unknown_score(
+        run, checkpoint, predictor, file_name, data, unknown_threshold
+    )
+    if score is None:
+        st.markdown(photo_scores.headline(name, *top[0]))
+    else:  # the headline says "Not sure", not the forced guess
+        photo_scores.not_sure(name, predictor.classes, *top[0], score, unknown_threshold)
     left, middle, right = st.columns([1, 1, 1])
     left.image(image, caption="your photo", width="stretch")
     frame = pd.DataFrame({"class": [c for c, _ in top], "probability": [p for _, p in top]})

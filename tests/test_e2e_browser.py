@@ -415,6 +415,14 @@ def test_predict_says_not_sure_for_a_coffee_cup_in_chromium(app_url, sample_dir)
         ).set_input_files(ROOT / "tests" / "data" / "coffee.jpg")
         not_sure = page.get_by_text("Not sure — this looks like none of: ants, bees").first
         expect(not_sure).to_be_visible(timeout=90_000)
+        # the headline says it too: a skimming reader must not read the forced guess as the
+        # answer ("coffee.jpg → bees (93.8 %)" used to stand above the box)
+        expect(page.get_by_text("coffee.jpg → Not sure (none of: ants, bees)")).to_be_visible()
+        expect(page.get_by_text(re.compile(r"coffee\.jpg → (ants|bees) \("))).to_have_count(0)
+        expect(
+            page.get_by_text(re.compile(r"If it had to choose, it would say (ants|bees)"))
+        ).to_be_visible()
+        expect(page.locator('[data-testid="stVegaLiteChart"]').first).to_be_visible()  # the bars
         expect(page.get_by_text("Traceback")).to_have_count(0)
         _shot(page, "14-predict-not-sure")
 
