@@ -11,6 +11,7 @@ from appkit import (
     data_versions,
     inference,
     navigation,
+    shown_more,
     state,
     tasks,
     train_setup,
@@ -39,7 +40,6 @@ navigation.through_app()
 
 REPORT_KEY, COMPARE_KEY = "tl_doctor_report", "tl_doctor_compare"
 SAVED_KEY = "tl_doctor_saved"  # the version just saved, said once after the rerun
-SHOWN = 24  # suspects shown per section (the most suspicious first)
 UNDECIDED = "Not decided"
 
 st.title("Doctor")
@@ -163,7 +163,8 @@ else:
     )
     if not issues:
         st.write("None found.")
-    sure = confident_issues(issues[:SHOWN])
+    shown_issues = shown_more.first_of(issues, "doctor_issues", "labels that look wrong")
+    sure = confident_issues(list(shown_issues))
     if sure:
 
         def mark_sure(marked: list = sure) -> None:
@@ -181,7 +182,7 @@ else:
             "saved until you press Save below.",
         )
     columns = st.columns(4)
-    for i, issue in enumerate(issues[:SHOWN]):
+    for i, issue in enumerate(shown_issues):
         with columns[i % 4]:
             st.image(issue.path, width="stretch")
             st.markdown(f"**{md(issue.given)}** → **{md(issue.suggested)}** ({issue.split})")
@@ -193,6 +194,7 @@ else:
             decisions += label_decision(
                 issue.path, options.get(choice), issue.suggested, issue.why()
             )
+    shown_more.more_button(issues, "doctor_issues", "labels that look wrong")
 
     st.subheader("Near-duplicates")
     st.caption(
@@ -205,7 +207,7 @@ else:
     )
     if not duplicates:
         st.write("None found.")
-    for pair in duplicates[:SHOWN]:
+    for pair in shown_more.first_of(duplicates, "doctor_pairs", "near-duplicate pairs"):
         left, right, choice_col = st.columns([2, 2, 3])
         left.image(pair.a, caption=f"{md(pair.label_a)} · {pair.split_a}", width="stretch")
         right.image(pair.b, caption=f"{md(pair.label_b)} · {pair.split_b}", width="stretch")
@@ -217,6 +219,7 @@ else:
                               key=photo_key("doctor_nd_", pair.a, pair.b),
                               label_visibility="collapsed")  # fmt: skip
             decisions += duplicate_decision(pair.a, pair.b, options.get(choice))
+    shown_more.more_button(duplicates, "doctor_pairs", "near-duplicate pairs")
 
     st.subheader("Unlike every class")
     st.caption(
@@ -227,7 +230,7 @@ else:
     if not outliers:
         st.write("None found.")
     columns = st.columns(4)
-    for i, outlier in enumerate(outliers[:SHOWN]):
+    for i, outlier in enumerate(shown_more.first_of(outliers, "doctor_outliers", "photos")):
         with columns[i % 4]:
             st.image(outlier.path, width="stretch")
             st.markdown(f"**{md(outlier.label)}** ({outlier.split})")
@@ -236,6 +239,7 @@ else:
             choice = st.radio("Decision", list(options), key=photo_key("doctor_ou_", outlier.path),
                               label_visibility="collapsed")  # fmt: skip
             decisions += outlier_decision(outlier.path, options.get(choice), outlier.why())
+    shown_more.more_button(outliers, "doctor_outliers", "photos")
 
     st.divider()
     if st.button(

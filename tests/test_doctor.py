@@ -260,3 +260,41 @@ def test_retrain_and_compare_on_the_fixed_version(planted, monkeypatch):
     table = at.dataframe[-1].value
     assert list(table["class"]) == ["longsleeve", "shorts"]
     assert {"recall before", "recall after"} <= set(table.columns)
+
+
+def test_the_doctor_says_how_many_it_found_and_shows_the_rest_keeping_decisions(
+    planted, monkeypatch
+):
+    """The page used to show 24 of 66 pairs with no word about the other 42."""
+    from streamlit.testing.v1 import AppTest
+
+    from appkit import shown_more
+
+    monkeypatch.setattr(shown_more, "PAGE", 1)  # one per press: planted holds several pairs
+    monkeypatch.setenv("TLCORE_RUNS_DIR", str(planted["runs"]))  # the warm embedding cache
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.session_state["tl_selections"] = {
+        "data": {"kind": "folder", "source": str(planted["data"]), "label": "clothes"},
+        "val_fraction": 0.2, "seed": 0, "model": "tf_efficientnet_lite0", "weights": "bundled",
+        "freeze": {"preset": "features"}, "train": {"img_size": IMG_SIZE}, "run_id": None,
+        "data_version": None,
+    }  # fmt: skip
+    at.run()
+    at.switch_page("pages/doctor.py").run()
+    next(b for b in at.button if b.label == "Check the photos").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    pairs = len(at.session_state["tl_doctor_report"][1].near_duplicates)
+    assert pairs >= 2
+    captions = [c.value for c in at.caption]
+    assert f"1 of {pairs} near-duplicate pairs shown, the most suspicious first; the button " \
+        "below the last one shows more." in captions  # fmt: skip
+    keep = [r for r in at.radio if "Keep the left one" in r.options]
+    assert len(keep) == 1
+    keep[0].set_value("Keep the left one").run()
+    label = f"Show 1 more of the {pairs - 1} near-duplicate pairs not shown yet"
+    more = next(b for b in at.button if b.label == label)
+    more.click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    keep = [r for r in at.radio if "Keep the left one" in r.options]
+    assert len(keep) == 2 and keep[0].value == "Keep the left one"  # the decision is kept
+    assert any(b.label.startswith("Save 1 decision") for b in at.button)
