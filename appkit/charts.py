@@ -20,10 +20,13 @@ SPLIT_COLOURS = {"train": "#1c7ed6", "val": "#f59f00", "test": "#7048e8"}
 
 def _layout(fig: go.Figure, title: str, height: int = 300) -> go.Figure:
     fig.update_layout(
-        title=title,
+        title=dict(text=title, x=0.0, xanchor="left"),
         height=height,
         margin=dict(l=10, r=40, t=40, b=10),
         legend=dict(orientation="h", yanchor="top", y=-0.3, xanchor="left", x=0.0),
+        # the toolbar stands down the right edge: across the top it covered the title of a
+        # chart in a narrow column (the Train page draws three side by side)
+        modebar=dict(orientation="v"),
     )
     return fig
 

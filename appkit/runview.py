@@ -141,7 +141,7 @@ def progress_summary(run: Run, compact: bool = False) -> dict[str, Any]:
     if status.get("message") and (state_name in ("failed", "stopped") or not compact):
         (st.error if state_name == "failed" else st.caption)(md(status["message"]))
     if compact and last.get("val_acc") is not None:
-        st.caption(f"validation accuracy {last['val_acc']:.1%}")
+        st.caption(accuracy_words(epochs))
     return {"status": status, "steps": steps, "epochs": epochs, "total": total}
 
 
@@ -160,7 +160,30 @@ def curves(steps: list[dict], epochs: list[dict], key: str) -> None:
         st.session_state[f"tl_curves::{key}"] = cached = (stamp, figures)
     for column, figure, name in zip(st.columns(3), cached[1], ("loss", "acc", "lr"), strict=True):
         with column:
+            if name == "lr" and not figure.data and any(e.get("head") for e in epochs):
+                st.markdown("**Learning rate**")
+                st.caption(SOLVED_HEAD_NO_LR)
+                continue
             st.plotly_chart(figure, key=f"{key}-{name}")
+
+
+# said instead of an empty chart: a solved head has no learning rate to draw
+SOLVED_HEAD_NO_LR = (
+    "None to draw: the new last layer was not learned step by step with a learning rate. "
+    "With the network frozen, each photo's features were computed once and the best last "
+    "layer for them was calculated directly (a logistic regression), which is faster and "
+    "as good."
+)
+
+
+def accuracy_words(epochs: list[dict]) -> str:
+    """The last epoch's validation accuracy, and the best epoch's when it differs: Evaluate
+    scores the best epoch's model, so a bare number here read as a contradiction."""
+    last, best = epochs[-1], best_epoch(epochs)
+    said = f"validation accuracy {last['val_acc']:.1%} (last epoch)"
+    if best is not None and best["epoch"] != last["epoch"] and best["val_acc"] != last["val_acc"]:
+        said += f"; best {best['val_acc']:.1%} (epoch {best['epoch']}), the model Evaluate scores"
+    return said
 
 
 def best_epoch(epochs: list[dict]) -> dict | None:

@@ -230,7 +230,14 @@ def test_train_page_starts_a_run_that_the_page_and_the_runs_list_show():
     final = run.epochs()[-1]
     shown = next(m for m in at.metric if m.label == "Final validation accuracy").value
     assert shown == f"{final['val_acc']:.1%}"
-    assert len(at.get("plotly_chart")) >= 4  # loss, accuracy, LR, confusion
+    # loss, accuracy, confusion; the head was solved (fast path): no learning rate to draw,
+    # and the page says why instead of an empty chart
+    drawn = {chart.key for chart in at.get("plotly_chart")}
+    assert final.get("head") and {"train-loss", "train-acc", "train-confusion"} <= drawn
+    assert "train-lr" not in drawn
+    from appkit.runview import SOLVED_HEAD_NO_LR
+
+    assert SOLVED_HEAD_NO_LR in [c.value for c in at.caption]
 
     # a new tab (new session, same URL) finds the run and the choices
     other = open_app(run=run.id)
@@ -362,3 +369,14 @@ def test_a_run_embedding_its_photos_shows_a_count_and_time_left(sample_dir):
         assert bars.get(text) == 25, bars
     finally:
         stand_in.kill()
+
+
+def test_the_sidebar_says_which_epoch_its_accuracy_is_from():
+    """The sidebar said 98.4 % (the last epoch) while Evaluate said 99.0 % (the best)."""
+    from appkit.runview import accuracy_words
+
+    epochs = [{"epoch": 1, "val_acc": 0.99}, {"epoch": 2, "val_acc": 0.984}]
+    assert accuracy_words(epochs) == (
+        "validation accuracy 98.4% (last epoch); best 99.0% (epoch 1), the model Evaluate scores"
+    )
+    assert accuracy_words(epochs[:1]) == "validation accuracy 99.0% (last epoch)"
