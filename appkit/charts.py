@@ -230,3 +230,28 @@ def transfer_ladder(ladder: dict[str, Any]) -> go.Figure:
         showlegend=False,
     )
     return _layout(fig, f"The transfer-learning ladder ({ladder['n_val']} validation photos)", 380)
+
+
+def class_colours(n: int) -> list[str]:
+    """``n`` colours, all different up to 26 classes: Plotly's default ten repeat from the
+    eleventh class on (with 12 flowers, bluebell and tigerlily were both blue)."""
+    import plotly.express as px
+
+    if n <= 10:
+        return list(px.colors.qualitative.Plotly)
+    return list(px.colors.qualitative.Dark24 if n <= 24 else px.colors.qualitative.Alphabet)
+
+
+def embedding_map(frame: Any) -> go.Figure:
+    """Validation items as dots (``x``, ``y``, ``label``, ``file``), one colour per class;
+    past 26 classes the marker's shape tells apart the classes that share a colour."""
+    import plotly.express as px
+
+    labels = sorted(frame["label"].unique())
+    many = len(labels) > 26
+    fig = px.scatter(frame, x="x", y="y", color="label", symbol="label" if many else None,
+                     category_orders={"label": labels}, hover_name="file",
+                     color_discrete_sequence=class_colours(len(labels)),
+                     hover_data={"x": False, "y": False})  # fmt: skip
+    fig.update_layout(height=420, margin=dict(l=10, r=10, t=30, b=10))
+    return fig

@@ -3,7 +3,6 @@
 from pathlib import Path
 
 import pandas as pd
-import plotly.express as px
 import streamlit as st
 
 from appkit import charts, inference, navigation, tasks, trust_view
@@ -194,13 +193,4 @@ if st.session_state.get("emb_requested"):
         frame = pd.DataFrame(rows)
         frame["file"] = frame["path"].str.rsplit("/", n=1).str[-1].map(plot_text)
         frame["label"] = frame["label"].map(plot_text)  # legend and hover read Plotly's HTML
-        fig = px.scatter(
-            frame,
-            x="x",
-            y="y",
-            color="label",
-            hover_name="file",
-            hover_data={"x": False, "y": False},
-        )
-        fig.update_layout(height=420, margin=dict(l=10, r=10, t=30, b=10))
-        st.plotly_chart(fig, key="embedding_chart")
+        st.plotly_chart(charts.embedding_map(frame), key="embedding_chart")

@@ -380,3 +380,15 @@ def test_the_sidebar_says_which_epoch_its_accuracy_is_from():
         "validation accuracy 98.4% (last epoch); best 99.0% (epoch 1), the model Evaluate scores"
     )
     assert accuracy_words(epochs[:1]) == "validation accuracy 99.0% (last epoch)"
+
+
+def test_the_embedding_map_gives_twelve_classes_twelve_colours():
+    """Plotly's ten default colours came round again: 12 flowers, two of them both blue."""
+    import pandas as pd
+
+    from appkit.charts import embedding_map
+
+    labels = [f"flower {i:02d}" for i in range(12)]
+    frame = pd.DataFrame({"x": range(24), "y": range(24), "label": labels * 2, "file": "a.jpg"})
+    colours = {trace.name: trace.marker.color for trace in embedding_map(frame).data}
+    assert sorted(colours) == labels and len(set(colours.values())) == 12
