@@ -77,15 +77,22 @@ def model_page() -> None:
 
 
 # -- words that pushed a decision --------------------------------------------------------------
+TOWARD_RGB, AWAY_RGB = "28, 126, 214", "232, 89, 12"  # blue, orange
+
+
 def highlighted(explanation: Any) -> str:
-    """The text as HTML, each word tinted by its push: green toward the class, red away."""
+    """The text as HTML, each word tinted by its push: blue toward the class, orange away.
+
+    Not green and red: those read as good and bad, and a review predicted "negative" had its
+    most negative words in green. Blue and orange say nothing of their own (and stay apart
+    for the common colour blindnesses)."""
     parts = []
     for piece, score in explanation.segments():
         text = html.escape(piece)
         if score is None or abs(score) < 0.05:
             parts.append(text)
             continue
-        colour = "43, 138, 62" if score > 0 else "201, 42, 42"
+        colour = TOWARD_RGB if score > 0 else AWAY_RGB
         parts.append(f'<span title="{score:+.2f}" style="background: rgba({colour}, '
                      f'{0.15 + 0.7 * abs(score):.2f}); border-radius: 3px; padding: 0 2px">'
                      f"{text}</span>")  # fmt: skip
@@ -107,9 +114,9 @@ def show_why(predictor: Any, text: str, key: str) -> None:
         return
     why = cache[cache_key]
     st.markdown(highlighted(why), unsafe_allow_html=True)
-    st.caption(f"Green words pushed toward **{md(why.target)}** ({why.probability:.0%}), red "
-               "ones away from it; the stronger the colour, the stronger the push (integrated "
-               "gradients)." + (" Only the beginning of this long text was read." if why.truncated else ""))  # fmt: skip
+    st.caption(f"Blue words pushed toward **{md(why.target)}** ({why.probability:.0%}), orange "
+               "ones away from it; the stronger the colour, the stronger the push (measured by "
+               "integrated gradients)." + (" Only the beginning of this long text was read." if why.truncated else ""))  # fmt: skip
 
 
 # -- Evaluate --------------------------------------------------------------------------------

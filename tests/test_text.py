@@ -192,3 +192,15 @@ def test_zero_and_few_shot_ladder_from_the_same_encoder(tmp_path):
     # the label names alone and all 38 training sentences as prototypes beat chance (0.5)
     assert rungs["zero-shot"].accuracy >= 0.7 and rungs["all photos"].accuracy >= 0.7
     assert ladder.missing == {"trained": "no finished training run on exactly these texts yet"}
+
+
+def test_word_colours_do_not_say_good_or_bad():
+    """Green read as "good": a review predicted negative had its worst words in green."""
+    from types import SimpleNamespace
+
+    from appkit.text_sections import AWAY_RGB, TOWARD_RGB, highlighted
+
+    why = SimpleNamespace(segments=lambda: [("awful", 0.9), (" ", None), ("great", -0.8)])
+    page = highlighted(why)
+    assert page.index(TOWARD_RGB) < page.index("awful") < page.index(AWAY_RGB) < page.index("great")
+    assert "43, 138, 62" not in page and "201, 42, 42" not in page  # no green, no red
