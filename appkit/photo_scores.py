@@ -83,8 +83,8 @@ def not_sure(name: str, classes: Sequence[str], guess: str, probability: float,
     st.markdown(f"**{md(name)}** → **Not sure** (none of: {md_list(classes)})")
     st.warning(
         f"**Not sure — this looks like none of: {md_list(classes)}.** "
-        f"Its unknown score {score:.3f} is above the threshold {threshold:.3f}: it is "
-        "farther from every training photo than almost all of your validation photos. "
+        "It looks less like every training photo than almost all of your validation "
+        f"photos do (a distance of {score:.3f}, over the limit of {threshold:.3f}). "
         f"If it had to choose, it would say **{md(guess)}** ({probability:.1%}); the bars "
         "below are that forced choice.",
         icon=":material/help:",

@@ -127,9 +127,10 @@ def unknown_summary(fitted: Trust) -> None:
     if detector is None:
         return
     text = (
-        f"**None of these.** A photo is called unknown when it is farther than "
-        f"**{detector.threshold:.3f}** from every training photo (in what the backbone sees). "
-        f"That threshold accepts {detector.accept:.0%} of the validation photos."
+        f"**None of these.** A photo is called unknown when it looks less like every "
+        f"training photo than {detector.accept:.0%} of your validation photos do: those are "
+        "accepted, the rest would be flagged. (The limit is a distance of "
+        f"{detector.threshold:.3f} in what the backbone sees; the slider on Predict moves it.)"
     )
     ref = fitted.reference
     if ref.get("photos") and ref.get("auroc") is not None:

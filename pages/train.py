@@ -11,6 +11,7 @@ from appkit import (
     navigation,
     runview,
     state,
+    tasks,
     time_estimate,
     train_setup,
 )
@@ -211,11 +212,13 @@ if ready:
     if solved:
         pixels = view.pixels  # augmentation applies to photos only
         lr_note.caption(
-            "Not used with these settings: feature extraction "
-            + ("without augmentation " if pixels else "")
-            + "solves the new head exactly (logistic regression by L-BFGS, its regularisation "
-            f"chosen by cross-validation on the training {view.items}), "
-            "and the epochs only pace the live curves."
+            "Not used with these settings: with the network frozen "
+            + ("and no augmentation, " if pixels else "")
+            + f"the new last layer is calculated in one go from each of the {view.items}' "
+            "features instead of being learned step by step, and the epochs only pace the "
+            f"live curves. How simple to keep it is chosen by trying several on the training "
+            f"{view.items} (for the curious: a logistic regression, its regularisation chosen "
+            "by cross-validation)."
             + (
                 " With light or strong augmentation the head learns step by step at this "
                 "learning rate."
@@ -262,6 +265,8 @@ def show_estimate() -> None:
 
 # --- start / stop / resume ----------------------------------------------------------------
 run = active_run.followed()
+if run is not None and tasks.run_view(run).train_page is not None:  # boxes, label columns:
+    run = None  # its curves are its own Train page's, shown when its data is chosen
 run_state = run.status().get("state") if run is not None else None
 busy = run_state in ACTIVE_STATES
 start_label = "Start another run (it waits in the queue)" if busy else "Start training"

@@ -322,6 +322,7 @@ def test_train_page_offers_settings_that_suit_a_new_freeze_plan():
     assert not [b for b in at.button if b.key == "use_suggested"]  # the defaults already suit
     # the solved head ignores the learning rate: the page says so, and only then
     assert "Not used with these settings" in texts(at.caption)
+    assert "calculated in one go" in texts(at.caption) and "L-BFGS" not in texts(at.caption)
     at.radio(key="w_train_augment_0").set_value("light").run()
     assert "Not used with these settings" not in texts(at.caption)
     at.radio(key="w_train_augment_0").set_value("none").run()
