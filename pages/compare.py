@@ -4,11 +4,12 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from appkit import data_choice, navigation, state, train_setup
+from appkit import data_choice, navigation, state, time_estimate, train_setup
 from appkit.learn import learn
 from appkit.text import md, md_list
 from tlcore.errors import TLCoreError
 from tlcore.lab.compare import VARIANTS, Experiment, list_experiments
+from tlcore.training.estimate import duration_text
 
 navigation.through_app()
 
@@ -105,13 +106,33 @@ right.caption(
     "(b) computes each photo's features only once."
 )
 
+
+def experiment_base():
+    """The Train page's settings with this page's budget: the same for all five runs."""
+    base = train_setup.build_config()
+    base.epochs, base.img_size, base.augment = int(epochs), int(img_size), "none"
+    base.warmup_epochs = min(base.warmup_epochs, base.epochs - 1)
+    return base
+
+
+if ready:  # what the five trainings will cost here, before anything starts
+    try:
+        planned = time_estimate.experiment_estimate(experiment_base())
+    except TLCoreError as exc:
+        st.error(md(exc))
+    else:
+        total = sum(estimate.seconds for _, estimate in planned)
+        st.success(
+            f"Estimated time on this machine: about {duration_text(total)} for the five "
+            "runs, one after the other: "
+            + "; ".join(f"({v.key}) {md(v.label.lower())}: {e.text}" for v, e in planned)
+            + "."
+        )
+
 if st.button("Run the comparison", key="compare_start", type="primary", disabled=not ready):
     try:
         with st.spinner("Preparing five runs…"):
-            base = train_setup.build_config()
-            base.epochs, base.img_size, base.augment = int(epochs), int(img_size), "none"
-            base.warmup_epochs = min(base.warmup_epochs, base.epochs - 1)
-            experiment = Experiment.create(base).start()
+            experiment = Experiment.create(experiment_base()).start()
         st.session_state["compare_pick"] = experiment.id  # show the new one
         st.rerun()
     except TLCoreError as exc:

@@ -102,6 +102,10 @@ def test_compare_page_runs_the_experiment_from_the_button_and_can_stop_it():
     assert len(learn_panels(at)) == 1
     at.number_input(key="compare_epochs").set_value(1).run()
     at.select_slider(key="compare_img_size").set_value(64).run()
+    # the five trainings' cost is said before any starts
+    said = [s.value for s in at.success if s.value.startswith("Estimated time on this machine")]
+    assert len(said) == 1 and all(f"({key}) " in said[0] for key in "abcde"), said
+    assert not list_experiments()
     at.button(key="compare_start").click().run()
     assert not at.exception, [e.value for e in at.exception]
     experiment = list_experiments()[0]

@@ -154,3 +154,23 @@ def test_cli_refuses_a_missing_folder(tmp_path, capsys):
     assert cli_main(["compare", "--data", str(tmp_path / "missing")]) == 2
     assert "error: " in capsys.readouterr().err
     assert not Path(tmp_path / "runs" / "experiments").exists()
+
+
+def test_the_plan_is_estimated_per_variant_before_anything_trains(sample_dir):
+    from tlcore.data.prepare import prepare_trainable
+    from tlcore.lab.compare import estimate_plan
+    from tlcore.training.estimate import MachineSpeed
+
+    prepared = prepare_trainable(str(sample_dir), "compare on")
+    base = TrainConfig(data=str(sample_dir), epochs=3, img_size=IMG_SIZE, augment="none",
+                       manifest_path=str(prepared.manifest_path))  # fmt: skip
+
+    def measured(model: str, size: int | None, device: str) -> MachineSpeed:
+        return MachineSpeed(model, size or IMG_SIZE, device, forward_s=0.01, train_s=0.04,
+                            n_groups=9, measured_at=time.time())  # fmt: skip
+
+    plan = dict((v.key, e) for v, e in estimate_plan(base, prepared.manifest, measure=measured))
+    assert list(plan) == list("abcde") and not list_runs()  # nothing started
+    assert plan["b"].fast_path and not any(plan[k].fast_path for k in "acde")
+    # every layer forward and backward each epoch costs more than one pass for the head
+    assert plan["a"].seconds == plan["d"].seconds > plan["c"].seconds > plan["b"].seconds

@@ -33,10 +33,12 @@ from pathlib import Path
 from typing import Any
 
 from tlcore import settings
+from tlcore.data.manifest import Manifest
 from tlcore.errors import RunError, TLCoreError
 from tlcore.runs.files import now_iso, read_json, write_json_atomic
 from tlcore.runs.run import ACTIVE_STATES, Run
 from tlcore.training.config import TrainConfig
+from tlcore.training.estimate import MachineSpeed, RunEstimate
 
 log = logging.getLogger("tlcore.lab.compare")
 
@@ -97,6 +99,22 @@ def variant_config(
         name=f"compare ({variant.key}) {variant.label}",
         experiment=experiment_id,
     ).validate()
+
+
+def estimate_plan(
+    base: TrainConfig,
+    manifest: Manifest,
+    keys: str = "abcde",
+    measure: Callable[[str, int | None, str], MachineSpeed] | None = None,
+) -> list[tuple[Variant, RunEstimate]]:
+    """Each variant's time on this machine before anything starts: five trainings are a
+    decision, and the one that fine-tunes everything costs many times the frozen one."""
+    from tlcore.training.estimate import estimate_for
+
+    pretrained = pretrained_weights(base)
+    return [(variant, estimate_for(variant_config(base, variant, "estimate", pretrained),
+                                   manifest, measure))
+            for variant in (variant_by_key(k) for k in dict.fromkeys(keys))]  # fmt: skip
 
 
 def pretrained_weights(base: TrainConfig) -> str:
