@@ -185,9 +185,14 @@ else:
     for i, issue in enumerate(shown_issues):
         with columns[i % 4]:
             st.image(issue.path, width="stretch")
-            st.markdown(f"**{md(issue.given)}** → **{md(issue.suggested)}** ({issue.split})")
-            st.caption(md(issue.why()))
-            options = {UNDECIDED: None, f"Relabel as {issue.suggested}": "relabel",
+            # a weak suggestion (a lily called "iris" at 23 %) is not offered as a relabel:
+            # only the ones that measured 9 in 10 right on clothing4 (ACCEPT_PROBABILITY)
+            sure_of_it = issue.confident
+            guess = f"**{md(issue.suggested)}**" if sure_of_it else "unsure"
+            st.markdown(f"**{md(issue.given)}** → {guess} ({issue.split})")
+            st.caption(md(issue.in_words()))
+            options = {UNDECIDED: None,
+                       **({f"Relabel as {issue.suggested}": "relabel"} if sure_of_it else {}),
                        "Leave out": "exclude", "Keep as labelled": "keep"}  # fmt: skip
             choice = st.radio("Decision", list(options), key=photo_key("doctor_li_", issue.path),
                               label_visibility="collapsed")  # fmt: skip

@@ -298,3 +298,33 @@ def test_the_doctor_says_how_many_it_found_and_shows_the_rest_keeping_decisions(
     keep = [r for r in at.radio if "Keep the left one" in r.options]
     assert len(keep) == 2 and keep[0].value == "Keep the left one"  # the decision is kept
     assert any(b.label.startswith("Save 1 decision") for b in at.button)
+
+
+def test_a_weak_suggestion_is_not_offered_as_a_relabel_and_says_it_is_unsure(planted, monkeypatch):
+    """A clear lily-of-the-valley photo was offered "Relabel as iris" at 8 % vs 23 %."""
+    from streamlit.testing.v1 import AppTest
+
+    import tlcore.results.doctor
+
+    monkeypatch.setenv("TLCORE_RUNS_DIR", str(planted["runs"]))  # the warm embedding cache
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.session_state["tl_selections"] = {
+        "data": {"kind": "folder", "source": str(planted["data"]), "label": "clothes"},
+        "val_fraction": 0.2, "seed": 0, "model": "tf_efficientnet_lite0", "weights": "bundled",
+        "freeze": {"preset": "features"}, "train": {"img_size": IMG_SIZE}, "run_id": None,
+        "data_version": None,
+    }  # fmt: skip
+    at.run()
+    at.switch_page("pages/doctor.py").run()
+    next(b for b in at.button if b.label == "Check the photos").click().run()
+    issues = at.session_state["tl_doctor_report"][1].label_issues
+    strong = [i for i in issues if i.suggested_probability >= 0.5]
+    assert strong and all(i.in_words().startswith(("Likely", "Very likely")) for i in strong)
+    assert sum(any(o.startswith("Relabel as") for o in r.options) for r in at.radio) == len(strong)
+    # the same photos, with the bar for "sure" set above every suggestion: none is offered
+    monkeypatch.setattr(tlcore.results.doctor, "ACCEPT_PROBABILITY", 1.01)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert not any(o.startswith("Relabel as") for r in at.radio for o in r.options)
+    unsure = [c.value for c in at.caption if c.value.startswith("Unsure: a model that never saw")]
+    assert len(unsure) == len(issues) and "hard photo rather than a wrong label" in unsure[0]
