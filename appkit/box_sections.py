@@ -1,34 +1,37 @@
-"""The Data page's detection sample: photos with boxes (BCCD), the report in words, and a few
-photos with their boxes drawn. Training a detector is the CLI's for now
-(``tlcore train --data assets/bccd``; ``tlcore.runs.boxes_run``)."""
+"""The Data page's photos with boxes: the detection sample (BCCD) or an upload with boxes, the
+report in words, a few photos with their boxes drawn, and *Use this sample* / a noticed upload
+making them the chosen data (``data_choice.choose_task_data``); the Train page of such data is
+``appkit.box_pages``, the Evaluate and Predict pages of its runs ``appkit.box_results``."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import streamlit as st
-from PIL import Image, ImageDraw
 
-from appkit.data_choice import sample_offer
+from appkit.box_drawing import show_boxes_data
+from appkit.data_choice import choose_task_data, sample_offer
 from tlcore import settings
-from tlcore.data.box_report import box_report, training_size
-from tlcore.data.boxes import BoxedPhoto, read_boxes
+from tlcore.data.boxes import box_format, read_boxes
 from tlcore.data.markdown import md
+from tlcore.data.task import PHOTO_BOXES
 from tlcore.errors import TLCoreError
 
 BCCD = settings.PROJECT_ROOT / "assets" / "bccd"
-COLOURS = ("#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#46f0f0")
 
 
-def drawn(photo: BoxedPhoto, classes: list[str]) -> Image.Image:
-    """The photo with its boxes outlined, one colour per class."""
-    with Image.open(photo.path) as im:
-        image = im.convert("RGB")
-    pen = ImageDraw.Draw(image)
-    for box in photo.boxes:
-        colour = COLOURS[classes.index(box.label) % len(COLOURS)]
-        pen.rectangle((box.xmin, box.ymin, box.xmax, box.ymax), outline=colour, width=3)
-    return image
+def choose_if_boxes(source: str | Path, label: str) -> bool:
+    """An upload or folder holding boxes (VOC, COCO, YOLO, CSV) becomes the chosen detection
+    data; False when it holds none (the one-label-per-photo reading goes on). A zip is
+    unpacked safely first (``tlcore.data.prepare.unpack_upload``); DataError in words."""
+    from tlcore.data.prepare import unpack_upload
+
+    folder = unpack_upload(source) if Path(source).is_file() else Path(source)
+    if box_format(folder) is None:
+        return False
+    read_boxes(folder)  # refuses in words when no box can be used
+    choose_task_data(PHOTO_BOXES, folder, label)
+    return True
 
 
 def detection_sample() -> None:
@@ -45,15 +48,9 @@ def detection_sample() -> None:
     except TLCoreError as exc:
         st.error(md(exc))
         return
-    for line in box_report(data, training_size(data)):
-        st.markdown(md(line) if not line.startswith("  - ") else "- " + md(line[4:]))
-    cols = st.columns(3)
-    for col, photo in zip(cols, data.photos[:3], strict=False):
-        col.image(drawn(photo, data.classes), caption=md(Path(photo.path).name))
-    legend = ", ".join(f"{md(c)}: {COLOURS[i % len(COLOURS)]}" for i, c in enumerate(data.classes))
-    st.caption(f"Box colours: {legend}.")
-    st.info(
-        "Train a detector on it from a terminal: `tlcore train --data assets/bccd --json` "
-        "(about 15 minutes on 2 cores), then `tlcore predict RUN photo.jpg --json`. The "
-        "Train, Evaluate and Predict pages do not show detection runs yet."
-    )
+    show_boxes_data(data)
+    if st.button("Use this sample", key="use_sample_boxes_data", type="primary"):
+        choose_task_data(PHOTO_BOXES, BCCD, "Sample: blood cells with boxes")
+        st.rerun()  # the sidebar and the Train page show the new choice
+    st.caption("Then train a detector on the **Train** page (or from a terminal: "
+               "`tlcore train --data assets/bccd --json`).")  # fmt: skip

@@ -31,8 +31,8 @@ def _layout(fig: go.Figure, title: str, height: int = 300) -> go.Figure:
     return fig
 
 
-def class_counts(counts: dict[str, dict[str, int]]) -> go.Figure:
-    """Images per class, one bar per split, so an imbalance is visible at a glance."""
+def class_counts(counts: dict[str, dict[str, int]], items: str = "images") -> go.Figure:
+    """Items (images, texts) per class, one bar per split: an imbalance shows at a glance."""
     fig = go.Figure()
     for split, per_class in counts.items():
         if not per_class:
@@ -46,8 +46,8 @@ def class_counts(counts: dict[str, dict[str, int]]) -> go.Figure:
             textposition="inside",
             insidetextanchor="middle",
         )
-    fig.update_layout(barmode="stack", xaxis_title="class", yaxis_title="images")
-    return _layout(fig, "Images per class")
+    fig.update_layout(barmode="stack", xaxis_title="class", yaxis_title=items)
+    return _layout(fig, f"{items.capitalize()} per class")
 
 
 def layer_groups(rows: Sequence[dict[str, Any]]) -> go.Figure:

@@ -1,30 +1,35 @@
-"""The Data page's table of labels: several label columns per photo (multitask).
+"""The Data page's tables of labels: several label columns per photo (multitask).
 
 The clothing-attributes sample (``garment``, ``kids``, grouped by ``sender``): each label
 column shown as a task with its counts, the columns to learn and the group column chosen
-here, the split said in groups per side, and a run of them started on the fast path
-(``tlcore.runs.columns_run``). Its scores per task come back here when it ends; the
-Train, Evaluate and Predict pages do not show these runs yet (``tlcore evaluate RUN`` and
-``tlcore predict RUN PHOTO`` do).
+here, the split said in groups per side, and **Use this table** makes it the dataset
+(``data_choice.choose_task_data``, the chosen columns and group kept in the state). An
+uploaded zip holding such a table (a ``.csv``/``.tsv``/``.xlsx`` naming its photos) is
+noticed and chosen the same way (``choose_uploaded_table``). The Train, Evaluate and Predict
+pages of these runs are ``appkit.column_pages``.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import streamlit as st
 
-from appkit.data_choice import sample_offer
+from appkit import data_choice, state
+from appkit.column_pages import show_tasks
 from tlcore import settings
-from tlcore.data.columns import read_columns
+from tlcore.data.columns import find_table, is_sentence_table, read_columns
 from tlcore.data.markdown import md
+from tlcore.data.task import PHOTO_COLUMNS, TEXT_COLUMNS, Task
 from tlcore.errors import TLCoreError
 
 SAMPLE = settings.PROJECT_ROOT / "assets" / "clothing-attributes" / "labels.csv"
-RUN_KEY = "tl_columns_run"
+SAMPLE_LABEL = "Sample: clothing, two labels per photo (multitask)"
 
 
 def columns_sample() -> None:
     """The *Try several labels per photo* button and, once pressed, the table as tasks."""
-    if not sample_offer(
+    if not data_choice.sample_offer(
         "**Clothing, two labels per photo** (multitask): 551 photos, each with its garment "
         "kind and whether it is for children, taken by 129 senders (CC0).",
         "Try several labels per photo",
@@ -36,11 +41,8 @@ def columns_sample() -> None:
     except TLCoreError as exc:
         st.error(md(exc))
         return
+    show_tasks(everything)
     names = [t.name for t in everything.tasks]
-    for task in everything.tasks:
-        kind = f"tags separated by `{md(task.separator)}`" if task.kind == "tags" else "one of"
-        counts = ", ".join(f"{md(c)} {n}" for c, n in task.counts.items())
-        st.markdown(f"- **{md(task.name)}** ({kind}, {task.labelled} labelled): {counts}")
     chosen = st.multiselect("Columns to learn together", names, default=names, key="columns_tasks")
     grouped = st.checkbox(
         "Keep each sender's photos on one side of the split (their photos look alike)",
@@ -50,8 +52,9 @@ def columns_sample() -> None:
     if not chosen:
         st.info("Choose at least one column.")
         return
+    group = "sender" if grouped else None
     try:
-        data = read_columns(SAMPLE, tasks=chosen, group="sender" if grouped else None)
+        data = read_columns(SAMPLE, tasks=chosen, group=group)
     except TLCoreError as exc:
         st.error(md(exc))
         return
@@ -59,40 +62,39 @@ def columns_sample() -> None:
         st.caption(md(line))
     for problem in data.problems:
         st.warning(md(problem))
-    if st.button("Train these columns (fast path, about a minute)", key="columns_train"):
-        _start(chosen, grouped)
-    _show_run()
+    if st.button("Use this table", key="columns_use", type="primary"):
+        choose_table(SAMPLE, SAMPLE_LABEL, chosen, group)
+        st.rerun()  # the sidebar shows the new choice
 
 
-def _start(tasks: list[str], grouped: bool) -> None:
-    from tlcore.runs.columns_run import create_columns_run
-    from tlcore.training.config import TrainConfig
-
-    try:
-        config = TrainConfig(data=str(SAMPLE), epochs=60, lr=2e-3)
-        run, _ = create_columns_run(config, tasks, "sender" if grouped else None)
-        run.spawn_worker(resume=False)
-        st.session_state[RUN_KEY] = str(run.dir)
-    except TLCoreError as exc:
-        st.error(md(exc))
+def choose_table(source: str | Path, label: str, tasks: list[str] | None,
+                 group: str | None, task: Task = PHOTO_COLUMNS) -> None:  # fmt: skip
+    """Make a table of labels the dataset, with the columns to learn and the group column."""
+    data_choice.choose_task_data(task, source, label)
+    state.update(data={**state.get("data"), "tasks": tasks, "group": group})
 
 
-def _show_run() -> None:
-    from tlcore.runs.run import Run
+def choose_uploaded_table(upload: str | Path, label: str) -> bool:
+    """An uploaded zip (or a folder on the server) holding a table of labels that names its
+    photos: read it and make it the dataset (True). False when it holds none (a folder per
+    label goes on as before). A zip is unpacked safely first; DataError in words."""
+    from tlcore.data.prepare import unpack_upload
 
-    folder = st.session_state.get(RUN_KEY)
-    if not folder:
-        return
-    run = Run(folder)
-    status = run.status()
-    st.markdown(f"Run `{md(run.id)}`: **{md(status['state'])}**. {md(status.get('message', ''))}")
-    if status["state"] in ("queued", "running"):
-        st.button("Refresh", key="columns_refresh")
-        return
-    for name, scores in (status.get("tasks") or {}).items():
-        said = ", ".join(f"{k} {v:.3f}" for k, v in scores.items() if isinstance(v, float))
-        st.markdown(f"- **{md(name)}**: {said}")
-    st.caption(
-        f"Per task from a terminal: `tlcore evaluate {md(run.id)}`; "
-        f"`tlcore predict {md(run.id)} photo.jpg --json`."
-    )
+    upload = Path(upload)
+    if upload.is_file() and upload.suffix.lower() != ".zip":
+        return choose_sentence_table(upload, label)
+    table = find_table(unpack_upload(upload) if upload.is_file() else upload)
+    if table is None:
+        return False
+    data = read_columns(table)  # a DataError in words when no column can be learned
+    choose_table(table, label, [t.name for t in data.tasks], None)
+    return True
+
+
+def choose_sentence_table(table: Path, label: str) -> bool:
+    """An uploaded .csv/.tsv/.xlsx of sentences with SEVERAL label columns: chosen as a table
+    of labels (True). One label column (``text,label``) is left to the texts' reading."""
+    if not is_sentence_table(table):
+        return False  # one label per text, or not a table: the texts' reading takes it
+    choose_table(table, label, [t.name for t in read_columns(table).tasks], None, TEXT_COLUMNS)
+    return True

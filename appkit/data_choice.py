@@ -33,10 +33,57 @@ def choose_data(kind: str, source: str | Path, label: str) -> PreparedData:
     with progress_bar() as progress:
         result = prepare_data(source, val_fraction=val_fraction, seed=seed, progress=progress)
     source = result.root if Path(source).is_file() else Path(source)
-    state.update(data={"kind": kind, "source": str(source), "label": label})
+    _switch_to({"kind": kind, "source": str(source), "label": label})
     st.session_state[_PREPARED_KEY] = ((str(source), val_fraction, seed), result)
     _fit_model_to_data(tasks.view(task_of_prepared(result)))
     return result
+
+
+RECENT = 6  # earlier datasets offered again on the Data page
+
+
+def _switch_to(data: dict[str, str]) -> None:
+    """Make ``data`` the chosen dataset: the one before joins the recent ones, and the run
+    the pages follow becomes this dataset's newest (or none). A run trained on other data
+    stayed on the Train page with its 12x12 matrix after the reviews were chosen."""
+    before = state.get("data")
+    recent = [d for d in [before, *state.get("recent_data")]
+              if d and d.get("source") != data["source"]][:RECENT]  # fmt: skip
+    state.update(data=data, recent_data=recent, run_id=_newest_run_on(data["source"]))
+
+
+def _newest_run_on(source: str) -> str | None:
+    """This user's newest run whose data is ``source`` (a folder, a CSV or a table)."""
+    from tlcore.runs.run import list_runs
+
+    try:
+        wanted = Path(source).resolve()
+    except OSError:
+        return None
+    for run in list_runs(state.runs_owner()):
+        try:
+            data = run.record.get("config", {}).get("data")
+            if data and Path(str(data)).resolve() == wanted:
+                return run.id
+        except (TLCoreError, OSError, AttributeError):
+            continue  # a broken run folder is the Runs page's to report
+    return None
+
+
+def recent() -> list[dict[str, str]]:
+    """Datasets chosen before that can still be read, newest first."""
+    return [d for d in state.get("recent_data") if isinstance(d, dict) and d.get("source")
+            and Path(str(d["source"])).exists()]  # fmt: skip
+
+
+def choose_again(data: dict[str, str]) -> None:
+    """One of ``recent()`` chosen again, read like the first time (a sample, a folder)."""
+    if data.get("task"):
+        modality, _, target = str(data["task"]).partition("-")
+        choose_task_data(Task.from_dict({"modality": modality, "target": target}),
+                         data["source"], data["label"])  # fmt: skip
+    else:
+        choose_data(data.get("kind", "folder"), data["source"], data["label"])
 
 
 def choose_task_data(task: Task, source: str | Path, label: str) -> None:
@@ -46,7 +93,7 @@ def choose_task_data(task: Task, source: str | Path, label: str) -> None:
     the pages of its task (``appkit.tasks``) take it from here. ``prepared()`` is None for it:
     the one-label-per-item steps (split, doctor) do not apply.
     """
-    state.update(data={"kind": "task", "source": str(source), "label": label, "task": task.key})
+    _switch_to({"kind": "task", "source": str(source), "label": label, "task": task.key})
     st.session_state.pop(_PREPARED_KEY, None)
     _fit_model_to_data(tasks.view(task))
 

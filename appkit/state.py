@@ -44,6 +44,7 @@ DEFAULTS: dict[str, Any] = {
     "train": {},
     "run_id": None,
     "data_version": None,  # {"base": fingerprint, "number": N}: a Doctor page version to train on
+    "recent_data": [],  # earlier "data" choices, newest first (appkit.data_choice.remember)
 }
 
 

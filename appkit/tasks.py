@@ -14,8 +14,16 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from appkit import state, text_sections
-from tlcore.data.task import PHOTO_BOXES, PHOTO_COLUMNS, PHOTO_LABEL, TEXT_LABEL, Task, entry_for
+from appkit import box_pages, box_results, column_pages, state, text_sections
+from tlcore.data.task import (
+    PHOTO_BOXES,
+    PHOTO_COLUMNS,
+    PHOTO_LABEL,
+    TEXT_COLUMNS,
+    TEXT_LABEL,
+    Task,
+    entry_for,
+)
 from tlcore.errors import TLCoreError
 from tlcore.models.text_catalog import DEFAULT_TEXT_MODEL, is_text_model
 from tlcore.runs.run import Run
@@ -36,13 +44,17 @@ class TaskView:
     settings_note: str = ""  # said on the Train page above the settings
     pixels: bool = True  # image size and augmentation mean something (the Train page's words)
     doctor: bool = True  # the data doctor and the dataset versions it writes
+    domain: bool = False  # domain adaptation (photos with one label each: appkit PHOTOS)
     network_note: str = ""  # said instead of the Network page's filters and feature maps
     model_page: Section | None = None  # () -> the whole Model page
     examples: Section | None = None  # (prepared) -> the Data page's examples per label
     evaluate_sections: Section | None = None  # (run, checkpoint, report, predictor)
     predict_section: Section | None = None  # (run, checkpoint, predictor, top_k)
     fewshot_section: Section | None = None  # (prepared) -> the Few-shot page
+    # where a problem's item is, in words: a photo's path; a text's "reviews.csv, line 336"
+    where: Callable[[str], str] = str
     # whole pages for a task whose steps differ from one label per item (boxes, columns):
+    data_section: Section | None = None  # () -> the Data page's report of the chosen data
     train_page: Section | None = None  # () -> the Train page for the chosen data
     evaluate_page: Section | None = None  # (run, checkpoint) -> the Evaluate page
     predict_page: Section | None = None  # (run, checkpoint) -> the Predict page
@@ -55,6 +67,7 @@ class TaskView:
 
 PHOTOS = TaskView(
     task=PHOTO_LABEL,
+    domain=True,
     files="images",
     default_model=state.DEFAULT_MODEL,
     reads_model=lambda name: not is_text_model(name),
@@ -76,6 +89,7 @@ TEXTS = TaskView(
     evaluate_sections=text_sections.evaluate_sections,
     predict_section=text_sections.predict_section,
     fewshot_section=text_sections.ladder_section,
+    where=text_sections.where,
 )
 
 
@@ -87,9 +101,29 @@ def _photos_of_another_shape(task: Task) -> TaskView:
                     doctor=False)  # the doctor reads one label per photo  # fmt: skip
 
 
-COLUMNS = _photos_of_another_shape(PHOTO_COLUMNS)
-BOXES = _photos_of_another_shape(PHOTO_BOXES)
-VIEWS: dict[str, TaskView] = {view.task.key: view for view in (PHOTOS, TEXTS, COLUMNS, BOXES)}
+COLUMNS = TaskView(  # several label columns per photo: appkit.column_pages
+    task=PHOTO_COLUMNS, files="images", default_model=state.DEFAULT_MODEL,
+    reads_model=lambda name: not is_text_model(name),
+    doctor=False,  # the doctor reads one label per photo
+    data_section=column_pages.data_section, train_page=column_pages.train_page,
+    evaluate_page=column_pages.evaluate_page, predict_page=column_pages.predict_page,
+)  # fmt: skip
+TEXT_COLUMNS_VIEW = TaskView(  # several label columns per sentence: appkit.column_pages
+    task=TEXT_COLUMNS, files="texts", default_model=DEFAULT_TEXT_MODEL, reads_model=is_text_model,
+    fixed_settings=TEXTS.fixed_settings, pixels=False, doctor=False,
+    data_section=column_pages.data_section, train_page=column_pages.train_page,
+    evaluate_page=column_pages.evaluate_page, predict_page=column_pages.text_predict_page,
+)  # fmt: skip
+
+
+BOXES = TaskView(task=PHOTO_BOXES, files="images", default_model=state.DEFAULT_MODEL,
+                 reads_model=lambda name: not is_text_model(name), doctor=False,
+                 data_section=box_pages.data_section, train_page=box_pages.train_page,
+                 evaluate_page=box_results.evaluate_page,
+                 predict_page=box_results.predict_page)  # boxes: appkit.box_*  # fmt: skip
+VIEWS: dict[str, TaskView] = {
+    view.task.key: view for view in (PHOTOS, TEXTS, COLUMNS, TEXT_COLUMNS_VIEW, BOXES)
+}
 
 
 def view(task: Task) -> TaskView:

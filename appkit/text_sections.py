@@ -10,6 +10,7 @@ reaches the page.
 from __future__ import annotations
 
 import html
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -74,6 +75,15 @@ def model_page() -> None:
         st.warning(f"{md(chosen)} is not on this machine: it is downloaded when training starts.")
     st.page_link("pages/layers.py", label="Next: choose which layers learn →",
                  icon=":material/layers:")  # fmt: skip
+
+
+def where(item: str) -> str:
+    """A text's place as its reader knows it: ``.../reviews.csv:336`` is "reviews.csv,
+    line 336" (the server's folders mean nothing to the person who uploaded the file)."""
+    path, _, line = item.rpartition(":")
+    if path and line.isdigit():
+        return f"{Path(path).name}, line {line}"
+    return Path(item).name
 
 
 # -- words that pushed a decision --------------------------------------------------------------

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from appkit import data_choice
+from appkit import column_sections, data_choice
 from appkit.text import md
 from tlcore import settings
 from tlcore.data import sources
@@ -45,7 +45,8 @@ def csv_upload_tab() -> None:
         try:
             saved = sources.save_upload(upload.name, upload.getvalue(), "texts")
             with st.spinner("Reading every row…"):
-                data_choice.choose_data("csv", saved, f"CSV: {upload.name}")
+                if not column_sections.choose_uploaded_table(saved, f"CSV: {upload.name}"):
+                    data_choice.choose_data("csv", saved, f"CSV: {upload.name}")  # one label
             st.rerun()
         except TLCoreError as exc:
             st.error(md(exc))

@@ -3,6 +3,7 @@
 import streamlit as st
 
 from appkit import (
+    box_labelling,
     box_sections,
     charts,
     column_sections,
@@ -35,10 +36,11 @@ def short_name(name: str, limit: int = 16) -> str:
     return f"{name[: limit - 7]}…{name[-6:]}"
 
 
-st.title("1 · Your pictures")
+st.title("1 · Your data")
 st.markdown(
     "Give the app your labelled photos: **one folder per label** (for example `cats/` and "
-    "`dogs/`), zipped, or upload the images label by label."
+    "`dogs/`), zipped, or upload the images label by label. Labelled sentences come as a CSV "
+    "(the **Texts** tab)."
 )
 learn("data")
 
@@ -47,6 +49,9 @@ tab_names = ["Sample", "Upload a zip", "Upload images per label"]
 if settings.data_root() is not None:
     tab_names.append("Folder on this server")
 tab_names.append("Texts: upload a CSV")  # labelled sentences (appkit.text_sources)
+earlier = data_choice.recent()
+if earlier:
+    tab_names.append(f"Used before ({len(earlier)})")
 tabs = st.tabs(tab_names)
 
 with tabs[0]:
@@ -65,6 +70,7 @@ with tabs[0]:
         use_clothing = st.button("Use the clothing sample", key="use_sample_clothing")
     text_sources.sample_button()
     box_sections.detection_sample()  # photos with boxes (object detection)
+    box_labelling.labelling_section()  # boxes drawn in the browser on the user's photos
     column_sections.columns_sample()  # several label columns per photo (multitask)
     if use_ants_bees or use_clothing:
         try:
@@ -91,7 +97,10 @@ with tabs[1]:
         try:
             saved = sources.save_upload(zip_file.name, zip_file.getvalue(), "zips")
             with st.spinner("Unpacking and reading every image…"):
-                data_choice.choose_data("zip", saved, f"Zip: {zip_file.name}")
+                label = f"Zip: {zip_file.name}"  # boxes first: a boxes CSV also names photos
+                if not (box_sections.choose_if_boxes(saved, label)
+                        or column_sections.choose_uploaded_table(saved, label)):  # fmt: skip
+                    data_choice.choose_data("zip", saved, label)
             st.rerun()  # the sidebar shows the new choice
         except TLCoreError as exc:
             st.error(md(exc))
@@ -142,13 +151,32 @@ if settings.data_root() is not None:
             try:
                 folder = sources.folder_under_data_root(typed or picked)
                 with st.spinner("Reading every image…"):
-                    data_choice.choose_data("folder", folder, f"Folder: {typed or picked}")
+                    label = f"Folder: {typed or picked}"
+                    if not (box_sections.choose_if_boxes(folder, label)
+                            or column_sections.choose_uploaded_table(folder, label)):  # fmt: skip
+                        data_choice.choose_data("folder", folder, label)
                 st.rerun()  # the sidebar shows the new choice
             except TLCoreError as exc:
                 st.error(md(exc))
 
-with tabs[-1]:
+with tabs[tab_names.index("Texts: upload a CSV")]:
     text_sources.csv_upload_tab()
+
+if earlier:  # chosen again without uploading again; the newest first
+    with tabs[-1]:
+        st.caption("Datasets you chose before, still where they were. Choosing one again also "
+                   "follows its newest training run.")  # fmt: skip
+        for i, earlier_data in enumerate(earlier):
+            left, right = st.columns([4, 1])
+            left.markdown(f"**{md(earlier_data.get('label', ''))}**")
+            left.caption(md(earlier_data["source"]))
+            if right.button("Use again", key=f"use_recent_{i}"):
+                try:
+                    with st.spinner("Reading every item…"):
+                        data_choice.choose_again(earlier_data)
+                    st.rerun()
+                except TLCoreError as exc:
+                    st.error(md(exc))
 
 # --- what the app found -------------------------------------------------------------------
 data = state.get("data")
@@ -163,6 +191,11 @@ try:
         prepared = data_choice.prepared()
 except TLCoreError as exc:
     st.error(md(exc))
+    st.stop()
+if prepared is None:  # data of another shape (boxes, label columns): its task's own report
+    if (section := data_choice.data_view().data_section) is not None:
+        section()
+    st.page_link("pages/train.py", label="Next: train →", icon=":material/model_training:")
     st.stop()
 report = prepared.report
 view = tasks.view(data_choice.task_of_prepared(prepared))  # what differs for photos and texts
@@ -180,16 +213,17 @@ for problem in report.problems:
     icon = {"error": ":material/error:", "warning": ":material/warning:"}.get(
         problem.severity, ":material/info:"
     )
-    files = problem.files[:8]
+    files = [view.where(f) for f in problem.files[:8]]  # texts: "reviews.csv, line 336"
     more = f" … and {len(problem.files) - len(files)} more" if len(problem.files) > 8 else ""
     listing = ("  \n" + md_list(files) + more) if files else ""
     show(f"**{problem.severity.upper()}:** {md(problem.message)}{listing}", icon=icon)
 
 # --- how the pictures will be split -------------------------------------------------------
-st.subheader("Training and validation pictures")
+items = view.items  # "photos" or "texts"
+st.subheader(f"Training and validation {items}")
 st.markdown(
-    "The model learns from the *training* pictures; the *validation* pictures are kept "
-    "aside to measure honestly how well it does on pictures it never saw."
+    f"The model learns from the *training* {items}; the *validation* {items} are kept "
+    f"aside to measure honestly how well it does on {items} it never saw."
 )
 manifest = prepared.manifest
 given_split = manifest is not None and manifest.split_source == "folders"
@@ -198,13 +232,13 @@ if given_split:
 else:
     left, right = st.columns(2)
     fraction = left.slider(
-        "Share of pictures kept for validation",
+        f"Share of {items} kept for validation",
         0.05,
         0.5,
         value=float(state.get("val_fraction")),
         step=0.05,
         key=state.widget_key("val_fraction"),
-        help="20% is a good default. With very few pictures, keep at least a few per label.",
+        help=f"20% is a good default. With very few {items}, keep at least a few per label.",
     )
     seed = right.number_input(
         "Shuffle seed",
@@ -219,14 +253,14 @@ else:
         st.rerun()
 
 split_counts = report.split_counts or report.counts
-st.plotly_chart(charts.class_counts(split_counts), key="class_counts")
+st.plotly_chart(charts.class_counts(split_counts, items), key="class_counts")
 if report.split_counts:  # how many photos of each label the model learns from and is tested on
     st.dataframe(
         [
             {
                 "label": name,
-                "training photos": report.split_counts.get("train", {}).get(name, 0),
-                "validation photos": report.split_counts.get("val", {}).get(name, 0),
+                f"training {items}": report.split_counts.get("train", {}).get(name, 0),
+                f"validation {items}": report.split_counts.get("val", {}).get(name, 0),
             }
             for name in report.classes
         ],

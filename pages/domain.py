@@ -29,6 +29,12 @@ st.markdown(
 
 # --- source data ----------------------------------------------------------------------------
 data = state.get("data")
+if not (view := data_choice.data_view()).domain:  # a text said "yelp.csv:140: file not found"
+    st.info(
+        f"Domain adaptation works on photos with one label each; the chosen dataset holds "
+        f"{view.items} ({view.task.says})."
+    )
+    st.stop()
 prepared = data_choice.prepared_or_stop(
     "Choose your labelled dataset (the source domain) on the Data page first."
 )

@@ -16,7 +16,7 @@ navigation.through_app()
 
 st.title("Evaluate")
 st.markdown(
-    "How well the model does on the **validation** photos it never trained on, "
+    "How well the model does on the **validation** photos or texts it never trained on, "
     "class by class, and where it goes wrong."
 )
 
@@ -48,15 +48,20 @@ except TLCoreError as exc:
     st.stop()
 
 st.caption(f"Scored {md(report.source)}.")
+items = tasks.run_view(run).items  # "photos" or "texts"
 a, b, c = st.columns(3)
-a.metric("Accuracy", f"{report.accuracy:.1%}", help="Share of validation photos labelled right.")
+a.metric("Accuracy", f"{report.accuracy:.1%}", help=f"Share of validation {items} labelled right.")
 b.metric(
     "Average of the per-class scores",
     f"{report.macro_f1:.3f}",
     help="**Macro F1**: each class's F1 score (the balance of precision and recall, 1 is "
     "perfect), averaged over the classes, so a small class counts as much as a big one.",
 )
-c.metric("Validation photos", report.n_images, help="Photos kept aside, never trained on.")
+c.metric(
+    f"Validation {items}",
+    report.n_images,
+    help=f"{items.capitalize()} kept aside, never trained on.",
+)
 
 st.subheader("Per class")
 st.dataframe(
@@ -67,12 +72,12 @@ st.dataframe(
         "precision": st.column_config.NumberColumn(
             "right when it says so",
             format="%.3f",
-            help="**Precision**: of the photos it called this class, the share that really were.",
+            help=f"**Precision**: of the {items} it called this class, the share that really were.",
         ),
         "recall": st.column_config.NumberColumn(
             "found",
             format="%.3f",
-            help="**Recall**: of the photos of this class, the share it found.",
+            help=f"**Recall**: of the {items} of this class, the share it found.",
         ),
         "f1": st.column_config.NumberColumn(
             "score",
@@ -80,7 +85,7 @@ st.dataframe(
             help="**F1**: the balance of the two (their harmonic mean); 1 is perfect.",
         ),
         "support": st.column_config.NumberColumn(
-            "validation photos", help="**Support**: validation photos of this class."
+            f"validation {items}", help=f"**Support**: validation {items} of this class."
         ),
     },
     key="per_class",

@@ -37,10 +37,13 @@ try:
 except TLCoreError as exc:
     st.error(md(exc))
     st.stop()
-top_k = st.slider(
-    "Classes to show per photo", 1, max(1, len(predictor.classes)), min(3, len(predictor.classes))
-)
 view = tasks.run_view(run)
+top_k = st.slider(
+    f"Classes to show per {view.task.item}",
+    1,
+    max(1, len(predictor.classes)),
+    min(3, len(predictor.classes)),
+)
 if view.predict_section is not None:  # another kind of input (texts: a text box, a CSV)
     view.predict_section(run, checkpoint, predictor, top_k)
     st.stop()

@@ -3,7 +3,7 @@
 import pandas as pd
 import streamlit as st
 
-from appkit import navigation, runview, state
+from appkit import navigation, runview, state, tasks
 from appkit.text import md
 from tlcore.errors import TLCoreError
 from tlcore.runs.run import Run, list_runs
@@ -66,6 +66,11 @@ st.caption(
     f"batch {config.get('batch_size')} · {config.get('img_size')} px · "
     f"augmentation {config.get('augment')}"
 )
+if tasks.run_view(run).train_page is not None:  # boxes, label columns: their own pages' curves
+    st.markdown(
+        f"**{md(info['status'].get('state', ''))}**: {md(info['status'].get('message', ''))}"
+    )
+    st.stop()
 runview.headline(info["epochs"], info["status"].get("state", ""))
 runview.curves(info["steps"], info["epochs"], key="runs")
 runview.confusion(info["epochs"], key="runs")

@@ -120,8 +120,8 @@ with left:
         200,
         value=int(settings_now["epochs"]),
         key=state.widget_key("train_epochs"),
-        help="How many times the model sees every training photo. 5–10 is plenty for "
-        "feature extraction; fine-tuning may need more.",
+        help=f"How many times the model sees every training {view.task.item}. 5–10 is plenty "
+        "for feature extraction; fine-tuning may need more.",
     )
     batch_size = st.selectbox(
         "Batch size",
@@ -130,16 +130,18 @@ with left:
         if int(settings_now["batch_size"]) in BATCH_SIZES
         else 2,
         key=state.widget_key("train_batch_size"),
-        help="Photos per step. Smaller uses less memory; 16 suits a laptop.",
+        help=f"{view.items.capitalize()} per step. Smaller uses less memory; 16 suits a laptop.",
     )
-    img_size = st.select_slider(
-        "Image size (pixels)",
-        sorted({*IMAGE_SIZES, int(settings_now["img_size"])}),
-        value=int(settings_now["img_size"]),
-        key=state.widget_key("train_img_size"),
-        help="Photos are resized to this square. The model's own size is the most accurate; "
-        "smaller is faster.",
-    )
+    img_size = int(settings_now["img_size"])  # texts: no pixels (view.settings_note says so)
+    if view.pixels:
+        img_size = st.select_slider(
+            "Image size (pixels)",
+            sorted({*IMAGE_SIZES, img_size}),
+            value=img_size,
+            key=state.widget_key("train_img_size"),
+            help="Photos are resized to this square. The model's own size is the most "
+            "accurate; smaller is faster.",
+        )
 with middle:
     lr = st.number_input(
         "Learning rate",
@@ -164,14 +166,16 @@ with middle:
         help="Stop when validation accuracy has not improved for this many epochs.",
     )
 with right:
-    augment = st.radio(
-        "Augmentation",
-        list(AUGMENTS),
-        format_func=lambda a: AUGMENT_HELP.get(a, a),
-        index=list(AUGMENTS).index(settings_now["augment"]),
-        key=state.widget_key("train_augment"),
-        help="Random changes to the training photos so the model cannot memorise them.",
-    )
+    augment = settings_now["augment"]  # kept for photos; a text run keeps view.fixed_settings
+    if view.pixels:  # random crops and flips mean nothing for a sentence
+        augment = st.radio(
+            "Augmentation",
+            list(AUGMENTS),
+            format_func=lambda a: AUGMENT_HELP.get(a, a),
+            index=list(AUGMENTS).index(settings_now["augment"]),
+            key=state.widget_key("train_augment"),
+            help="Random changes to the training photos so the model cannot memorise them.",
+        )
     label_smoothing = st.slider(
         "Label smoothing",
         0.0,

@@ -162,3 +162,23 @@ def test_evaluate_scores_a_run_in_training_only_when_asked(run, tmp_path, monkey
     finally:
         stand_in.kill()
         stand_in.wait()
+
+
+def test_switching_datasets_follows_each_ones_own_run_and_offers_the_earlier_one(runs_here):
+    """After choosing the reviews, the Train page still showed the photo run (and its
+    confusion matrix); the photos could only be had again by uploading them again."""
+    at = go(open_app(), "data")
+    at.button(key="use_sample").click().run()  # the ants/bees sample: runs_here trained on it
+    assert at.session_state["tl_selections"]["run_id"] == runs_here.id
+    at.button(key="use_sample_text").click().run()
+    chosen = at.session_state["tl_selections"]
+    assert chosen["data"]["source"].endswith("reviews.csv")
+    assert chosen["run_id"] is None  # no run on the reviews yet: the photo run is not followed
+    go(at, "train")
+    assert runs_here.id not in texts(at.markdown) + texts(at.sidebar.markdown)
+    go(at, "data")
+    assert any(tab.label == "Used before (1)" for tab in at.tabs)
+    at.button(key="use_recent_0").click().run()  # the photos again, without an upload
+    chosen = at.session_state["tl_selections"]
+    assert chosen["data"]["label"] == "Sample: ants vs bees" and chosen["run_id"] == runs_here.id
+    assert chosen["recent_data"][0]["source"].endswith("reviews.csv")

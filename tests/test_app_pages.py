@@ -41,7 +41,7 @@ def test_start_page_says_what_to_do_and_the_sample_fills_the_data_report():
 
     choose_sample(at)
 
-    assert at.title[0].value == "1 · Your pictures"  # the button moves on to the Data page
+    assert at.title[0].value == "1 · Your data"  # the button moves on to the Data page
     assert "Ready to train: 2 labels (ants, bees), 120 usable images" in texts(at.success)
     assert at.get("plotly_chart"), "images-per-class chart"
     assert len(at.get("image")) >= 2, "thumbnails per class"

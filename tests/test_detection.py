@@ -197,7 +197,8 @@ def test_train_notices_the_boxes_and_ends_with_map(trained):
     epoch = [e for e in events if e["type"] == "epoch"][0]
     for part in ("loss_objectness", "loss_rpn_box_reg", "loss_classifier", "loss_box_reg", "map50"):
         assert part in epoch, part
-    assert (run_dir / "checkpoints" / "best.pt").is_file()
+    assert (run_dir / "checkpoints" / "best.safetensors").is_file()  # the house checkpoint pair
+    assert (run_dir / "checkpoints" / "best.state.pt").is_file()
 
 
 def test_predict_gives_boxes_in_the_photo_s_pixels(trained, capsys):
@@ -227,7 +228,7 @@ def test_a_stopped_detection_run_resumes_from_its_last_checkpoint(voc, tmp_path,
     run.stop_path.touch()  # asked to stop before it began: it stops after its first step
     assert train_boxes_run(run) == "stopped"
     assert run.status()["message"] == "Stopped by request at step 1."
-    assert (run.checkpoints_dir / "last.pt").is_file()
+    assert (run.checkpoints_dir / "last.safetensors").is_file()
     run.stop_path.unlink()
     assert train_boxes_run(run, resume=True) == "finished"
     steps = [e["step"] for e in run.metrics() if e["type"] == "step"]
@@ -253,7 +254,16 @@ def test_the_data_page_detection_sample_shows_the_report_and_boxes():
     shown = texts(at.markdown)
     assert "364 photos with 4886 boxes of 3 classes" in shown
     assert "dropped" in shown and "ImageSets/Main" in shown
-    assert "tlcore train --data assets/bccd" in texts(at.info)
+    at.button(key="use_sample_boxes_data").click().run()  # Use this sample: the chosen data
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.session_state["tl_selections"]["data"]["task"] == "image-boxes"
+    go(at, "train")  # the detection settings (the Layers page's preset: frozen backbone)
+    assert at.radio(key="boxes_layers").value == "frozen"
+    assert at.selectbox(key="boxes_long_side").value == 512  # from the data
+    assert "unknown until the first epoch ends" in texts(at.caption)
+    assert "none is under 8 px" in texts(at.caption)
+    at.selectbox(key="boxes_long_side").set_value(128).run()  # the sizes said at the new size
+    assert "are under 8 px and hard to find" in texts(at.caption)
 
 
 def test_yolo_train_and_valid_folders_are_the_given_split(tmp_path):
@@ -270,3 +280,189 @@ def test_yolo_train_and_valid_folders_are_the_given_split(tmp_path):
     box = data.photos[0].boxes[0]
     assert box.label == "cell"
     assert (box.xmin, box.ymin, box.xmax, box.ymax) == pytest.approx((256, 192, 384, 288))
+
+
+def _val_truth(run) -> tuple[list[str], list[dict]]:
+    import torch
+
+    from tlcore.runs.boxes_run import boxes_data
+
+    data = boxes_data(run)
+    photos = data.split("val")
+    targets = [{"boxes": torch.tensor([[b.xmin, b.ymin, b.xmax, b.ymax] for b in p.boxes]
+                                      ).reshape(-1, 4),
+                "labels": torch.tensor([data.classes.index(b.label) + 1 for b in p.boxes])}
+               for p in photos]  # fmt: skip
+    return [p.path for p in photos], targets
+
+
+def test_evaluation_is_scored_once_and_equals_torchmetrics(trained, monkeypatch):
+    import torch
+    from torchmetrics.detection import MeanAveragePrecision
+
+    from tlcore.results.box_evaluation import SCORE_FLOOR, average_precision
+    from tlcore.runs import boxes_run
+    from tlcore.runs.run import Run
+
+    run = Run.open(trained[1]["run_dir"])
+    assert boxes_run.scores_path(run, "best").is_file()  # the worker scored them once, at the end
+    boxes_run.PASSES.clear()
+    scores = boxes_run.box_scores(run, "best")
+    assert boxes_run.PASSES["best"] == 0  # read from the run: the model not run again
+    ap = average_precision(scores)
+    # the same boxes another way: `tlcore predict`'s function, the truth read from the run
+    paths, targets = _val_truth(run)
+    answers = boxes_run.predict_boxes(run, paths, min_score=SCORE_FLOOR)
+    classes = scores.classes
+    preds = [{"boxes": torch.tensor([[b[k] for k in ("xmin", "ymin", "xmax", "ymax")]
+                                     for b in a["boxes"]]).reshape(-1, 4),
+              "scores": torch.tensor([b["score"] for b in a["boxes"]]),
+              "labels": torch.tensor([classes.index(b["label"]) + 1 for b in a["boxes"]],
+                                     dtype=torch.int64)} for a in answers]  # fmt: skip
+    assert sum(len(p["boxes"]) for p in preds) > 0
+    metric = MeanAveragePrecision(iou_type="bbox")
+    metric.update(preds, targets)
+    expected = metric.compute()
+    assert ap["map50"] == pytest.approx(float(expected["map_50"]), abs=1e-4)
+    assert ap["map"] == pytest.approx(float(expected["map"]), abs=1e-4)
+    assert set(ap["pr_curves"]) <= set(classes) and ap["pr_curves"]
+    # a resumed run that replaces the checkpoint voids the kept detections
+    weights = run.checkpoints_dir / "best.safetensors"
+    weights.write_bytes(weights.read_bytes())  # new time: another checkpoint for the stamp
+    assert boxes_run.box_scores(run, "best") == scores and boxes_run.PASSES["best"] == 1
+    boxes_run.box_scores(run, "best")  # kept again, for the new stamp
+    assert boxes_run.PASSES["best"] == 1
+
+
+def test_evaluate_cli_says_each_class_in_words(trained, capsys):
+    from tlcore.cli import main
+
+    run_dir = trained[1]["run_dir"]
+    assert main(["evaluate", run_dir, "--json"]) == 0
+    report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert report["task"] == "image-boxes" and 0 <= report["map"] <= report["map50"] <= 1
+    assert set(report["per_class"]) == {"Platelets", "RBC", "WBC"}
+    for name, counts in report["per_class"].items():
+        said = next(w for w in report["words"] if f" {name};" in w)
+        assert said.startswith(f"finds {counts['found']} of {counts['true']} {name};")
+    assert main(["evaluate", run_dir]) == 0
+    out = capsys.readouterr().out
+    assert "mAP@0.5" in out and "finds " in out
+
+
+def test_words_worst_photos_and_confusions_at_a_threshold():
+    from tlcore.results.box_evaluation import BoxScores, PhotoBoxes, at_threshold, box_evaluation
+
+    photo = str(BCCD / "JPEGImages" / "BloodImage_00000.jpg")
+    wbc = [[10.0 + 60 * i, 10.0, 60.0 + 60 * i, 60.0] for i in range(10)]
+    platelets = [[10.0 + 60 * i, 200.0, 40.0 + 60 * i, 230.0] for i in range(7)]
+    rbc = [[100.0, 300.0, 180.0, 380.0]]
+    one = PhotoBoxes(photo, 640, 480, wbc + platelets + rbc, [2] * 10 + [0] * 7 + [1],
+                     # 9 of 10 WBC found; 7 Platelets right and one drawn on the red cell
+                     wbc[:9] + platelets + rbc + [[400.0, 400.0, 420.0, 420.0]],
+                     [0.9] * 9 + [0.8] * 7 + [0.7, 0.3], [2] * 9 + [0] * 8 + [1])  # fmt: skip
+    other = PhotoBoxes(photo.replace("00000", "00001"), 640, 480, [rbc[0]], [1], rbc, [0.95], [1])
+    scores = BoxScores(["Platelets", "RBC", "WBC"], [other, one])
+    view = at_threshold(scores, 0.5)
+    words = view.words()
+    assert words[2] == "finds 9 of 10 WBC; every box it draws for WBC is right (9)."
+    assert words[0] == "finds 7 of 7 Platelets; 1 in 8 boxes it draws for Platelets is wrong."
+    assert words[1] == "finds 1 of 2 RBC; every box it draws for RBC is right (1)."
+    assert view.confusion_words() == ["1 box drawn as Platelets sits on a true RBC."]
+    assert [p.path for p in view.worst()] == [photo]  # 2 missed, 1 false; the other is perfect
+    assert view.worst()[0].missed == 2 and view.worst()[0].false == 1
+    low = at_threshold(scores, 0.2).words()[1]  # the low-score RBC box now counts, wrongly
+    assert low == "finds 1 of 2 RBC; 1 in 2 boxes it draws for RBC is wrong."
+    report = box_evaluation(scores, 0.5)
+    assert report["confusions"] == [{"true": "RBC", "predicted": "Platelets", "boxes": 1}]
+
+
+def test_the_train_evaluate_and_predict_pages_of_a_detection_run(trained, monkeypatch):
+    from apptest_helpers import APP, go, texts
+    from streamlit.testing.v1 import AppTest
+
+    from appkit.state import DEFAULTS
+    from appkit.text import md
+    from tlcore.runs.run import Run
+
+    run = Run.open(trained[1]["run_dir"])
+    monkeypatch.setenv("TLCORE_RUNS_DIR", str(run.dir.parent))
+    at = AppTest.from_file(APP, default_timeout=180)
+    at.session_state["tl_selections"] = {**DEFAULTS, "run_id": run.id, "data": {
+        "kind": "task", "source": run.record["data"]["source"], "label": "Boxes",
+        "task": "image-boxes"}}  # the boxes chosen on the Data page, their run followed  # fmt: skip
+    at = go(at.run(), "train")  # the followed run, live view: finished
+    assert "finished" in texts(at.markdown) and len(at.get("plotly_chart")) == 2
+    at = go(at, "evaluate")
+    shown = texts(at.markdown)
+    assert "validation photos" in shown and "It finds " in shown
+    assert [m.label for m in at.metric][:2] == ["mAP@0.5", "mAP@0.5:0.95"]
+    assert at.get("plotly_chart") and len(at.get("image")) >= 2  # PR curves; true and found
+    at.slider(key="boxes_eval_threshold").set_value(0.05).run()
+    assert not at.exception, [e.value for e in at.exception]
+    at = go(at, "predict")
+    example = at.selectbox(key="boxes_predict_example")
+    name = example.options[0]  # a validation photo's file name
+    example.select_index(0).run()
+    assert not at.exception, [e.value for e in at.exception]
+    said = [m for m in texts(at.markdown).splitlines() if m.startswith(f"**{md(name)}**: ")]
+    assert said and any(w in said[0] for w in (" RBC", " WBC", " Platelets", "nothing found"))
+    assert at.get("download_button") and len(at.get("image")) == 1
+    go(at, "runs")  # listed with the others; its state said, no photo-label curves
+
+
+def test_a_server_folder_with_boxes_is_noticed_and_chosen(voc, tmp_path, monkeypatch):
+    from apptest_helpers import go, open_app, texts
+
+    from appkit.text import md
+
+    hostile = "**boxes** <b>x</b> _y_"
+    shutil.copytree(voc, tmp_path / "root" / hostile)
+    monkeypatch.setenv("TLCORE_DATA_ROOT", str(tmp_path / "root"))
+    at = go(open_app(), "data")
+    at.text_input(key="root_typed").input(hostile).run()
+    at.button(key="use_folder").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.exception or at.error]
+    assert at.session_state["tl_selections"]["data"]["task"] == "image-boxes"
+    shown = texts(at.markdown) + texts(at.get("subheader") or [])
+    assert "8 photos with 143 boxes of 3 classes" in shown
+    assert md(f"Folder: {hostile}") in shown and "<b>x</b>" not in shown
+
+
+def test_boxes_drawn_in_the_browser_are_kept_as_voc_beside_the_photos(tmp_path, monkeypatch):
+    from apptest_helpers import go, open_app, texts
+    from PIL import Image
+
+    from tlcore.data.boxes import Box
+    from tlcore.data.voc_labels import annotation_path, drawn_boxes, write_boxes
+
+    folder = tmp_path / "labels"
+    (folder / "JPEGImages").mkdir(parents=True)
+    photos = []
+    for name in NAMES[:2]:
+        photos.append(folder / "JPEGImages" / f"{name}.jpg")
+        shutil.copy(BCCD / "JPEGImages" / f"{name}.jpg", photos[-1])
+    before = [p.read_bytes() for p in photos]
+    hostile = 'cell <b>&</b> "=1+1"'
+    at = go(open_app(), "data")
+    at.session_state["tl_box_label_set"] = str(folder)  # as "Add these photos" leaves it
+    at.run()
+    at.text_input(key="label_boxes_classes").input(f"{hostile}, platelet").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.button(key="label_boxes_use").disabled  # nothing drawn yet
+    # what the component hands back when a box is drawn: saved at once, beside the photo
+    write_boxes(
+        photos[0], 640, 480, [Box(hostile, 10, 20, 110, 220), Box("platelet", 5, 5, 30, 30)]
+    )
+    assert annotation_path(photos[0]) == folder / "Annotations" / f"{NAMES[0]}.xml"
+    assert [(b.label, b.xmin, b.ymax) for b in drawn_boxes(photos[0])] == [
+        (hostile, 10, 220), ("platelet", 5, 30)]  # fmt: skip
+    at.run()
+    assert "1 of 2 photos labelled" in texts(at.caption)
+    at.button(key="label_boxes_use").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.session_state["tl_selections"]["data"]["task"] == "image-boxes"
+    data = read_boxes(folder)
+    assert data.classes == sorted([hostile, "platelet"]) and len(data.photos) == 2
+    assert [p.read_bytes() for p in photos] == before  # the photos themselves never written
+    assert Image.open(photos[0]).size == (640, 480)

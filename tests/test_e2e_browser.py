@@ -242,7 +242,7 @@ def test_uploads_in_chromium_zip_bad_zip_and_images_per_label(app_url, sample_di
     bad.write_text("this is not a zip archive")
     with chromium_page() as (browser, page):
         page.goto(f"{app_url}/data")
-        page.get_by_role("heading", name="1 · Your pictures").wait_for()
+        page.get_by_role("heading", name="1 · Your data").wait_for()
 
         # a zip of class folders (no val/): checked, then split at random
         page.get_by_role("tab", name="Upload a zip").click()
@@ -252,7 +252,7 @@ def test_uploads_in_chromium_zip_bad_zip_and_images_per_label(app_url, sample_di
         _wait_idle(page)
         page.get_by_role("button", name="Use this zip").click()
         expect(page.get_by_text("Ready to train: 2 labels (ants, bees), 80")).to_be_visible()
-        expect(page.get_by_text("Share of pictures kept for validation")).to_be_visible()
+        expect(page.get_by_text("Share of photos kept for validation")).to_be_visible()
         sidebar = page.locator('[data-testid="stSidebar"]')
         expect(sidebar).to_contain_text("Zip: my-insects.zip")
 
@@ -446,8 +446,9 @@ def test_fewshot_ladder_from_class_names_to_ten_photos_in_chromium(app_url):
         _shot(page, "15-fewshot-ladder")
 
 
-def test_doctor_finds_suspects_and_a_relabel_becomes_the_version_train_uses_in_chromium(app_url):
-    """Chromium: Data → Doctor → check → relabel one suspect → save → Train names the version."""
+def test_doctor_finds_suspects_and_a_decision_becomes_the_version_train_uses_in_chromium(app_url):
+    """Chromium: Data → Doctor → check → leave one suspect out → save → Train names the version.
+    (clothing4's suggestions are all unsure ones: no relabel is offered for them.)"""
     from playwright.sync_api import expect
 
     with chromium_page() as (browser, page):
@@ -461,7 +462,10 @@ def test_doctor_finds_suspects_and_a_relabel_becomes_the_version_train_uses_in_c
         expect(page.get_by_text("Labels that look wrong")).to_be_visible()
         _wait_idle(page)
         _shot(page, "16-doctor")
-        page.get_by_text(re.compile(r"^Relabel as ")).first.click()
+        expect(
+            page.get_by_text(re.compile(r"^Unsure: a model that never saw")).first
+        ).to_be_visible()
+        page.get_by_text(re.compile(r"^Leave out$")).first.click()
         _wait_idle(page)
         page.get_by_role("button", name="Save 1 decision as a new version").click()
         expect(page.get_by_text(re.compile(r"Saved v1"))).to_be_visible()

@@ -263,3 +263,256 @@ def test_a_table_naming_photos_trains_as_columns_and_a_sentences_csv_does_not():
     assert asks(SAMPLE / "labels.csv")  # `tlcore train --data labels.csv`: every label column
     assert not asks(ROOT / "assets" / "reviews-amazon" / "reviews.csv")
     assert not asks(ROOT / "assets" / "ants-bees")
+
+
+def test_the_wizard_chooses_the_table_and_shows_each_task_on_train_evaluate_predict(
+    trained, monkeypatch
+):
+    """Data: *Use this table* makes it the dataset; Train, Evaluate and Predict of the run
+    show every task (scores per task, per class, worst mistakes), with no traceback."""
+    from apptest_helpers import go, open_app, texts
+
+    _, result = trained
+    monkeypatch.setenv("TLCORE_RUNS_DIR", str(Path(result["run_dir"]).parent))
+    at = go(open_app(run=result["id"]), "data")
+    next(b for b in at.button if b.key == "use_sample_columns").click()
+    at.run()
+    at.checkbox(key="columns_grouped").uncheck()
+    at.run()
+    next(b for b in at.button if b.key == "columns_use").click()
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert "2 label columns learned together, 551 photos" in texts(at.success)
+    go(at, "train")
+    assert "used only for feature extraction" in texts(at.info)  # the Layers page's plan
+    chosen = at.session_state["tl_selections"]
+    at.session_state["tl_selections"] = {**chosen, "freeze": {"preset": "last-k", "k": 2}}
+    at.run()
+    said = texts(at.info)
+    assert "Fine-tune the last 2 groups" in said and "no fast path" in said
+    assert at.number_input(key="columns_finetune_epochs").value == 10
+    at.session_state["tl_selections"] = {**chosen, "freeze": {"preset": "features"}}
+    at.run()
+    assert at.multiselect(key="columns_train_tasks").value == ["garment", "kids"]
+    assert at.selectbox(key="columns_group").value.startswith("(no group")  # kept in the state
+    at.selectbox(key="columns_group").select("sender")
+    at.run()
+    assert any("19 in validation" in c.value for c in at.caption)
+    said = texts(at.markdown)
+    assert "**finished**" in said and "**garment**" in said and "**kids**" in said
+    go(at, "evaluate")
+    assert [h.value for h in at.subheader if h.value in ("garment", "kids")] == ["garment", "kids"]
+    assert [m.label for m in at.metric].count("Accuracy") == 2
+    accuracy = result["tasks"]["garment"]["accuracy"]
+    assert at.metric[0].value == f"{accuracy:.1%}"
+    assert len(at.dataframe) >= 2 and "taken for" in texts(at.caption)  # per class; mistakes
+    go(at, "predict")
+    assert "every task's answer" in texts(at.info)
+
+
+def test_an_upload_holding_a_table_is_found_inside_its_folder(tmp_path):
+    from tlcore.data.columns import find_table, names_photos
+
+    n = _names(4)
+    table = _table(
+        tmp_path / "wrapped", ["image,kind"] + [f"{p},{'ab'[i % 2]}" for i, p in enumerate(n)]
+    )
+    (table.parent / "notes.csv").write_text("word,count\nx,1\n")  # not a table of photos
+    assert names_photos(table) and not names_photos(table.parent / "notes.csv")
+    assert find_table(tmp_path / "wrapped") == table  # one folder down, as zips often wrap
+    assert find_table(tmp_path / "wrapped" / "upload" / "images") is None
+
+
+def test_export_bundle_loads_back_with_the_same_answers_and_onnx_is_checked(
+    trained, tmp_path, capsys
+):
+    import zipfile
+
+    import numpy as np
+    import onnxruntime as ort
+
+    import tlcore
+    from tlcore.cli import main
+    from tlcore.export.exporter import export_run
+    from tlcore.runs.columns_run import predict_columns
+    from tlcore.runs.run import Run
+
+    _, result = trained
+    run = Run(Path(result["run_dir"]))
+    bundle = export_run(run, "bundle", tmp_path / "bundle.zip")
+    with zipfile.ZipFile(bundle.path) as zf:
+        card = zf.read("README.md").decode()
+    garment = result["tasks"]["garment"]
+    assert "## garment" in card and "## kids" in card
+    assert f"accuracy {garment['accuracy']:.3f}, macro-F1 {garment['macro_f1']:.3f}" in card
+    photos = [str(PHOTO), *sorted(str(p) for p in (SAMPLE / "images").glob("*.jpg"))[:2]]
+    loaded = tlcore.load(bundle.path).predict(photos)
+    direct = predict_columns(run, photos)
+    for a, b in zip(loaded, direct, strict=True):
+        for name in ("garment", "kids"):
+            assert a["tasks"][name]["label"] == b["tasks"][name]["label"]
+            assert a["tasks"][name]["probability"] == pytest.approx(
+                b["tasks"][name]["probability"], abs=1e-3
+            )
+    capsys.readouterr()
+    assert main(["predict", bundle.path, str(PHOTO), "--json"]) == 0  # the bundle, from a terminal
+    said = _last_json(capsys.readouterr().out)
+    assert said["path"] == str(PHOTO) and set(said["tasks"]) == {"garment", "kids"}
+    assert said["tasks"]["garment"]["label"] == direct[0]["tasks"]["garment"]["label"]
+    out = str(tmp_path / "m.onnx")
+    assert main(["export", str(run.dir), "--format", "onnx", "--out", out, "--json"]) == 0
+    check = _last_json(capsys.readouterr().out)["check"]  # checked before it was handed over
+    assert check["passed"] and check["images"] == 8 and "one output per task" in check["summary"]
+    session = ort.InferenceSession(out, providers=["CPUExecutionProvider"])
+    assert [o.name for o in session.get_outputs()] == ["garment", "kids"]
+    predictor = tlcore.load(bundle.path)
+    from tlcore.export.columns_export import _preprocessed
+
+    image = _preprocessed(predictor, str(PHOTO))[None].numpy()
+    outs = dict(zip(["garment", "kids"], session.run(None, {"image": image}), strict=True))
+    probs = predictor.probabilities([str(PHOTO)])
+    for name in ("garment", "kids"):
+        assert np.abs(outs[name][0] - probs[name][0]).max() < 1e-4
+    with pytest.raises(Exception, match="bundle or ONNX"):
+        export_run(run, "torchscript", tmp_path / "m.pt")
+
+
+def test_sentences_train_with_the_sentence_encoder_and_answer_every_task(
+    tmp_path, monkeypatch, capsys
+):
+    """Real review sentences with their real sentiment and a second column derived from the
+    words themselves (the topic a review mentions, by a keyword rule: battery, sound, other);
+    ``tlcore train --data sentences.csv --tasks ... --json`` on the bundled MiniLM."""
+    import csv
+    import re
+
+    from tlcore.cli import main
+
+    with open(ROOT / "assets" / "reviews-amazon" / "reviews.csv") as f:
+        reviews = list(csv.DictReader(f))[:300]
+
+    def topic(text: str) -> str:
+        if re.search(r"batter|charg", text, re.I):
+            return "battery"
+        return "sound" if re.search(r"sound|hear|volume|audio|loud", text, re.I) else "other"
+
+    table = tmp_path / "sentences.csv"
+    with open(table, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["text", "sentiment", "topic"])
+        writer.writerows([r["text"], r["label"], topic(r["text"])] for r in reviews)
+    import argparse
+
+    from tlcore.cli.columns import wants_columns
+
+    assert wants_columns(argparse.Namespace(data=str(table), tasks=None, group=None))
+    monkeypatch.setenv("TLCORE_RUNS_DIR", str(tmp_path / "runs"))
+    args = ["train", "--data", str(table), "--tasks", "sentiment,topic", "--epochs", "30", "--json"]
+    assert main(args) == 0
+    result = _last_json(capsys.readouterr().out)
+    assert result["state"] == "finished" and set(result["tasks"]) == {"sentiment", "topic"}
+    assert result["tasks"]["sentiment"]["accuracy"] > 0.75  # chance: 0.5
+    assert result["tasks"]["topic"]["macro_f1"] > 0.4
+    config = json.loads((Path(result["run_dir"]) / "config.json").read_text())
+    assert config["task"] == {"modality": "text", "target": "columns"}
+    assert config["config"]["model"] == "all-MiniLM-L6-v2"
+    said = "The battery died after a day, a waste of money."
+    assert main(["predict", result["run_dir"], said, "--json"]) == 0
+    answer = _last_json(capsys.readouterr().out)
+    assert answer["text"] == said and answer["tasks"]["topic"]["label"] == "battery"
+    assert answer["tasks"]["sentiment"]["label"] == "negative"
+
+    # export: the same code as photos, the tokenizer in the bundle, token ids into ONNX
+    import numpy as np
+    import onnxruntime as ort
+
+    import tlcore
+    from tlcore.export.exporter import export_run
+    from tlcore.runs.run import Run
+
+    run = Run(Path(result["run_dir"]))
+    bundle = export_run(run, "bundle", tmp_path / "bundle.zip")
+    loaded = tlcore.load(bundle.path)
+    sentences = [said, "Great sound and loud enough.", reviews[0]["text"]]
+    direct = predict_columns_of(run, sentences)
+    for a, b in zip(loaded.predict(sentences), direct, strict=True):
+        for name in ("sentiment", "topic"):
+            assert a["tasks"][name]["label"] == b["tasks"][name]["label"]
+            assert a["tasks"][name]["probability"] == pytest.approx(
+                b["tasks"][name]["probability"], abs=1e-3
+            )
+    capsys.readouterr()
+    assert main(["predict", bundle.path, said, "--json"]) == 0
+    from_bundle = _last_json(capsys.readouterr().out)
+    assert from_bundle["text"] == said and from_bundle["tasks"]["topic"]["label"] == "battery"
+    out = str(tmp_path / "m.onnx")
+    assert main(["export", str(run.dir), "--format", "onnx", "--out", out, "--json"]) == 0
+    check = _last_json(capsys.readouterr().out)["check"]
+    assert check["passed"] and "sentences" in check["summary"]
+    session = ort.InferenceSession(out, providers=["CPUExecutionProvider"])
+    assert [i.name for i in session.get_inputs()] == ["input_ids"]
+    assert [o.name for o in session.get_outputs()] == ["sentiment", "topic"]
+    ids = loaded.token_ids([said]).numpy()
+    outs = dict(zip(["sentiment", "topic"], session.run(None, {"input_ids": ids}), strict=True))
+    probs = loaded.probabilities([said])
+    for name in ("sentiment", "topic"):
+        assert np.abs(outs[name][0] - probs[name][0]).max() < 1e-4
+
+
+def predict_columns_of(run, sentences):
+    from tlcore.runs.columns_run import predict_columns
+
+    return predict_columns(run, sentences)
+
+
+def test_a_layers_plan_that_fine_tunes_trains_the_backbone_end_to_end(tmp_path, monkeypatch):
+    """``--freeze last-2``: the backbone's last group and the heads learn together on the
+    photos (no embedding cache), a curve per task, the backbone kept with the run; predict
+    answers through the fine-tuned backbone, not the pretrained one."""
+    import csv
+
+    from safetensors.torch import load_file
+
+    from tlcore.models.factory import create_model
+    from tlcore.runs.columns_run import (
+        BACKBONE_FILE,
+        create_columns_run,
+        predict_columns,
+        train_columns_run,
+    )
+    from tlcore.runs.run import Run
+    from tlcore.training.config import TrainConfig
+
+    with open(SAMPLE / "labels.csv") as f:
+        rows = list(csv.DictReader(f))[::23]  # 24 photos
+    folder = tmp_path / "upload"
+    (folder / "images").mkdir(parents=True)
+    for r in rows:
+        shutil.copy(SAMPLE / r["image"], folder / r["image"])
+    (folder / "labels.csv").write_text(
+        "image,garment,kids\n" + "".join(f"{r['image']},{r['garment']},{r['kids']}\n" for r in rows)
+    )
+    monkeypatch.setenv("TLCORE_RUNS_DIR", str(tmp_path / "runs"))
+    config = TrainConfig(data=str(folder / "labels.csv"), img_size=64, epochs=1, lr=1e-2,
+                         freeze="last-2", augment="light", batch_size=8, num_workers=0)  # fmt: skip
+    run, data = create_columns_run(config, ["garment", "kids"], None)
+    run.stop_path.touch()  # a stop is honoured after a step, the run says how to go on
+    assert train_columns_run(Run(run.dir)) == "stopped"
+    assert "resume continues after epoch 0" in Run(run.dir).status()["message"]
+    run.stop_path.unlink()
+    assert train_columns_run(Run(run.dir), resume=True) == "finished"
+    status = Run(run.dir).status()
+    assert set(status["tasks"]) == {"garment", "kids"}
+    events = [json.loads(line) for line in (run.dir / "metrics.jsonl").read_text().splitlines()]
+    assert [e["epoch"] for e in events] == [1] and set(events[0]["tasks"]) == {"garment", "kids"}
+    assert events[0]["fast_path"] is False
+    tuned = load_file(str(run.dir / BACKBONE_FILE))
+    pretrained = create_model("tf_efficientnet_lite0", None, "bundled").state_dict()
+    changed = {k for k, v in tuned.items() if not v.equal(pretrained[k])}
+    assert any(k.startswith("blocks.6.") for k in changed)  # the last group learned
+    assert not any(k.startswith(("conv_stem.", "blocks.0.", "blocks.5.")) for k in changed)
+    answer = predict_columns(Run(run.dir), [str(PHOTO)])[0]
+    assert set(answer["tasks"]) == {"garment", "kids"}
+    assert answer["tasks"]["garment"]["label"] in data.task("garment").classes
+    assert train_columns_run(Run(run.dir), resume=True) == "finished"  # from epoch 1's checkpoint
+    assert len((run.dir / "metrics.jsonl").read_text().splitlines()) == 1  # no epoch trained again

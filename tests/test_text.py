@@ -163,6 +163,11 @@ def test_the_wizard_pages_adapt_to_texts(text_run, monkeypatch):
     at.button(key="use_sample_text").click().run()
     assert "Ready to train: 2 labels (negative, positive)" in texts(at.success)
     assert "Examples per label" in texts(at.subheader)
+    # in the words of texts: no pictures, no photos, and a duplicate is a line of the file
+    assert at.title[0].value == "1 · Your data"
+    assert "Training and validation texts" in texts(at.subheader)
+    assert "reviews.csv, line 20" in texts(at.warning) and "reviews.csv:20" not in texts(at.warning)
+    assert next(c for c in at.get("plotly_chart") if c.key == "class_counts")
     go(at, "model")
     assert at.title[0].value == "2 · A model that already knows language"
     assert at.radio(key="text_model").value == "all-MiniLM-L6-v2"
@@ -170,10 +175,16 @@ def test_the_wizard_pages_adapt_to_texts(text_run, monkeypatch):
     estimate = texts(at.success) + texts(at.info)
     assert "Estimated time: about" in estimate and "texts goes through the encoder once" in estimate
     assert "texts/s through" in texts(at.caption) and "word pieces a text" in texts(at.caption)
-    assert "cross-validation on the training texts" in texts(at.caption)  # lr unused, in words
+    assert "calculated in one go from each of the texts' features" in texts(at.caption)  # lr
+    labels = [w.label for w in (*at.select_slider, *at.radio, *at.number_input, *at.selectbox)]
+    assert "Image size (pixels)" not in labels and "Augmentation" not in labels  # no pixels
     go(at, "evaluate")
     assert "Hardest texts" in texts(at.subheader)
+    assert "Validation texts" in [m.label for m in at.metric]
+    go(at, "domain")
+    assert "Domain adaptation works on photos" in texts(at.info) and not at.exception
     go(at, "predict")
+    assert at.slider[0].label == "Classes to show per text"
     at.text_area(key="predict_text").input("Terrible, it broke and I want a refund.").run()
     at.button(key="predict_text_go").click().run()
     assert not at.exception

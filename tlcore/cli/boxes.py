@@ -1,16 +1,18 @@
-"""``tlcore train/predict`` for photos with boxes (object detection).
+"""``tlcore train/predict/evaluate`` for photos with boxes (object detection).
 
 ``tlcore train --data DIR`` notices boxes in the folder (Pascal VOC, COCO, YOLO, CSV;
 ``tlcore.data.boxes``), prints the data report, writes a run directory whose task is
 "image-boxes" and starts the same detached worker as any run (``tlcore.runs.boxes_run``);
 ``--json`` ends with ``map50``, ``map``, per-class AP and ``seconds``. ``tlcore predict RUN
-photo.jpg --json`` gives ``path`` and ``boxes: [{label, score, xmin, ymin, xmax, ymax}]``.
+photo.jpg --json`` gives ``path`` and ``boxes: [{label, score, xmin, ymin, xmax, ymax}]``;
+``tlcore evaluate RUN`` says mAP, each class in words, the worst photos and the confusions.
 """
 
 from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
 from typing import Any
 
 from tlcore.cli import print_json
@@ -48,15 +50,24 @@ def settings_from_args(args: argparse.Namespace) -> tuple[object, object]:
     config = TrainConfig(data=str(args.data), model=args.model, weights=detection.weights,
                          device=args.device, seed=detection.seed, epochs=epochs,
                          batch_size=batch, val_fraction=flags.bounded(args, "val_fraction"),
-                         name=args.name)  # fmt: skip
+                         name=args.name, nproc=flags.bounded(args, "nproc"))  # fmt: skip
     return config, detection
 
 
-def cmd_train_boxes(args: argparse.Namespace) -> int:
+def cmd_train_boxes(args: argparse.Namespace, in_process: Any = None) -> int:
+    """``in_process``: under torchrun, ``tlcore.cli.train``'s way of training every rank in
+    this process (rank 0 writes the run)."""
     from tlcore.cli import start_and_wait
     from tlcore.runs.boxes_run import create_boxes_run, result_of
 
     config, detection = settings_from_args(args)
+    if in_process is not None:
+        from tlcore.training.distributed import launched_world_size
+
+        config.nproc = launched_world_size()  # type: ignore[attr-defined]
+        return in_process(args, lambda: create_boxes_run(config, detection)[0], False,
+                          lambda run, status, seconds: {**result_of(run),
+                                                        "seconds": round(seconds, 2)})  # fmt: skip
     started = time.monotonic()
     run, _, report = create_boxes_run(config, detection)  # type: ignore[arg-type]
     status = start_and_wait(run, list(report), args)
@@ -70,15 +81,26 @@ def cmd_train_boxes(args: argparse.Namespace) -> int:
 
 def cmd_predict_boxes(run: Run, args: argparse.Namespace) -> int:
     from tlcore.cli import print_answers
+    from tlcore.cli.csv_output import check_csv_target, write_csv_text
+    from tlcore.export.box_csv import boxes_csv
+    from tlcore.results.box_evaluation import counts_in_words
     from tlcore.runs.boxes_run import predict_boxes
 
     def said(answer: dict[str, Any]) -> str:  # "8 RBC, 1 WBC"
-        counts: dict[str, int] = {}
-        for box in answer["boxes"]:
-            counts[box["label"]] = counts.get(box["label"], 0) + 1
-        return ", ".join(f"{n} {label}" for label, n in counts.items()) or "nothing found"
+        return counts_in_words([box["label"] for box in answer["boxes"]])
 
-    return print_answers(lambda files: predict_boxes(run, files), args.paths, args.json, said)
+    found: list[dict[str, Any]] = []
+
+    def answers(files: list[str]) -> list[dict[str, Any]]:
+        if args.csv:  # checked before the work, not after it
+            check_csv_target(Path(args.csv), files)
+        found.extend(predict_boxes(run, files))
+        return found
+
+    code = print_answers(answers, args.paths, args.json, said)
+    if args.csv:  # a row per box (tlcore.export.box_csv)
+        write_csv_text(boxes_csv(found), Path(args.csv))
+    return code
 
 
 def cmd_inspect_boxes(args: argparse.Namespace) -> int:
@@ -96,4 +118,28 @@ def cmd_inspect_boxes(args: argparse.Namespace) -> int:
                     "photos_without_annotation": data.photos_without_annotation})  # fmt: skip
     else:
         print("\n".join(printable(line) for line in lines))
+    return 0
+
+
+def cmd_evaluate_boxes(run: Run, args: argparse.Namespace) -> int:
+    """``tlcore evaluate RUN`` on a detection run: mAP, each class in words, the worst photos
+    and the confused classes, from the checkpoint's detections kept in the run (one pass)."""
+    from tlcore.runs.boxes_run import evaluate_boxes_run
+
+    report = evaluate_boxes_run(run, args.checkpoint)
+    if args.json:
+        print_json(report)
+        return 0
+    print(f"Evaluated {run.id} ({args.checkpoint}) on {report['photos']} validation photos "
+          f"with {report['true_boxes']} boxes.")  # fmt: skip
+    print(f"mAP@0.5 {report['map50']:.3f}, mAP@0.5:0.95 {report['map']:.3f}.")
+    for name, ap in report["ap50_per_class"].items():
+        print(printable(f"AP@0.5 {name}: {ap:.3f}"))
+    print(f"At a score threshold of {report['threshold']:g}, the model:")
+    for line in report["words"] + report["confusion_words"]:
+        print(printable(f"  {line}"))
+    for photo in report["worst_photos"]:
+        print(
+            printable(f"  {photo['path']}: {photo['missed']} missed, {photo['false']} false boxes")
+        )
     return 0

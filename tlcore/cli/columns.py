@@ -1,55 +1,62 @@
-"""``tlcore train/predict/evaluate`` for a table of several label columns per photo.
+"""``tlcore train/predict/evaluate`` for a table of several label columns per photo or sentence.
 
 ``tlcore train --data labels.csv [--tasks garment,kids] [--group sender]`` reads the table
-(``tlcore.data.columns``), writes a run directory whose task is "image-columns" and starts
-the same detached worker as any run (``tlcore.runs.columns_run`` trains one head per
-task on the cached embeddings); ``predict`` and ``evaluate`` on such a run answer per task.
+(``tlcore.data.columns``), writes a run directory whose task is "image-columns" (or
+"text-columns" for sentences, on the bundled MiniLM) and starts the same detached worker as
+any run (``tlcore.runs.columns_run`` trains one head per task on the cached embeddings, or
+fine-tunes the shared backbone with them under `--freeze last-K|full`);
+``predict`` (photos, or sentences typed as arguments) and ``evaluate`` answer per task.
 """
 
 from __future__ import annotations
 
 import argparse
 import time
-from pathlib import Path
 from typing import Any
 
 from tlcore.cli import print_json
 from tlcore.data.scan import printable
-from tlcore.errors import ConfigError, TLCoreError
+from tlcore.errors import ConfigError
 from tlcore.runs.run import Run
 
 
 def wants_columns(args: argparse.Namespace) -> bool:
-    """--tasks or --group given, or a .csv/.tsv/.xlsx whose rows name photos."""
+    """--tasks or --group given, a .csv/.tsv/.xlsx whose rows name photos, or one of
+    sentences with several label columns."""
     if getattr(args, "tasks", None) or getattr(args, "group", None):
         return True
-    from tlcore.data.columns import IMAGE_SUFFIXES, is_table, read_table
+    from tlcore.data.columns import is_sentence_table, names_photos
 
-    if not is_table(args.data):
-        return False
-    try:
-        header, rows = read_table(Path(args.data))
-    except TLCoreError:  # not a table of labels: the other readers say what is wrong
-        return False
-    return any(sum(r[i].lower().endswith(IMAGE_SUFFIXES) for r in rows) >= 0.8 * len(rows)
-               for i in range(len(header)))  # a column of photo paths; a sentences CSV has none  # fmt: skip
+    return names_photos(args.data) or is_sentence_table(args.data)
 
 
 def cmd_train_columns(args: argparse.Namespace) -> int:
     from tlcore.cli import flags
+    from tlcore.models.freezing import FreezePlan
+    from tlcore.models.text_catalog import is_text_model
     from tlcore.runs.columns_run import create_columns_run
-    from tlcore.training.config import TrainConfig
+    from tlcore.training.config import TrainConfig, suggested_settings
 
-    if args.model and args.model != "tf_efficientnet_lite0" and "lite" not in args.model:
-        raise ConfigError("label columns train on a photo backbone (the bundled Lite0 by default).")
+    if args.model and "lite" not in args.model and not is_text_model(args.model):
+        raise ConfigError("label columns train on the bundled Lite0 for photos or the bundled "
+                          "MiniLM for sentences.")  # fmt: skip
     args.model = args.model or "tf_efficientnet_lite0"
     tasks = [t.strip() for t in args.tasks.split(",") if t.strip()] if args.tasks else None
-    epochs = flags.epochs(args) if args.epochs is not None else 60
+    freeze = FreezePlan.parse(getattr(args, "freeze", None) or "features")
+    if freeze.preset == "features":  # heads on the cached embeddings: many cheap epochs
+        epochs, lr, augment = 60, 2e-3, "none"
+    else:  # the backbone learns: the settings that suit the plan, as for one label
+        suggested = suggested_settings(freeze.to_dict())
+        epochs, lr, augment = suggested["epochs"], suggested["lr"], suggested["augment"]
+    freeze.lr_decay = flags.number(args, "lr_decay", float, lambda v: 0 < v <= 1, "in (0, 1]")
     config = TrainConfig(data=str(args.data), model=args.model,
                          weights=flags.weights(args), img_size=flags.img_size(args),
-                         device=args.device, seed=flags.seed(args), epochs=epochs,
-                         lr=float(args.lr) if args.lr else 2e-3,
+                         device=args.device, seed=flags.seed(args),
+                         epochs=flags.epochs(args) if args.epochs is not None else epochs,
+                         lr=float(args.lr) if args.lr else lr, freeze=freeze.to_dict(),
+                         augment=args.augment or augment, batch_size=flags.batch_size(args),
                          val_fraction=flags.bounded(args, "val_fraction"), name=args.name)  # fmt: skip
+    config.validate()
     started = time.monotonic()
     from tlcore.cli import start_and_wait
 
@@ -76,6 +83,21 @@ def cmd_predict_columns(run: Run, args: argparse.Namespace) -> int:
                                                   in answer["tasks"].items()))  # fmt: skip
 
 
+def cmd_predict_text_columns(run: Run, args: argparse.Namespace) -> int:
+    """``tlcore predict RUN "a sentence" ...``: every task's answer per sentence."""
+    from tlcore.data.scan import printable
+    from tlcore.runs.columns_run import predict_columns
+
+    for answer in predict_columns(run, list(args.paths)):
+        answer["text"] = answer.pop("path")
+        if args.json:
+            print_json(answer)
+        else:
+            said = "; ".join(_said(name, a) for name, a in answer["tasks"].items())
+            print(printable(f"{answer['text']}: {said}"))
+    return 0
+
+
 def _said(name: str, answer: dict[str, Any]) -> str:
     if "labels" in answer:
         tags = ", ".join(f"{t} {p:.0%}" for t, p in answer["probability"].items()) or "no tag"
@@ -90,7 +112,7 @@ def cmd_evaluate_columns(run: Run, args: argparse.Namespace) -> int:
     if args.json:
         print_json(report)
         return 0
-    print(f"Evaluated {run.id} on {report['items']} validation photos.")
+    print(f"Evaluated {run.id} on {report['items']} validation {run.task.items}.")
     for name, entry in report["tasks"].items():
         scores = ", ".join(f"{k} {v:.3f}" for k, v in entry.items()
                            if isinstance(v, float))  # fmt: skip

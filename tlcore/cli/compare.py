@@ -80,6 +80,12 @@ def row_line(row: dict[str, Any]) -> str:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
+    from tlcore.cli.boxes import wants_boxes
+
+    if wants_boxes(args):  # photos with boxes: three detectors (tlcore.cli.box_compare)
+        from tlcore.cli.box_compare import cmd_compare_boxes
+
+        return cmd_compare_boxes(args)
     from tlcore.lab.compare import Experiment
 
     experiment = Experiment.create(base_config(args), keys=str(args.only).strip().lower())

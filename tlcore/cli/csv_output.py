@@ -64,10 +64,12 @@ def is_one_of(out: Path, inputs: Sequence[str | Path]) -> bool:
 def written_by_tlcore(path: Path) -> bool:
     """A predictions CSV of ``tlcore predict`` (photos or texts), told by its header row."""
     from tlcore.data.csv_safe import has_header
+    from tlcore.export.box_csv import BOX_CSV_COLUMNS
     from tlcore.results.predict import CSV_COLUMNS
     from tlcore.results.text_predict import TEXT_CSV_COLUMNS
 
-    return not path.is_symlink() and has_header(path, (CSV_COLUMNS, TEXT_CSV_COLUMNS))
+    headers = (CSV_COLUMNS, TEXT_CSV_COLUMNS, BOX_CSV_COLUMNS)
+    return not path.is_symlink() and has_header(path, headers)
 
 
 def write_csv_text(text: str, out: Path) -> None:

@@ -71,10 +71,13 @@ def run_inspect(args: argparse.Namespace) -> int:
 
 def format_report(report: ValidationReport, max_files: int = 5) -> str:
     """Plain-text rendering for the terminal: counts table, then problems by severity."""
+    from tlcore.data.task import task_of
+
+    items = "texts" if task_of(report).is_text else "image files"
     lines = [
         f"Dataset: {report.root}",
         f"Layout: {report.layout.replace('_', ' ')}; "
-        f"{report.n_usable} of {report.n_found} image files usable.",
+        f"{report.n_usable} of {report.n_found} {items} usable.",
     ]
     table = report.split_counts or report.counts
     if report.classes:

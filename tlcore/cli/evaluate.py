@@ -69,11 +69,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _task_commands() -> dict[str, dict[str, Any]]:
     """The commands of the tasks whose runs answer in their own shape (not one label)."""
-    from tlcore.cli.boxes import cmd_predict_boxes
-    from tlcore.cli.columns import cmd_evaluate_columns, cmd_predict_columns
+    from tlcore.cli.boxes import cmd_evaluate_boxes, cmd_predict_boxes
+    from tlcore.cli.columns import (
+        cmd_evaluate_columns,
+        cmd_predict_columns,
+        cmd_predict_text_columns,
+    )
 
     return {"image-columns": {"predict": cmd_predict_columns, "evaluate": cmd_evaluate_columns},
-            "image-boxes": {"predict": cmd_predict_boxes}}  # fmt: skip
+            "text-columns": {"predict": cmd_predict_text_columns, "evaluate": cmd_evaluate_columns},
+            "image-boxes": {"predict": cmd_predict_boxes, "evaluate": cmd_evaluate_boxes}}  # fmt: skip
 
 
 def command_for_run(source: str, verb: str) -> tuple[Any, Any]:
@@ -96,7 +101,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from tlcore.runs.scoring import evaluate_run
 
     run, command = command_for_run(args.run, "evaluate")
-    if command is not None:  # label columns: per task (tlcore.cli.columns)
+    if command is not None:  # label columns, boxes: that task's own report
         return command(run, args)
     # stderr: scoring k of N photos, and the time left
     report = evaluate_run(Run.open(args.run), checkpoint=args.checkpoint, split=args.split,
@@ -116,11 +121,11 @@ def cmd_predict(args: argparse.Namespace) -> int:
     k = flags.whole(args, "top_k", 1, MAX_TOP_K)  # more than the classes lists them all
     from tlcore.cli.text_predict import cmd_predict_text, is_text_model_source
 
+    run, command = command_for_run(args.model, "predict")
+    if command is not None:  # label columns (photos or sentences) or boxes: their own answer
+        return command(run, args)
     if is_text_model_source(args.model):  # sentences, not photos: tlcore.cli.text_predict
         return cmd_predict_text(args, k)
-    run, command = command_for_run(args.model, "predict")
-    if command is not None:  # label columns or boxes: that task's own answer
-        return command(run, args)
     files = images_in(args.paths)
     if not files:
         raise DataError(f"no images found in {', '.join(args.paths)}.")

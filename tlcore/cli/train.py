@@ -219,7 +219,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from tlcore.cli.boxes import cmd_train_boxes, wants_boxes
 
     if wants_boxes(args):  # photos with boxes: object detection (tlcore.cli.boxes)
-        return cmd_train_boxes(args)
+        return cmd_train_boxes(args, _train_in_process if under_torchrun() else None)
     from tlcore.cli.columns import cmd_train_columns, wants_columns
 
     if wants_columns(args):  # several label columns per photo: tlcore.cli.columns
@@ -512,8 +512,10 @@ def under_torchrun() -> bool:
     return int(os.environ.get("WORLD_SIZE", "1") or 1) > 1 and "RANK" in os.environ
 
 
-def _train_in_process(args: argparse.Namespace, prepare: Any, resume: bool) -> int:
-    """Under torchrun every rank trains here (DDP); rank 0 prepares the run and reports."""
+def _train_in_process(args: argparse.Namespace, prepare: Any, resume: bool,
+                      result_of: Any = None) -> int:  # fmt: skip
+    """Under torchrun every rank trains here (DDP); rank 0 prepares the run and reports
+    (``result_of(run, status, seconds)``: a task's own final JSON, ``run_result`` by default)."""
     import logging
 
     from tlcore.runs import worker
@@ -544,7 +546,7 @@ def _train_in_process(args: argparse.Namespace, prepare: Any, resume: bool) -> i
     if not main or code:
         return code
     status = run.status()
-    result = run_result(run, status, seconds=time.monotonic() - started)
+    result = (result_of or run_result)(run, status, seconds=time.monotonic() - started)
     print(f"{result['state']}: {status.get('message', '')}", flush=True)
     if args.json:
         print_json(result)

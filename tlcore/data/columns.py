@@ -1,4 +1,4 @@
-"""A table of labels: one row per photo, several label columns, each column a task.
+"""A table of labels: one row per photo (or sentence), several label columns, each a task.
 
 Real labelled data often comes as a spreadsheet: a photo per row and several columns
 (kind, colour, for children or not), or tags ("beach;sunset"). ``read_columns`` reads a
@@ -7,6 +7,10 @@ task (``None`` where the cell is blank: "not labelled for this task", left out o
 task's loss), the tasks (``ColumnTask``: one-of-N or tags, with the separator found), a
 split that keeps each group (``--group``: who took the photo) on one side, and
 ``problems``: one line per thing that was skipped or changed, so nothing is lost silently.
+
+The item column is a column of photo paths (modality "image") or, failing that, a column
+called text/sentence/review or of sentences of several words ("text"; each row's sentence
+is the item, ``ColumnsItem.text``).
 
 Paths in the table are hostile: a photo must lie inside the table's folder (``..`` and
 absolute paths elsewhere are refused, listed and skipped). Cells that a spreadsheet would
@@ -33,6 +37,8 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".ti
 TAG_SEPARATORS = (";", "|", ",")  # in the order a tie is broken
 MAX_TAGS = 100  # a tag column with more distinct tags is left out (too few photos per tag)
 ITEM_NAMES = ("image", "photo", "path", "file", "filename", "picture")
+TEXT_NAMES = ("text", "sentence", "review", "comment", "message")
+ITEM_WORDS = {"image": "photos", "text": "texts"}
 SHOWN = 5  # names listed per problem line
 
 
@@ -51,13 +57,15 @@ class ColumnTask:
 
 @dataclass
 class ColumnsItem:
-    """One photo: its absolute path, its split, its group, and per task its label (a
-    class index; for tags a list of tag indices; None when not labelled)."""
+    """One photo (its absolute path) or sentence (``text``; its ``path`` names its row): its
+    split, its group, and per task its label (a class index; for tags a list of tag
+    indices; None when not labelled)."""
 
     path: str
     split: str
     labels: dict[str, Any]
     group: str | None = None
+    text: str | None = None
 
 
 @dataclass
@@ -88,7 +96,7 @@ class ColumnsData:
 
     def summary(self) -> str:
         """What was read, in a few lines (the CLI prints them)."""
-        lines = [f"{len(self.items)} photos, {len(self.items_for('train'))} train / "
+        lines = [f"{len(self.items)} {ITEM_WORDS.get(self.modality, 'items')}, {len(self.items_for('train'))} train / "
                  f"{len(self.items_for('val'))} validation."]  # fmt: skip
         if self.group:
             lines.append(f"grouped by {self.group!r}: {self.groups.get('train', 0)} groups in "
@@ -163,18 +171,73 @@ def read_table(path: Path) -> tuple[list[str], list[list[str]]]:
     return header, body
 
 
-def item_column(header: Sequence[str], rows: Sequence[Sequence[str]]) -> int:
-    """The column naming the photo: the first whose cells are mostly image file names."""
+def names_photos(path: str | Path) -> bool:
+    """A .csv/.tsv/.xlsx with a column of photo paths and at least one other column: a table
+    of labels (a sentences CSV has no such column)."""
+    if not is_table(path):
+        return False
+    try:
+        header, rows = read_table(Path(path))
+    except DataError:
+        return False
+    return len(header) > 1 and any(
+        sum(r[i].lower().endswith(IMAGE_SUFFIXES) for r in rows) >= 0.8 * len(rows)
+        for i in range(len(header))
+    )
+
+
+def is_sentence_table(path: str | Path) -> bool:
+    """A table whose items are sentences with SEVERAL learnable label columns (a ``text,label``
+    file is one label per text, read by ``tlcore.data.text_source``)."""
+    if not is_table(path):
+        return False
+    try:
+        data = read_columns(path)
+    except DataError:
+        return False
+    return data.modality == "text" and len(data.tasks) >= 2
+
+
+def find_table(folder: str | Path, depth: int = 2) -> Path | None:
+    """The table of labels in an unpacked upload: the first .csv/.tsv/.xlsx naming photos, at
+    the top of ``folder`` or up to ``depth`` folders down (a zip often wraps one folder)."""
+    root = Path(folder)
+    for level in range(depth + 1):
+        pattern = "/".join(["*"] * (level + 1))
+        for path in sorted(root.glob(pattern)):
+            if not path.is_symlink() and names_photos(path):
+                return path
+    return None
+
+
+def table_columns(path: str | Path) -> tuple[str, list[str]]:
+    """The column naming the photos and every other column (label or group candidates)."""
+    header, rows = read_table(Path(path))
+    at, _ = item_column(header, rows)
+    return header[at], [h for i, h in enumerate(header) if i != at]
+
+
+def item_column(header: Sequence[str], rows: Sequence[Sequence[str]]) -> tuple[int, str]:
+    """The column naming the item and its modality: the first whose cells are mostly image
+    file names ("image"), else a column called text/sentence/review, or whose cells are
+    mostly sentences of several words ("text")."""
     for i in range(len(header)):
         cells = [row[i] for row in rows if row[i]]
         photos = sum(c.lower().endswith(IMAGE_SUFFIXES) for c in cells)
         if cells and photos >= 0.8 * len(cells):
-            return i
+            return i, "image"
     for i, name in enumerate(header):
         if name.strip().lower() in ITEM_NAMES:
-            return i
+            return i, "image"
+    for i, name in enumerate(header):
+        if name.strip().lower() in TEXT_NAMES:
+            return i, "text"
+    for i in range(len(header)):
+        cells = [row[i] for row in rows if row[i]]
+        if cells and sum(len(c.split()) >= 3 for c in cells) >= 0.8 * len(cells):
+            return i, "text"
     raise DataError("no column names photos (a column of paths such as images/1.jpg, relative "
-                    "to the table). Sentences are not supported in label tables yet.")  # fmt: skip
+                    "to the table) or holds sentences (a column called text).")  # fmt: skip
 
 
 def tag_separator(cells: Sequence[str]) -> tuple[str | None, bool]:
@@ -220,7 +283,7 @@ def read_columns(
         raise DataError(
             f"column names appear twice: {_shown(twice)}; give each column its own name."
         )
-    item_at = item_column(header, rows)
+    item_at, modality = item_column(header, rows)
     if group is not None and group not in header:
         raise DataError(f"no group column {group!r} (columns: {', '.join(header)}).")
     candidates = [h for i, h in enumerate(header) if i != item_at and h != group]
@@ -238,19 +301,19 @@ def read_columns(
         problems.append(f"{len(formula)} cells look like spreadsheet formulas ({_shown(formula)}): "
                         "read as plain text, never run.")  # fmt: skip
 
-    # rows: inside the folder, present, once
+    # rows: inside the folder, present, once (a sentence is its own item: nothing to find)
     outside, missing, conflicts, seen = [], [], [], {}
-    kept: list[tuple[Path, list[str]]] = []
+    kept: list[tuple[Path | str, list[str]]] = []
     duplicates = 0
     for row in rows:
         cell = row[item_at]
         if not cell:
             continue
-        photo = _inside(root, cell)
+        photo = cell if modality == "text" else _inside(root, cell)
         if photo is None:
             outside.append(cell)
             continue
-        if not photo.is_file():
+        if isinstance(photo, Path) and not photo.is_file():
             missing.append(cell)
             continue
         if str(photo) in seen:
@@ -270,10 +333,11 @@ def read_columns(
     if duplicates:
         problems.append(f"{duplicates} duplicate rows, kept once.")
     if conflicts:
-        problems.append(f"{len(conflicts)} photos listed twice with different labels, the first "
+        problems.append(f"{len(conflicts)} {ITEM_WORDS[modality]} listed twice with different labels, the first "
                         f"row kept: {_shown(conflicts)}.")  # fmt: skip
     if not kept:
-        raise DataError(f"no photo of {path.name} could be read inside its folder.")
+        raise DataError(f"no photo of {path.name} could be read inside its folder."
+                        if modality == "image" else f"{path.name} holds no text.")  # fmt: skip
 
     column_tasks: list[ColumnTask] = []
     for name in candidates:
@@ -287,12 +351,16 @@ def read_columns(
                         + " ".join(problems))  # fmt: skip
 
     items = []
-    for photo, row in kept:
+    for n, (photo, row) in enumerate(kept, 1):
         labels = {t.name: _label(t, row[header.index(t.name)]) for t in column_tasks}
         groups = row[header.index(group)] if group else None
-        items.append(ColumnsItem(str(photo), "train", labels, groups or None))
+        if modality == "text":
+            items.append(ColumnsItem(f"text {n}", "train", labels, groups or None, str(photo)))
+        else:
+            items.append(ColumnsItem(str(photo), "train", labels, groups or None))
     data = ColumnsData(str(path.resolve()), header[item_at], column_tasks, items, group,
-                       problems=problems, seed=seed, val_fraction=val_fraction)  # fmt: skip
+                       problems=problems, seed=seed, val_fraction=val_fraction,
+                       modality=modality)  # fmt: skip
     _split(data)
     return data
 

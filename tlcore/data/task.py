@@ -46,6 +46,11 @@ class Task:
         return TASKS[self.key]["items"]
 
     @property
+    def says(self) -> str:
+        """What each item is labelled with, in words: "one class per photo"."""
+        return TASKS[self.key]["says"]
+
+    @property
     def is_text(self) -> bool:
         return self.modality == "text"
 
@@ -74,12 +79,15 @@ TASKS: dict[str, dict[str, str]] = {
         "items": "photos",
         "says": "several label columns per photo",
     },
+    # several label columns per sentence, from a table (tlcore.data.columns; the same run)
+    "text-columns": {"item": "text", "items": "texts", "says": "several label columns per text"},
     # boxes of classes in each photo: object detection (tlcore.data.boxes; tlcore.runs.boxes_run)
     "image-boxes": {"item": "photo", "items": "photos", "says": "boxes of classes in each photo"},
 }
 PHOTO_LABEL = Task("image", "label")
 TEXT_LABEL = Task("text", "label")
 PHOTO_COLUMNS = Task("image", "columns")
+TEXT_COLUMNS = Task("text", "columns")
 PHOTO_BOXES = Task("image", "boxes")
 
 

@@ -18,6 +18,7 @@ import os
 import shutil
 import tempfile
 import zipfile
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -178,6 +179,33 @@ def _build(
     return path, check, {}
 
 
+def _predictor_build(fmt: str, run: Run, checkpoint: str, stage: Path, zipped: bool,
+                     steps: Steps, fitting: Callable[[], None]) -> tuple[Path, Any, dict]:  # fmt: skip
+    """A model the ``Predictor`` loads: calibrated first, then built by ``_build``."""
+    trust = ensure_trust(run, checkpoint, on_fit=fitting)  # calibration, "none of these"
+    predictor = load_predictor(run, checkpoint=checkpoint)
+    if predictor.trust is None and trust is not None:  # fitted, not kept: a read-only run
+        predictor.set_trust(trust)
+    task = model_task(predictor)  # what the export carries: its entry in export.tasks
+    if fmt not in export_task(task).formats:  # e.g. train.py is written for photo runs
+        raise ConfigError(export_task(task).refused)
+    return _build(fmt, run, task, checkpoint, predictor, stage, zipped, steps)
+
+
+def _task_build(fmt: str, run: Run, checkpoint: str, stage: Path, zipped: bool,
+                steps: Steps) -> tuple[Path, Any, dict]:  # fmt: skip
+    """A task whose entry builds its own files (``ExportTask.build``); marked and zipped here."""
+    entry = export_task(run.task)
+    if fmt not in entry.formats:
+        raise ConfigError(entry.refused)
+    artifact, check, details = entry.build(fmt, run, checkpoint, stage, steps)
+    if artifact.is_dir():
+        mark_export(artifact, fmt)  # what --force may replace later
+        if zipped:
+            artifact = zip_folder(artifact, stage / FILE_NAMES[fmt])
+    return artifact, check, details
+
+
 def _publish(artifact: Path, out: Path, stage: Path) -> None:
     """Move the finished artifact to ``out``: a file atomically, an old folder moved aside first."""
     if out.is_dir() and not out.is_symlink():
@@ -231,17 +259,13 @@ def export_run(
         steps.total += 1
         steps.start("fitting the calibration on the run's photos (once)")
 
+    zipped = out.suffix.lower() == ".zip"
     try:
-        trust = ensure_trust(run, checkpoint, on_fit=fitting)  # calibration, "none of these"
-        predictor = load_predictor(run, checkpoint=checkpoint)
-        if predictor.trust is None and trust is not None:  # fitted, not kept: a read-only run
-            predictor.set_trust(trust)
-        task = model_task(predictor)  # what the export carries: its entry in export.tasks
-        if fmt not in export_task(task).formats:  # e.g. train.py is written for photo runs
-            raise ConfigError(export_task(task).refused)
-        artifact, check, details = _build(
-            fmt, run, task, checkpoint, predictor, stage, out.suffix.lower() == ".zip", steps
-        )
+        if export_task(run.task).build is not None:  # its own model and files (detection)
+            artifact, check, details = _task_build(fmt, run, checkpoint, stage, zipped, steps)
+        else:
+            artifact, check, details = _predictor_build(fmt, run, checkpoint, stage, zipped,
+                                                        steps, fitting)  # fmt: skip
         if check is not None and not check.passed:  # never hand over a graph that differs
             raise ModelError(
                 f"the {FORMAT_NAMES[fmt]} export does not match the PyTorch model, so nothing "

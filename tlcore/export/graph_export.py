@@ -51,12 +51,15 @@ class FormatCheck:
     # with a fitted detector (tlcore.export.trusted_graph): the "none of these" score too
     unknown_max_diff: float | None = None
     same_unknown: bool | None = None
+    summary: str = ""  # a task's own sentence (a detector's boxes: tlcore.export.box_onnx)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     def text(self) -> str:
         """One sentence for the page and the terminal."""
+        if self.summary:
+            return self.summary
         verdict = "matches" if self.passed else "does NOT match"
         top = "the same" if self.same_top_class else "a different"
         return (

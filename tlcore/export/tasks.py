@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tlcore.data.task import Task, entry_for
-from tlcore.errors import ConfigError
 from tlcore.export.check_inputs import photos_to_check, texts_to_check
 from tlcore.export.model_card import model_card
 from tlcore.export.text_model_card import text_model_card
@@ -41,6 +40,9 @@ class ExportTask:
     bundle_files: Callable[[Predictor, Path], None]  # files beside the weights
     input_name: str  # the ONNX graph's input
     input_axes: Mapping[int, str]  # its dynamic axes
+    # a task with its own model and files (detection): (fmt, run, checkpoint, stage, steps)
+    # -> (artifact, check or None, details), built instead of the Predictor's export
+    build: Callable[..., tuple[Path, Any, dict[str, Any]]] | None = None
 
 
 def _nothing_to_add(predictor: Predictor) -> dict[str, Any]:
@@ -52,15 +54,30 @@ def _no_files(predictor: Predictor, folder: Path) -> None:
 
 
 def _columns_card(meta: dict[str, Any]) -> str:
-    raise ConfigError("a run of several label columns cannot be exported yet (a bundle "
-                      "and ONNX with one output per task are not written); predict with "
-                      "`tlcore predict RUN PHOTO`.")  # fmt: skip
+    from tlcore.export.columns_export import columns_model_card
+
+    return columns_model_card(meta)
+
+
+def _columns_build(fmt: str, run: Run, checkpoint: str, stage: Path, steps: Any) -> tuple[Path, Any, dict[str, Any]]:  # fmt: skip
+    """A bundle with one head per task, or ONNX with one output per task checked against
+    PyTorch (``tlcore.export.columns_export``)."""
+    from tlcore.export.columns_export import build_columns_export
+
+    return build_columns_export(fmt, run, checkpoint, stage, steps, export_task(run.task))
 
 
 def _boxes_card(meta: dict[str, Any]) -> str:
-    raise ConfigError("a detection run cannot be exported yet (its bundle and an ONNX file "
-                      "checked against PyTorch are not written); predict with "
-                      "`tlcore predict RUN PHOTO`.")  # fmt: skip
+    from tlcore.export.box_bundle import box_model_card
+
+    return box_model_card(meta)
+
+
+def _boxes_build(fmt: str, run: Run, checkpoint: str, stage: Path, steps: Any) -> tuple[Path, Any, dict[str, Any]]:  # fmt: skip
+    """A detector's bundle or checked ONNX file (``tlcore.export.box_export``)."""
+    from tlcore.export.box_export import build_box_export
+
+    return build_box_export(fmt, run, checkpoint, stage, steps)
 
 
 def _text_meta(predictor: Predictor) -> dict[str, Any]:
@@ -107,9 +124,44 @@ EXPORT_TASKS: dict[str, ExportTask] = {
         input_name="input_ids",  # int64 [batch, tokens], padded with the tokenizer's pad id
         input_axes={0: "batch", 1: "tokens"},  # texts differ in length too
     ),
-    # not written yet: the bundle is refused in words when its model is loaded (results wing)
-    "image-columns": _not_exported_yet(_columns_card, "A run of several label columns"),
-    "image-boxes": _not_exported_yet(_boxes_card, "A detection run"),
+    # their own model and files: ``build`` writes them (tlcore.export.exporter._task_build)
+    "image-columns": ExportTask(
+        formats=("bundle", "onnx"),
+        refused="A run of several label columns is exported as a bundle or ONNX (one output "
+        "per task); TorchScript and the standalone train.py are not written for it.",
+        check_inputs=photos_to_check,  # not used: build checks on the run's photos itself
+        model_card=_columns_card,
+        bundle_meta=_nothing_to_add,
+        bundle_files=_no_files,
+        input_name="image",
+        input_axes={0: "batch"},
+        build=_columns_build,
+    ),
+    "text-columns": ExportTask(  # the same build: the tokenizer in the bundle, ids into ONNX
+        formats=("bundle", "onnx"),
+        refused="A run of sentences with several label columns is exported as a bundle or "
+        "ONNX (one output per task); TorchScript and the standalone train.py are not written "
+        "for it.",
+        check_inputs=texts_to_check,  # not used: build checks on the run's sentences itself
+        model_card=_columns_card,
+        bundle_meta=_nothing_to_add,
+        bundle_files=_no_files,
+        input_name="input_ids",  # int64 [batch, tokens], padded with the tokenizer's pad id
+        input_axes={0: "batch", 1: "tokens"},
+        build=_columns_build,
+    ),
+    "image-boxes": ExportTask(
+        formats=("bundle", "onnx"),
+        refused="A detection run is exported as a bundle or ONNX; TorchScript and the "
+        "standalone train.py are not written for detectors.",
+        check_inputs=photos_to_check,  # not used: build checks on the run's photos itself
+        model_card=_boxes_card,
+        bundle_meta=_nothing_to_add,
+        bundle_files=_no_files,
+        input_name="image",  # float32 [3, height, width] at the training size
+        input_axes={},  # one photo of a fixed size (tlcore.export.box_onnx)
+        build=_boxes_build,
+    ),
 }
 
 

@@ -30,6 +30,7 @@ LADDERS: dict[str, Callable[..., Ladder]] = {
     "image-label": transfer_ladder,
     "text-label": text_ladder,
     "image-columns": _no_columns_ladder,
+    "text-columns": _no_columns_ladder,
     "image-boxes": _no_boxes_ladder,
 }
 

@@ -149,6 +149,8 @@ def classes_fit_weights(meta: dict[str, Any], state: dict[str, Any], label: str)
 
     Checked on the tensors' shapes before a model is built: a ``tlcore.json`` listing
     100,000 classes for a two-class head would otherwise build a 100,000-way head first."""
+    if isinstance(meta.get("columns"), dict):  # one head per task, in its own file: each is
+        return  # checked against its task's classes before it is built (results.columns_predict)
     classes = meta["classes"]
     heads = _heads(state)
     if not heads or len(classes) in heads.values():

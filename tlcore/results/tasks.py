@@ -48,6 +48,12 @@ def _text_bundle(bundle: str | Path, device: str) -> TextPredictor:
     return TextPredictor.from_text_bundle(bundle, device=device)
 
 
+def _columns_bundle(bundle: str | Path, device: str) -> Any:
+    from tlcore.results.columns_predict import ColumnsPredictor
+
+    return ColumnsPredictor.from_bundle(bundle, device=device)
+
+
 @dataclass(frozen=True)
 class ResultsTask:
     """``model_input`` turns a manifest item into what the Predictor reads (a photo's path,
@@ -84,13 +90,31 @@ RESULTS_TASKS: dict[str, ResultsTask] = {
         has_unknown=False,
         items="texts",
     ),  # fmt: skip
-    "image-columns": _answered_elsewhere(
-        "A run of several label columns predicts with `tlcore predict RUN PHOTO` "
-        "(tlcore.runs.columns_run); it has no single-label Predictor or bundle yet."
+    "image-columns": ResultsTask(  # a run answers through tlcore.runs.columns_run
+        model_input=lambda item: item.path,
+        predictor=refused(
+            "A run of several label columns answers every task with "
+            "`tlcore predict RUN PHOTO` (tlcore.runs.columns_run), not as a "
+            "single-label Predictor."
+        ),  # fmt: skip
+        load_bundle=_columns_bundle,
+        has_unknown=False,
+        items="photos",
+    ),
+    "text-columns": ResultsTask(  # sentences with several label columns: the same run
+        model_input=lambda item: item.text or "",
+        predictor=refused(
+            "A run of several label columns answers every task with "
+            "`tlcore predict RUN TEXT` (tlcore.runs.columns_run)."
+        ),  # fmt: skip
+        load_bundle=_columns_bundle,  # the tokenizer travels in the bundle (encoder/)
+        has_unknown=False,
+        items="texts",
     ),
     "image-boxes": _answered_elsewhere(
-        "A detection run predicts boxes with `tlcore predict RUN PHOTO` "
-        "(tlcore.runs.boxes_run); it has no single-label Predictor or bundle yet."
+        "A detection run draws boxes on the Predict page or with `tlcore predict RUN PHOTO`, "
+        "and is scored by `tlcore evaluate RUN` (tlcore.runs.boxes_run, "
+        "tlcore.results.box_evaluation); it has no single-label Predictor."
     ),
 }
 

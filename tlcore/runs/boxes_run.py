@@ -5,21 +5,37 @@ The same run directory as any run: ``config.json`` (``"task": {"modality": "imag
 ``metrics.jsonl`` (``step`` events with the four loss parts, ``epoch`` events with them and
 the validation mAP), ``log.txt`` and the worker; stop (``stop.request``) ends the epoch at the
 next step and resume continues from ``checkpoints/last``. The detector's weights are in
-``checkpoints/{best,last}.pt``; ``boxes.json`` keeps the data as read (photos, boxes, split,
-every problem).
+``checkpoints/{best,last}.safetensors`` with the trainer's state beside them
+(``.state.pt``, the house checkpoint pair of ``tlcore.training.checkpoints``); ``boxes.json``
+keeps the data as read (photos, boxes, split, every problem). ``box-scores-<checkpoint>.json``
+keeps a checkpoint's detections on the validation photos, made once (``box_scores``), which
+the evaluation reads (``tlcore.results.box_evaluation``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections import Counter
 from dataclasses import asdict
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from tlcore.data.box_report import box_report, training_size
 from tlcore.data.boxes import Box, BoxData, BoxedPhoto, read_boxes
-from tlcore.errors import RunError
+from tlcore.errors import DataError, RunError
+from tlcore.results.box_evaluation import (
+    DEFAULT_THRESHOLD,
+    SCORE_FLOOR,
+    BoxScores,
+    PhotoBoxes,
+    box_evaluation,
+    read_scores,
+    write_scores,
+)
+from tlcore.runs.checkpoint_model import checkpoint_stamp
 from tlcore.runs.files import (
     append_event,
     keep_history_until,
@@ -31,12 +47,24 @@ from tlcore.runs.run import Run, package_versions
 from tlcore.training.config import TrainConfig
 from tlcore.training.detection import DetectionSettings, DetectionTrainer
 
+if TYPE_CHECKING:
+    from PIL import Image
+
 BOXES = {"modality": "image", "target": "boxes"}
 BOXES_FILE = "boxes.json"
+SCORES_FILE = "box-scores-{checkpoint}.json"
+# passes of a checkpoint's detector over the validation photos in this process: the one
+# pass ``box_scores`` keeps to one (tests/test_detection.py counts them)
+PASSES: Counter[str] = Counter()
 
 
 def create_boxes_run(config: TrainConfig, settings_: DetectionSettings) -> tuple[Run, BoxData, list[str]]:  # fmt: skip
-    """Read the boxes (``config.data``), write the run directory; nothing trains yet."""
+    """Read the boxes (``config.data``), write the run directory; nothing trains yet. A
+    person with too many runs waiting is refused in words first (``tlcore.runs.limits``)."""
+    from tlcore.runs.limits import check_queue
+    from tlcore.runs.run import active_runs
+
+    check_queue(config.owner, len(active_runs(config.owner)))
     data = read_boxes(config.data, val_fraction=config.val_fraction, seed=config.seed)
     report = box_report(data, training_size(data, settings_.long_side))
     run = Run.new_folder(config)
@@ -88,24 +116,39 @@ class BoxesRecorder:
 
 
 def save(run: Run, name: str, trainer: DetectionTrainer) -> None:
-    run.checkpoints_dir.mkdir(exist_ok=True)
-    path = run.checkpoints_dir / f"{name}.pt"
-    tmp = path.with_suffix(".tmp")
-    torch.save({"model": trainer.model.state_dict(), "trainer": trainer.state_dict()}, tmp)
-    os.replace(tmp, path)
+    """The house checkpoint pair: weights (safetensors) and the trainer's state, atomically."""
+    from tlcore.training.checkpoints import save_checkpoint
+
+    save_checkpoint(run.checkpoints_dir, name, trainer.model, trainer.state_dict())
+
+
+def _weights(run: Run, name: str) -> dict[str, torch.Tensor]:
+    from safetensors.torch import load_file
+
+    from tlcore.training.checkpoints import checkpoint_paths
+
+    path = checkpoint_paths(run.checkpoints_dir, name)[0]
+    if not path.is_file():
+        raise RunError(f"run {run.id} has no '{name}' checkpoint yet: train it first.")
+    return load_file(str(path))
 
 
 def train_boxes_run(run: Run, resume: bool = False) -> str:
     """Train the detector; the final state. Called by the worker (``tlcore.runs.worker``)."""
-    pid = os.getpid()
+    from tlcore.training import distributed
+
+    pid, main = os.getpid(), distributed.is_main()  # under torchrun rank 0 writes the run
+    if not main:  # another rank: trains its share and keeps the step count, writes nothing
+        return _train_other_rank(run, resume)
     run.write_status("running", pid=pid, message="Loading the detector and the photos.")
     data = boxes_data(run)
     trainer = DetectionTrainer(detection_settings(run), data, [BoxesRecorder(run)])
-    last = run.checkpoints_dir / "last.pt"
-    if resume and last.is_file():
-        state = torch.load(last, map_location="cpu", weights_only=True)
-        trainer.model.load_state_dict(state["model"])
-        trainer.load_state_dict(state["trainer"])
+    from tlcore.training.checkpoints import checkpoint_paths, has_checkpoint
+
+    if resume and has_checkpoint(run.checkpoints_dir, "last"):
+        trainer.model.load_state_dict(_weights(run, "last"))
+        state_path = checkpoint_paths(run.checkpoints_dir, "last")[1]
+        trainer.load_state_dict(torch.load(state_path, map_location="cpu", weights_only=True))
         keep_history_until(run.metrics_path, trainer.epoch, trainer.step)
     run.write_status("running", pid=pid, epoch=trainer.epoch,
                      message="Computing the backbone's feature maps once (fast path)."
@@ -113,6 +156,11 @@ def train_boxes_run(run: Run, resume: bool = False) -> str:
     outcome = trainer.fit()
     if outcome == "stopped":
         save(run, "last", trainer)
+    elif trainer.val_photos:  # the Evaluate page and `tlcore evaluate` read these, not the model
+        run.write_status("running", pid=pid, epoch=trainer.epoch,
+                         message="Finding the boxes in the validation photos once.")  # fmt: skip
+        write_scores(scores_path(run, "best"), score_validation_boxes(run, "best"),
+                     checkpoint_stamp(run, "best"))  # fmt: skip
     best = trainer.best
     words = (f"best mAP@0.5 {best['map50']:.3f}, mAP@0.5:0.95 {best['map']:.3f} (epoch "
              f"{best['epoch']})" if best["epoch"] else "no epoch finished")  # fmt: skip
@@ -124,47 +172,121 @@ def train_boxes_run(run: Run, resume: bool = False) -> str:
     return outcome
 
 
+def _train_other_rank(run: Run, resume: bool) -> str:
+    """A rank > 0 under torchrun: the same trainer without recorders, resumed like rank 0."""
+    from tlcore.training.checkpoints import checkpoint_paths, has_checkpoint
+
+    trainer = DetectionTrainer(detection_settings(run), boxes_data(run))
+    if resume and has_checkpoint(run.checkpoints_dir, "last"):
+        trainer.model.load_state_dict(_weights(run, "last"))
+        state_path = checkpoint_paths(run.checkpoints_dir, "last")[1]
+        trainer.load_state_dict(torch.load(state_path, map_location="cpu", weights_only=True))
+    return trainer.fit()
+
+
 def load_detector(run: Run, checkpoint: str = "best") -> tuple[torch.nn.Module, list[str], tuple[int, int]]:  # fmt: skip
     """The trained detector of ``run``, its classes and its training size (height, width)."""
     from tlcore.data.box_report import box_sides
     from tlcore.models.detector import build_detector
 
-    path = run.checkpoints_dir / f"{checkpoint}.pt"
-    if not path.is_file():
-        raise RunError(f"run {run.id} has no '{checkpoint}' checkpoint yet: train it first.")
+    weights = _weights(run, checkpoint)
     data, s = boxes_data(run), detection_settings(run)
     size = training_size(data, s.long_side)
     # the architecture only: the trained weights replace every tensor below
     model = build_detector(
         s.model, data.classes, s.weights, size, box_sides(data, size), load=False
     )
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    model.load_state_dict(state["model"])
+    model.load_state_dict(weights)
     return model.eval(), data.classes, size
 
 
-def predict_boxes(run: Run, paths: list[str], min_score: float = 0.5) -> list[dict[str, Any]]:
+def detect(model: torch.nn.Module, classes: list[str], size: tuple[int, int],
+           image: Image.Image, min_score: float = 0.5) -> list[dict[str, Any]]:  # fmt: skip
+    """The boxes ``model`` finds in ``image`` (a PIL photo), [{label, score, xmin, ymin, xmax,
+    ymax}] in the photo's own pixels, best first."""
+    from PIL import Image as PILImage
+    from torchvision.transforms.functional import pil_to_tensor
+
+    from tlcore.training.detection import detections_of
+
+    width, height = image.size
+    resized = image.convert("RGB").resize((size[1], size[0]), PILImage.BILINEAR)
+    found = detections_of(model, pil_to_tensor(resized).float() / 255)
+    sx, sy = width / size[1], height / size[0]
+    return [{"label": classes[int(label) - 1], "score": round(float(score), 4),
+             "xmin": round(float(b[0]) * sx, 1), "ymin": round(float(b[1]) * sy, 1),
+             "xmax": round(float(b[2]) * sx, 1), "ymax": round(float(b[3]) * sy, 1)}
+            for b, score, label in zip(found["boxes"], found["scores"], found["labels"],
+                                       strict=True) if float(score) >= min_score]  # fmt: skip
+
+
+def predict_boxes(run: Run, paths: list[str], min_score: float = 0.5,
+                  checkpoint: str = "best") -> list[dict[str, Any]]:  # fmt: skip
     """For each photo: its path and boxes [{label, score, xmin, ymin, xmax, ymax}] in the
     photo's own pixels."""
     from PIL import Image
 
-    from tlcore.training.detection import detections_of, photo_tensor
-
-    model, classes, size = load_detector(run)
+    model, classes, size = load_detector(run, checkpoint)
+    # the heads drop boxes under their own floor (0.05) before ``min_score`` is applied
+    model.roi_heads.score_thresh = min(model.roi_heads.score_thresh, min_score)
     answers = []
     for path in paths:
         with Image.open(path) as im:
-            width, height = im.size
-        image, _ = photo_tensor(BoxedPhoto(path, width, height, []), size)
-        found = detections_of(model, image)
-        sx, sy = width / size[1], height / size[0]
-        boxes = [{"label": classes[int(label) - 1], "score": round(float(score), 4),
-                  "xmin": round(float(b[0]) * sx, 1), "ymin": round(float(b[1]) * sy, 1),
-                  "xmax": round(float(b[2]) * sx, 1), "ymax": round(float(b[3]) * sy, 1)}
-                 for b, score, label in zip(found["boxes"], found["scores"], found["labels"],
-                                            strict=True) if float(score) >= min_score]  # fmt: skip
-        answers.append({"path": str(path), "boxes": boxes})
+            answers.append(
+                {"path": str(path), "boxes": detect(model, classes, size, im, min_score)}
+            )
     return answers
+
+
+def scores_path(run: Run, checkpoint: str) -> Path:
+    return run.dir / SCORES_FILE.format(checkpoint=checkpoint)
+
+
+def score_validation_boxes(run: Run, checkpoint: str = "best") -> BoxScores:
+    """One pass of the checkpoint's detector over the validation photos: every detection at
+    the score floor and the true boxes, in each photo's pixels."""
+    from PIL import Image
+
+    photos = boxes_data(run).split("val")
+    if not photos:
+        raise DataError(f"run {run.id} has no photos in its validation split to score.")
+    model, classes, size = load_detector(run, checkpoint)
+    model.roi_heads.score_thresh = SCORE_FLOOR  # keep the low ones: the threshold moves later
+    index = {c: i for i, c in enumerate(classes)}
+    scored = []
+    for photo in photos:
+        with Image.open(photo.path) as im:
+            found = detect(model, classes, size, im, min_score=SCORE_FLOOR)
+        scored.append(PhotoBoxes(
+            photo.path, photo.width, photo.height,
+            [[b.xmin, b.ymin, b.xmax, b.ymax] for b in photo.boxes],
+            [index[b.label] for b in photo.boxes],
+            [[f["xmin"], f["ymin"], f["xmax"], f["ymax"]] for f in found],
+            [f["score"] for f in found], [index[f["label"]] for f in found]))  # fmt: skip
+    PASSES[checkpoint] += 1
+    return BoxScores(list(classes), scored)
+
+
+def box_scores(run: Run, checkpoint: str = "best") -> BoxScores:
+    """The checkpoint's kept detections on the validation photos, or the one pass that makes
+    them (kept unless the run is still writing this checkpoint)."""
+    stamp = checkpoint_stamp(run, checkpoint)
+    kept = read_scores(scores_path(run, checkpoint), stamp)
+    if kept is not None:
+        return kept
+    scores = score_validation_boxes(run, checkpoint)
+    if run.status().get("state") not in ("queued", "running"):
+        with contextlib.suppress(OSError):  # a read-only run folder: right, just not kept
+            write_scores(scores_path(run, checkpoint), scores, stamp)
+    return scores
+
+
+def evaluate_boxes_run(run: Run, checkpoint: str = "best",
+                       threshold: float = DEFAULT_THRESHOLD) -> dict[str, Any]:  # fmt: skip
+    """``tlcore evaluate RUN --json`` for a detection run: mAP, per-class AP and words, the
+    precision-recall points, the worst photos and the confused classes."""
+    return {"run": run.id, "checkpoint": checkpoint,
+            **box_evaluation(box_scores(run, checkpoint), threshold)}  # fmt: skip
 
 
 def result_of(run: Run) -> dict[str, Any]:

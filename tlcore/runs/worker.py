@@ -320,7 +320,8 @@ def train_run(run: Run, resume: bool) -> str:
 def _columns_run(run: Run, resume: bool) -> str:
     from tlcore.runs.columns_run import train_columns_run  # heads on cached embeddings
 
-    return train_columns_run(run, resume)
+    # fine-tuning honours stop.request itself after each step, once its epochs start
+    return train_columns_run(run, resume, lambda: [w.disarm() for w in WATCHERS])
 
 
 def _boxes_run(run: Run, resume: bool) -> str:
@@ -332,6 +333,7 @@ def _boxes_run(run: Run, resume: bool) -> str:
 # tasks that do not train through the Trainer, by Task.key; every other task: train_run
 RUNNERS: dict[str, Callable[[Run, bool], str]] = {
     "image-columns": _columns_run,
+    "text-columns": _columns_run,
     "image-boxes": _boxes_run,
 }
 

@@ -6,6 +6,11 @@ and cached (half precision), and only the pyramid and the heads learn each epoch
 path. Otherwise the whole model reads the photos each epoch (flipped at random with augment).
 Validation mAP each epoch is torchmetrics' ``MeanAveragePrecision`` (pycocotools), with its
 0.5, 0.5:0.95 and per-class values in the epoch's event.
+
+Under torchrun (``tlcore.training.distributed``) each rank prepares and trains on its own
+share of the training photos (``batch_size`` per process), DistributedDataParallel averages
+the gradients, each step's losses are averaged over ranks, rank 0 alone scores the
+validation photos and tells the others, and a stop on one rank stops all at the same step.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from torch import nn
 
 from tlcore.data.box_report import box_sides, training_size
 from tlcore.data.boxes import BoxData, BoxedPhoto
+from tlcore.training import distributed
 
 LOSS_PARTS = ("loss_objectness", "loss_rpn_box_reg", "loss_classifier", "loss_box_reg")
 
@@ -35,6 +41,9 @@ class DetectionSettings:
     epochs: int = 8  # BCCD: mAP@0.5 0.87-0.88 from epoch 4 (benchmarks/detection_bccd.py)
     batch_size: int = 4
     lr: float = 0.02
+    # a pretrained backbone that trains takes smaller steps than the new heads: at the heads'
+    # lr its frozen-BatchNorm activations blow up to NaN within 20 steps (BCCD, full fine-tune)
+    backbone_lr_scale: float = 0.1
     long_side: int | None = None  # the training size's long side; None: from the data
     trainable_blocks: int | None = 0  # 0: backbone frozen (fast path); K: last K; None: all
     augment: bool = False  # random flips (only without the fast path)
@@ -90,9 +99,17 @@ class DetectionTrainer:
         if settings.max_photos:
             train = train[: settings.max_photos]
             val = val[: max(2, settings.max_photos // 2)]
+        if distributed.active():  # this rank's share (padded to equal steps); rank 0 scores
+            train = [train[i] for i in distributed.shard(torch.arange(len(train))).tolist()]
+            val = val if distributed.is_main() else []
         self.train_photos, self.val_photos = train, val
-        params = [p for p in self.model.parameters() if p.requires_grad]
-        self.optimizer = torch.optim.SGD(params, lr=settings.lr, momentum=0.9, weight_decay=1e-4)
+        body = {id(p) for p in self.model.backbone.body.parameters()}
+        scale = 1.0 if settings.weights == "scratch" else settings.backbone_lr_scale
+        groups = [{"params": [p for p in self.model.parameters() if p.requires_grad
+                              and (id(p) in body) == in_body], "scale": s}
+                  for in_body, s in ((False, 1.0), (True, scale))]  # fmt: skip
+        self.optimizer = torch.optim.SGD([g for g in groups if g["params"]], lr=settings.lr,
+                                         momentum=0.9, weight_decay=1e-4)  # fmt: skip
         self.steps_per_epoch = math.ceil(len(train) / settings.batch_size)
         self.embed_seconds = 0.0
 
@@ -147,6 +164,7 @@ class DetectionTrainer:
         total_steps = s.epochs * self.steps_per_epoch
         warmup = min(100, total_steps // 5)
         rng = random.Random(s.seed)
+        ddp = distributed.wrap_step(self.model, self._forward) if distributed.active() else None
         for epoch in range(self.epoch + 1, s.epochs + 1):
             started = time.monotonic()
             self.model.train()
@@ -157,22 +175,25 @@ class DetectionTrainer:
                 lr = s.lr * (min(1.0, (self.step + 1) / max(1, warmup))
                              * 0.5 * (1 + math.cos(math.pi * self.step / total_steps)))  # fmt: skip
                 for group in self.optimizer.param_groups:
-                    group["lr"] = lr
-                losses = self._forward(train, order[b : b + s.batch_size], train=True)
+                    group["lr"] = lr * group.get("scale", 1.0)
+                idx = order[b : b + s.batch_size]
+                losses = ddp(train, idx, True) if ddp else self._forward(train, idx, train=True)
                 loss = sum(losses.values())
                 self.optimizer.zero_grad()
                 loss.backward()
                 self.optimizer.step()
                 self.step += 1
                 parts = {k: float(v.detach()) for k, v in losses.items()}
+                parts = distributed.means_over_ranks({**parts, "loss": float(loss.detach())})
+                loss = parts.pop("loss")
                 for k in LOSS_PARTS:
                     sums[k] += parts.get(k, 0.0)
                 self._tell("on_step_end", {"type": "step", "epoch": epoch, "step": self.step,
-                                           "loss": float(loss.detach()), "lr": lr, **parts})  # fmt: skip
-                if self.stop_message:
+                                           "loss": loss, "lr": lr, **parts})  # fmt: skip
+                if self._stopping():
                     return "stopped"
             self.epoch = epoch
-            scores = self.evaluate(val)
+            scores = distributed.from_main(self.evaluate(val) if distributed.is_main() else None)
             n = max(1, self.steps_per_epoch)
             event = {"type": "epoch", "epoch": epoch, "epochs": s.epochs, "step": self.step,
                      "seconds": time.monotonic() - started, "fast_path": self.fast_path,
@@ -183,9 +204,15 @@ class DetectionTrainer:
                 self.best = {"epoch": epoch, **scores}
             self.history.append(event)
             self._tell("on_epoch_end", event)
-            if self.stop_message:
+            if self._stopping():
                 return "stopped"
         return "finished"
+
+    def _stopping(self) -> bool:
+        """A stop asked on any rank (rank 0 reads the run's stop file) stops every rank here."""
+        if distributed.any_rank(bool(self.stop_message)) and not self.stop_message:
+            self.request_stop("Stopped on rank 0's request.")
+        return bool(self.stop_message)
 
     @torch.no_grad()
     def evaluate(self, val: Prepared) -> dict[str, Any]:
@@ -194,8 +221,10 @@ class DetectionTrainer:
 
         # 0.5:0.95 overall and per class; a second one at IoU 0.5 only for AP@0.5 per class
         # (torchmetrics reports per-class AP over 0.5:0.95 alone)
-        metrics = [MeanAveragePrecision(iou_type="bbox", class_metrics=True),
-                   MeanAveragePrecision(iou_type="bbox", class_metrics=True, iou_thresholds=[0.5])]  # fmt: skip
+        # sync_on_compute=False: under torchrun rank 0 alone scores, the others never gather
+        metrics = [MeanAveragePrecision(iou_type="bbox", class_metrics=True, sync_on_compute=False),
+                   MeanAveragePrecision(iou_type="bbox", class_metrics=True, iou_thresholds=[0.5],
+                                        sync_on_compute=False)]  # fmt: skip
         self.model.eval()
         for b in range(0, len(val.targets), 8):
             idx = list(range(b, min(b + 8, len(val.targets))))

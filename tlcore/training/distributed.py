@@ -156,6 +156,15 @@ def mean_over_ranks(value: float) -> float:
     return float(total.item()) / world_size()
 
 
+def means_over_ranks(values: dict[str, float]) -> dict[str, float]:
+    """Several numbers each averaged over ranks in one all-reduce (a step's loss parts)."""
+    if not active():
+        return values
+    total = torch.tensor([float(v) for v in values.values()], dtype=torch.float64)
+    dist.all_reduce(total, group=_CONTROL["group"])
+    return {k: v / world_size() for k, v in zip(values, total.tolist(), strict=True)}
+
+
 def launched_world_size() -> int:
     """How many processes torchrun started for this run on this machine (1 outside torchrun).
 
@@ -206,6 +215,27 @@ def wrap(model: nn.Module, fast_path: bool, device: torch.device) -> nn.Module:
     module = HeadForward(model) if fast_path else model
     ids = [device.index] if device.type == "cuda" else None
     return DistributedDataParallel(module, device_ids=ids)
+
+
+class StepForward(nn.Module):
+    """A training step's forward that is not ``model.forward`` (a detector's fast path runs
+    its pyramid and heads on cached feature maps) as a module DDP can wrap: ``model`` holds
+    the parameters whose gradients DDP averages, ``step`` computes the losses."""
+
+    def __init__(self, model: nn.Module, step: Callable[..., Any]) -> None:
+        super().__init__()
+        self.model = model
+        self.step = step
+
+    def forward(self, *args: Any) -> Any:
+        return self.step(*args)
+
+
+def wrap_step(model: nn.Module, step: Callable[..., Any]) -> nn.Module:
+    """DistributedDataParallel over ``model``'s trainable parameters, forward by ``step``."""
+    from torch.nn.parallel import DistributedDataParallel
+
+    return DistributedDataParallel(StepForward(model, step))
 
 
 def trainable_names(model: nn.Module) -> frozenset[str]:

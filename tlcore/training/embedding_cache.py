@@ -87,6 +87,7 @@ ITEM_STAMPS: dict[str, Callable[[Any], str]] = {
     "image-label": photo_stamp,
     "text-label": text_stamp,
     "image-columns": photo_stamp,
+    "text-columns": text_stamp,
     "image-boxes": photo_stamp,
 }
 

@@ -205,16 +205,22 @@ def predict_logits(model: MultiHead, x: torch.Tensor) -> dict[str, torch.Tensor]
 def predict_probs(model: MultiHead, x: torch.Tensor, temperatures: dict[str, float] | None = None,
                   kinds: dict[str, str] | None = None) -> dict[str, np.ndarray]:  # fmt: skip
     """Per task: softmax rows (one-of) or sigmoid per tag (tags)."""
-    out = predict_logits(model, x)
+    return probs_from_logits(model, predict_logits(model, x), temperatures, kinds)
+
+
+def probs_from_logits(model: MultiHead, logits: dict[str, torch.Tensor],
+                      temperatures: dict[str, float] | None = None,
+                      kinds: dict[str, str] | None = None) -> dict[str, np.ndarray]:  # fmt: skip
+    """Per task: softmax rows over the task's temperature (one-of) or a sigmoid per tag."""
     kinds = kinds or {}
     probs = {}
-    for name, logits in out.items():
+    for name, value in logits.items():
         kind = kinds.get(name) or _kind_of(model, name)
         if kind == "tags":
-            probs[name] = torch.sigmoid(logits).numpy()
+            probs[name] = torch.sigmoid(value).numpy()
         else:
             t = (temperatures or {}).get(name, 1.0)
-            probs[name] = torch.softmax(logits / t, 1).numpy()
+            probs[name] = torch.softmax(value / t, 1).numpy()
     return probs
 
 
@@ -325,7 +331,15 @@ def load_heads(
         meta = stored.metadata()
         state = {k: stored.get_tensor(k) for k in stored.keys()}  # noqa: SIM118
     tasks = [ColumnTask(**t) for t in json.loads(meta["tasks"])]
-    model = MultiHead(int(meta["dim"]), tasks)
-    model.load_state_dict(state)
-    model.eval()
+    model = heads_from_state(state, tasks)
     return model, tasks, json.loads(meta["thresholds"]), json.loads(meta["temperatures"])
+
+
+def heads_from_state(state: dict[str, torch.Tensor], tasks: Sequence[ColumnTask]) -> MultiHead:
+    """The shared layer and heads of ``tasks`` with the saved weights (strict: a task whose
+    head does not fit raises)."""
+    model = MultiHead(
+        int(state["mean"].shape[0]), tasks, hidden=int(state["shared.1.weight"].shape[0])
+    )
+    model.load_state_dict(state)
+    return model.eval()

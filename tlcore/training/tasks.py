@@ -76,6 +76,7 @@ TRAINING_TASKS: dict[str, TrainingTask] = {
     "image-label": TrainingTask(unit="images", data=_photo_data, loss=_one_label_loss),
     "text-label": TrainingTask(unit="texts", data=_text_data, loss=_one_label_loss),
     "image-columns": TrainingTask(unit="images", data=_COLUMNS_ELSEWHERE, loss=_COLUMNS_ELSEWHERE),
+    "text-columns": TrainingTask(unit="texts", data=_COLUMNS_ELSEWHERE, loss=_COLUMNS_ELSEWHERE),
     "image-boxes": TrainingTask(unit="images", data=_BOXES_ELSEWHERE, loss=_BOXES_ELSEWHERE),
 }
 
