@@ -29,6 +29,22 @@ def cpu_threads_per_run(concurrent_runs: int) -> int | None:
     return max(1, (cores or 1) // concurrent_runs)
 
 
+def missing_compiler(device: torch.device) -> str | None:
+    """Why ``torch.compile`` cannot work here, or None. On a CPU its code generator needs a
+    C++ compiler; without one torch tried for ten seconds or more, then fell back to eager
+    (a bare laptop). Asked up front, the run says why and trains eagerly at once."""
+    import shutil
+
+    if device.type != "cpu":
+        return None
+    named = os.environ.get("CXX")
+    if named:
+        return None if shutil.which(named) else f"the C++ compiler CXX={named!r} is not found"
+    if any(shutil.which(cxx) for cxx in ("c++", "g++", "clang++")):
+        return None
+    return "no C++ compiler (c++, g++ or clang++) is installed"
+
+
 def resolve_device(name: str = "auto") -> torch.device:
     """The fastest available device for ``auto``; a clear error for one that is missing."""
     if name == "auto":

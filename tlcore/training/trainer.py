@@ -27,6 +27,7 @@ from tlcore.training.config import TrainConfig
 from tlcore.training.devices import (
     autocast,
     grad_scaler,
+    missing_compiler,
     resolve_device,
     to_device,
     uses_channels_last,
@@ -127,10 +128,13 @@ class Trainer:
         self.model = model.to(self.device)
         if uses_channels_last(self.device):
             self.model = self.model.to(memory_format=torch.channels_last)
-        if cfg.compile:  # in place: parameter names, checkpoints and freezing stay the same
+        if cfg.compile and (why := missing_compiler(self.device)):
+            log.warning("torch.compile off: %s, so the model trains as it is (eager), at the "
+                        "usual speed; install one to compile.", why)  # fmt: skip
+        elif cfg.compile:  # in place: parameter names, checkpoints and freezing stay the same
             from torch import _dynamo
 
-            # a compiler that fails (no C++ compiler, an unsupported layer) costs speed, not
+            # a compiler that fails (an unsupported layer, a broken toolchain) costs speed, not
             # the run: torch falls back to eager and logs a warning to the run's log
             _dynamo.config.suppress_errors = True
             self.model.compile()
