@@ -7,7 +7,7 @@ PORT   ?= 8501
 STAMP_RUN := $(VENV)/.installed-run
 STAMP_DEV := $(VENV)/.installed-dev
 
-.PHONY: run test bench lint fmt chromium clean
+.PHONY: run test screenshots bench lint fmt chromium clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,10 @@ chromium:
 ## Two pytest-xdist workers, a test file each at a time (its module fixtures train once).
 test: $(STAMP_DEV) chromium
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -n 2 --dist loadfile
+
+## The browser tests again, saving a full-page picture of every step (docs/screenshots/).
+screenshots: $(STAMP_DEV) chromium
+	TLCORE_SCREENSHOTS=1 HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -m browser tests/test_e2e_browser.py
 
 bench: $(STAMP_DEV)
 	HF_HUB_OFFLINE=1 $(BIN)/python -m benchmarks

@@ -36,6 +36,9 @@ pytestmark = [
 
 SHOTS = ROOT / "test-artifacts" / "screenshots"
 DOCS_SHOTS = ROOT / "docs" / "screenshots"
+# `make screenshots` sets it: a full-page picture of every step, copied to docs/ for the README.
+# `make test` does not (about 1.5 s a picture, and a clean tree after the suite).
+TAKE_SHOTS = os.environ.get("TLCORE_SCREENSHOTS") == "1"
 RUN_TIMEOUT_MS = 150_000
 
 
@@ -56,8 +59,10 @@ def chromium_page() -> Iterator[tuple[Any, Any]]:
 
 def _shot(page, name: str) -> None:
     """The whole page: Streamlit scrolls inside its main block, so grow the viewport to fit."""
-    SHOTS.mkdir(parents=True, exist_ok=True)
     _wait_idle(page)
+    if not TAKE_SHOTS:
+        return
+    SHOTS.mkdir(parents=True, exist_ok=True)
     size = page.viewport_size
     height = page.evaluate(
         "() => Math.max(...[...document.querySelectorAll('[data-testid=stMain], "
@@ -66,6 +71,8 @@ def _shot(page, name: str) -> None:
     page.set_viewport_size({"width": size["width"], "height": min(max(height, 600), 4000)})
     page.wait_for_timeout(400)  # let plotly re-layout to the new size
     page.screenshot(path=str(SHOTS / f"{name}.png"))
+    DOCS_SHOTS.mkdir(parents=True, exist_ok=True)  # the README's pictures
+    shutil.copy2(SHOTS / f"{name}.png", DOCS_SHOTS / f"{name}.png")
     page.set_viewport_size(size)
 
 
@@ -222,10 +229,6 @@ def test_wizard_end_to_end_in_chromium(app_url):
         expect(other.locator('[data-testid="stSidebar"]')).to_contain_text("ants vs bees")
         other.close()
 
-    DOCS_SHOTS.mkdir(parents=True, exist_ok=True)
-    for png in sorted(SHOTS.glob("0*.png")):
-        shutil.copy2(png, DOCS_SHOTS / png.name)
-
 
 def _zip_folder(folder: Path, target: Path) -> Path:
     with zipfile.ZipFile(target, "w") as archive:
@@ -344,9 +347,6 @@ def test_newcomer_first_hour_fine_tune_settings_and_an_export_race(app_url, samp
         assert (run_dir / "exports" / "model.onnx").is_file()
         expect(page.get_by_text("Traceback")).to_have_count(0)
         _shot(page, "10-export")
-    DOCS_SHOTS.mkdir(parents=True, exist_ok=True)
-    for name in ("09-finetune-settings", "10-export"):
-        shutil.copy2(SHOTS / f"{name}.png", DOCS_SHOTS / f"{name}.png")
 
 
 def test_text_sample_data_train_evaluate_predict_in_chromium(app_url):
@@ -472,5 +472,3 @@ def test_doctor_finds_suspects_and_a_decision_becomes_the_version_train_uses_in_
         _go(page, "4 · Train", "4 · Train")
         expect(page.get_by_text(re.compile(r"Dataset version: v1"))).to_be_visible()
         expect(page.get_by_text("Traceback")).to_have_count(0)
-    DOCS_SHOTS.mkdir(parents=True, exist_ok=True)
-    shutil.copy2(SHOTS / "16-doctor.png", DOCS_SHOTS / "16-doctor.png")
