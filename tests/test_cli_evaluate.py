@@ -45,7 +45,7 @@ def test_evaluate_prints_the_per_class_report(run, capsys):
     assert report["accuracy"] == pytest.approx(run.epochs()[-1]["val_acc"])
     assert [r["class"] for r in report["per_class"]] == ["ants", "bees"]
     assert report["confusion"] == run.latest_confusion()["matrix"]
-    done = tlcore("evaluate", str(run.dir))
+    done = in_process(capsys, "evaluate", str(run.dir))
     assert done.returncode == 0, done.stderr
     assert "precision" in done.stdout and "macro avg" in done.stdout and "ants" in done.stdout
     missing = in_process(capsys, "evaluate", "no-such-run")

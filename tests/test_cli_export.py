@@ -48,7 +48,7 @@ def test_export_onnx_prints_the_check_and_refuses_to_overwrite(run, tmp_path, ca
     assert not (tmp_path / "b").exists()
 
 
-def test_a_bundle_from_the_cli_predicts_through_the_cli(run, tmp_path):
+def test_a_bundle_from_the_cli_predicts_through_the_cli(run, tmp_path, capsys):
     out = tmp_path / "bundle"
     runs = str(run.dir.parent)
     done = tlcore("export", run.id, "--format", "bundle", "--out", str(out), TLCORE_RUNS_DIR=runs)
@@ -56,7 +56,7 @@ def test_a_bundle_from_the_cli_predicts_through_the_cli(run, tmp_path):
     assert "Wrote bundle" in done.stdout and (out / "README.md").is_file()
     items = Manifest.load(run.manifest_path).items_for("val")
     ant = next(it.path for it in items if it.label == 0)
-    shown = tlcore("predict", str(out), ant, "--json")
+    shown = in_process(capsys, "predict", str(out), ant, "--json")
     assert shown.returncode == 0, shown.stderr
     row = json.loads(shown.stdout.strip().splitlines()[-1])
     assert row["label"] in ("ants", "bees") and len(row["top"]) == 2
