@@ -4,8 +4,11 @@
 ``appkit.tasks`` nor ``appkit.data_choice``: they import it). Train: the detection settings (the
 backbone's trainable blocks from the Layers page's preset, the input size, epochs), Start
 (``tlcore.runs.boxes_run.create_boxes_run`` and the same detached worker as any run), and
-the followed run live: the loss parts per step, validation mAP per epoch, Stop and Resume,
-and a time left measured from the epochs done (none is claimed before the first one ends).
+the followed run live: the fast path's pass over the photos (k of N, time left), the loss
+parts per step, validation mAP per epoch, Stop and Resume, and a time left measured from the
+epochs done. Before Start, the run's time from a few photos timed here
+(``tlcore.training.detection_estimate``), or "unknown" when that cannot be measured. The
+Detector choice adds torchvision's COCO-pretrained detectors (``tlcore.models.detector``).
 The Evaluate and Predict pages are ``appkit.box_results``.
 """
 
@@ -21,7 +24,9 @@ from appkit.box_drawing import show_boxes_data
 from appkit.text import md, md_list
 from tlcore.data.box_report import training_size
 from tlcore.data.boxes import BoxData, read_boxes
+from tlcore.data.progress import Progress
 from tlcore.errors import TLCoreError
+from tlcore.models.detector import COCO_DETECTORS, coco_weights_file
 from tlcore.runs.run import ACTIVE_STATES, Run
 from tlcore.training.detection import LOSS_PARTS, DetectionSettings
 
@@ -38,6 +43,16 @@ LOSS_WORDS = {
     "loss_box_reg": "boxes: where",
 }
 REFRESH_S = 3.0
+# the Export page's ONNX words for a detector (``appkit.tasks.BOXES.export_words``)
+ONNX_WORDS = (
+    "One `.onnx` file for ONNX Runtime and other languages: the whole detector (backbone, "
+    "pyramid, proposals, boxes). It takes **one photo at a time, at the fixed size the run "
+    "trained at** (float32 `[3, height, width]`, RGB in [0, 1]; resize the photo first: the "
+    "size is in the file's metadata, `tlcore.json`) and gives `boxes` at that size, `scores` "
+    "and `labels`. Boxes torchvision scores under **0.05** are not in the graph: a threshold "
+    "below 0.05 finds no more. Checked box by box against PyTorch on your photos as it is "
+    "written."
+)
 SETTINGS_KEY = "tl_boxes_settings"
 
 
@@ -78,6 +93,16 @@ def _layers_from_preset() -> tuple[str, int]:
     )
 
 
+def detector_words(name: str, backbone: str) -> str:
+    """The Detector choice in words: Faster R-CNN on the Model page's backbone, or one of
+    torchvision's detectors pretrained on COCO, with where its weights would come from."""
+    if name not in COCO_DETECTORS:
+        return f"Faster R-CNN on {backbone} (the Model page's backbone)"
+    here = coco_weights_file(name).is_file()
+    return (f"{name}: torchvision's, pretrained on COCO "
+            f"({'in the local torch hub cache' if here else 'needs the internet once'})")  # fmt: skip
+
+
 def _settings(data: BoxData) -> DetectionSettings:
     """The detection settings chosen on this page (kept for the session: a widget's own
     value is forgotten when another page is shown)."""
@@ -88,6 +113,13 @@ def _settings(data: BoxData) -> DetectionSettings:
     layer, k = _layers_from_preset()
     if kept.get("preset") == preset:  # chosen here since the Layers page last changed
         layer, k = kept.get("layer", layer), kept.get("blocks", k)
+    backbone = str(state.get("model"))
+    detectors = [backbone, *COCO_DETECTORS]
+    detector = st.selectbox(
+        "Detector", detectors, format_func=lambda name: detector_words(name, backbone),
+        index=detectors.index(kept["detector"]) if kept.get("detector") in detectors else 0,
+        key="boxes_detector",
+    )  # fmt: skip
     left, middle, right = st.columns(3)
     epochs = left.number_input("Epochs", 1, 100, kept.get("epochs", DetectionSettings.epochs),
                                key="boxes_epochs")  # fmt: skip
@@ -116,9 +148,10 @@ def _settings(data: BoxData) -> DetectionSettings:
     elif layer == "all":
         blocks = None
     kept.update(preset=preset, layer=layer, blocks=k, epochs=int(epochs), long_side=long_side,
-                batch=batch)  # fmt: skip
+                batch=batch, detector=detector)  # fmt: skip
+    coco = detector in COCO_DETECTORS
     return DetectionSettings(
-        model=state.get("model"), weights=state.get("weights"), epochs=int(epochs),
+        model=detector, weights="coco" if coco else state.get("weights"), epochs=int(epochs),
         batch_size=int(batch), long_side=int(long_side), trainable_blocks=blocks,
         seed=int(state.get("seed")),
     )  # fmt: skip
@@ -171,12 +204,37 @@ def train_page() -> None:
         except TLCoreError as exc:
             st.error(md(exc))
     if run is None:
-        st.caption("Time: unknown until the first epoch ends (it is measured, not guessed). "
-                   "Press Start: the losses and the validation mAP appear here.")  # fmt: skip
+        st.caption(f"{time_before_start(boxes, settings_)} Press Start: the losses and the "
+                   "validation mAP appear here.")  # fmt: skip
         return
     st.divider()
     st.subheader("Training run")
     _live(run, busy)
+
+
+@st.cache_data(show_spinner="Timing a few of your photos through the detector…", max_entries=8)
+def _speed(source: str, val_fraction: float, seed: int, settings_: dict[str, Any]) -> Any:
+    from tlcore.training.detection_estimate import measure_detection
+
+    return measure_detection(DetectionSettings(**settings_), _read(source, val_fraction, seed))
+
+
+def time_before_start(boxes: BoxData, settings_: DetectionSettings) -> str:
+    """The run's time from a short measurement on a few of the photos (what it covers said),
+    or "unknown until the first epoch ends" when it cannot be measured here."""
+    data = state.get("data") or {}
+    from tlcore.training.detection_estimate import estimate_detection
+
+    try:  # measured once per setting that changes the time of a step (not the epochs)
+        speed = _speed(str(data.get("source")), float(state.get("val_fraction")),
+                       int(state.get("seed")), {**settings_.to_dict(), "epochs": 1})  # fmt: skip
+    except (TLCoreError, OSError, RuntimeError, ValueError):  # e.g. out of memory, a bad photo
+        return "Time: unknown until the first epoch ends (it is measured, not guessed)."
+    found = estimate_detection(settings_, boxes, speed)
+    return (
+        f"Time: **{found.text}** ({md(found.covers)}); the first epoch's own time "
+        "replaces it once it ends."
+    )
 
 
 def _followed_boxes_run() -> Run | None:
@@ -236,6 +294,10 @@ def _live(run: Run, busy: bool) -> None:
         events = current.metrics()
         steps = [e for e in events if e.get("type") == "step"]
         epochs = current.epochs()
+        # the fast path's one pass over the photos: k of N photos and the time left
+        feature_pass = Progress.from_dict(status.get("embedding")) if now == "running" else None
+        if feature_pass is not None and feature_pass.done < feature_pass.total:  # also on resume
+            st.progress(feature_pass.fraction, text=md(feature_pass.text()))
         total = int((current.record.get("detection") or {}).get("epochs", 0))
         if now in ACTIVE_STATES:
             st.caption(time_left(epochs, total))

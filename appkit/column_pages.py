@@ -4,7 +4,8 @@
 chosen table (``data_section``), the Train page (the columns to learn and the group
 column, epochs, Start, the live view with a curve per task, Stop: ``train_page``), the
 Evaluate page (per task: accuracy and per-class F1, or mAP, F1 and threshold per tag and
-the tags that go together, and the worst mistakes with their photos: ``evaluate_page``)
+the tags that go together, the worst mistakes with their photos, and whether a model per
+column would do better, ``appkit.column_compare``: ``evaluate_page``)
 and the Predict page (photos or the camera -> every task's answer: ``predict_page``).
 Task, class and tag names are the user's: Markdown goes through ``md``; tables and charts
 show them as data, never as markup.
@@ -272,6 +273,9 @@ def evaluate_page(run: Run, checkpoint: str) -> None:
         else:
             _one_of_report(entry)
         _worst(name, entry)
+    from appkit.column_compare import compare_section
+
+    compare_section(run)  # the seeds' question: would a model per column do better?
 
 
 def _one_of_report(entry: dict[str, Any]) -> None:

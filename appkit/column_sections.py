@@ -6,7 +6,8 @@ here, the split said in groups per side, and **Use this table** makes it the dat
 (``data_choice.choose_task_data``, the chosen columns and group kept in the state). An
 uploaded zip holding such a table (a ``.csv``/``.tsv``/``.xlsx`` naming its photos) is
 noticed and chosen the same way (``choose_uploaded_table``). The Train, Evaluate and Predict
-pages of these runs are ``appkit.column_pages``.
+pages of these runs are ``appkit.column_pages``. The tags sample (``tags_sample``: the blood
+cell photos tagged with the kinds of cell each shows) is the multi-label example.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from tlcore.errors import TLCoreError
 
 SAMPLE = settings.PROJECT_ROOT / "assets" / "clothing-attributes" / "labels.csv"
 SAMPLE_LABEL = "Sample: clothing, two labels per photo (multitask)"
+TAGS_SAMPLE = settings.PROJECT_ROOT / "assets" / "bccd" / "tags.csv"
+TAGS_LABEL = "Sample: blood cells, tags per photo (multi-label)"
 
 
 def columns_sample() -> None:
@@ -65,6 +68,32 @@ def columns_sample() -> None:
     if st.button("Use this table", key="columns_use", type="primary"):
         choose_table(SAMPLE, SAMPLE_LABEL, chosen, group)
         st.rerun()  # the sidebar shows the new choice
+
+
+def tags_sample() -> None:
+    """The *Try tags per photo* button: the detection sample's classes present in each photo
+    as one tag column (``assets/bccd/tags.csv``, from its boxes), a multi-label example."""
+    if not TAGS_SAMPLE.is_file() or not data_choice.sample_offer(
+        "**Blood cells, tags per photo** (multi-label): 364 microscope photos, each tagged "
+        "with the kinds of cell it shows (RBC, WBC, Platelets; a photo can carry several), "
+        "from the detection sample's boxes (MIT).",
+        "Try tags per photo",
+        "use_sample_tags",
+    ):
+        return
+    try:
+        data = read_columns(TAGS_SAMPLE)
+    except TLCoreError as exc:
+        st.error(md(exc))
+        return
+    show_tasks(data)
+    for line in data.summary().split("\n")[:1]:
+        st.caption(md(line))
+    st.caption("Each tag gets its own threshold, chosen on the validation photos; Evaluate "
+               "shows the mean average precision, F1 per tag and the tags that go together.")  # fmt: skip
+    if st.button("Use these tags", key="tags_use", type="primary"):
+        choose_table(TAGS_SAMPLE, TAGS_LABEL, [t.name for t in data.tasks], None)
+        st.rerun()
 
 
 def choose_table(source: str | Path, label: str, tasks: list[str] | None,

@@ -20,13 +20,22 @@ from tlcore.errors import TLCoreError
 from tlcore.results.evaluation import EvaluationReport
 from tlcore.results.explain import CamResult, embedding_map, gradcam, map_rows
 from tlcore.results.predict import Predictor, read_upload
+from tlcore.results.tasks import results_task
 from tlcore.runs.checkpoint_model import checkpoint_stamp as runs_checkpoint_stamp
 from tlcore.runs.outputs import validation_outputs
 from tlcore.runs.run import Run, list_runs
 from tlcore.runs.scoring import evaluate_run, load_predictor, store_evaluation, stored_evaluation
 from tlcore.training.checkpoints import checkpoint_paths
 
-CHECKPOINT_LABELS = {"best": "Best epoch (highest validation accuracy)", "last": "Last epoch"}
+
+def checkpoint_label(run: Run, checkpoint: str) -> str:
+    """ "Best epoch (highest validation mAP@0.5)": what "best" means is the run's task's."""
+    if checkpoint != "best":
+        return "Last epoch"
+    try:
+        return f"Best epoch ({results_task(run.task).best_is})"
+    except TLCoreError:
+        return "Best epoch"
 
 
 def has_checkpoint(run: Run, checkpoint: str = "last") -> bool:
@@ -142,8 +151,9 @@ def pick_run(key: str) -> tuple[Run, str] | None:
     run = runs[ids.index(picked)]
     options = [c for c in ("best", "last") if has_checkpoint(run, c)]
     checkpoint = right.radio(
-        "Model", options, format_func=CHECKPOINT_LABELS.get, horizontal=True, key=f"{key}_ckpt"
-    )
+        "Model", options, format_func=lambda c: checkpoint_label(run, c), horizontal=True,
+        key=f"{key}_ckpt",
+    )  # fmt: skip
     try:
         status = run.status()
     except TLCoreError:

@@ -58,6 +58,7 @@ class TaskView:
     train_page: Section | None = None  # () -> the Train page for the chosen data
     evaluate_page: Section | None = None  # (run, checkpoint) -> the Evaluate page
     predict_page: Section | None = None  # (run, checkpoint) -> the Predict page
+    export_words: Mapping[str, str] = field(default_factory=dict)  # a format's Export words
 
     @property
     def items(self) -> str:
@@ -120,7 +121,8 @@ BOXES = TaskView(task=PHOTO_BOXES, files="images", default_model=state.DEFAULT_M
                  reads_model=lambda name: not is_text_model(name), doctor=False,
                  data_section=box_pages.data_section, train_page=box_pages.train_page,
                  evaluate_page=box_results.evaluate_page,
-                 predict_page=box_results.predict_page)  # boxes: appkit.box_*  # fmt: skip
+                 predict_page=box_results.predict_page,
+                 export_words={"onnx": box_pages.ONNX_WORDS})  # boxes: appkit.box_*  # fmt: skip
 VIEWS: dict[str, TaskView] = {
     view.task.key: view for view in (PHOTOS, TEXTS, COLUMNS, TEXT_COLUMNS_VIEW, BOXES)
 }

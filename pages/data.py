@@ -72,6 +72,7 @@ with tabs[0]:
     box_sections.detection_sample()  # photos with boxes (object detection)
     box_labelling.labelling_section()  # boxes drawn in the browser on the user's photos
     column_sections.columns_sample()  # several label columns per photo (multitask)
+    column_sections.tags_sample()  # tags per photo (multi-label)
     if use_ants_bees or use_clothing:
         try:
             with st.spinner("Reading every image…"):

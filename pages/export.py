@@ -105,8 +105,10 @@ def formats() -> None:
     except TLCoreError as exc:
         st.error(md(exc))
         return
-    for fmt in export_task(tasks.run_task(run)).formats:  # a text run has no train.py
+    task = tasks.run_task(run)
+    for fmt in export_task(task).formats:  # a text run has no train.py
         title, text = FORMAT_TEXT[fmt]
+        text = tasks.view(task).export_words.get(fmt, text)  # a detector's ONNX: its own
         job = export_job(run, fmt)
         state = job.get("state") if job else None
         with st.container(border=True):

@@ -5,6 +5,7 @@ trained run through ``tlcore train`` (the worker, the run directory) and ``tlcor
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -219,14 +220,28 @@ def test_predict_gives_boxes_in_the_photo_s_pixels(trained, capsys):
 
 
 def test_a_stopped_detection_run_resumes_from_its_last_checkpoint(voc, tmp_path, monkeypatch):
-    from tlcore.runs.boxes_run import create_boxes_run, train_boxes_run
+    from tlcore.runs.boxes_run import BoxesRecorder, create_boxes_run, train_boxes_run
     from tlcore.training.config import TrainConfig
     from tlcore.training.detection import DetectionSettings
 
+    said, hear = [], BoxesRecorder.on_embed_progress  # the status as the fast path's pass goes
+
+    def spy(self, trainer, progress):
+        hear(self, trainer, progress)
+        said.append(json.loads(self.run.status_path.read_text()))  # as written (no worker here)
+
+    monkeypatch.setattr(BoxesRecorder, "on_embed_progress", spy)
     config = TrainConfig(data=str(voc), epochs=1, batch_size=2)
     run, _, _ = create_boxes_run(config, DetectionSettings(epochs=1, batch_size=2, long_side=128))
     run.stop_path.touch()  # asked to stop before it began: it stops after its first step
     assert train_boxes_run(run) == "stopped"
+    photos = len(NAMES)  # train and validation: each through the backbone once
+    assert said[0]["message"] == (
+        f"Computing the backbone's feature maps once (fast path): 0 of {photos} photos · "
+        "time left: unknown."
+    )  # fmt: skip
+    assert said[-1]["embedding"]["done"] == said[-1]["embedding"]["total"] == photos
+    assert said[-1]["message"] == "Training epoch 1 of 1."
     assert run.status()["message"] == "Stopped by request at step 1."
     assert (run.checkpoints_dir / "last.safetensors").is_file()
     run.stop_path.unlink()
@@ -260,8 +275,14 @@ def test_the_data_page_detection_sample_shows_the_report_and_boxes():
     go(at, "train")  # the detection settings (the Layers page's preset: frozen backbone)
     assert at.radio(key="boxes_layers").value == "frozen"
     assert at.selectbox(key="boxes_long_side").value == 512  # from the data
-    assert "unknown until the first epoch ends" in texts(at.caption)
-    assert "none is under 8 px" in texts(at.caption)
+    said = texts(at.caption)  # the run's time, from 2 of the photos timed here
+    assert "Time: **about " in said and "measured here on 2 of your photos" in said, said
+    assert re.search(
+        r"the \d+ photos, 8 epochs of \d+ steps with the validation mAP of \d+ "
+        r"photos each, and the final scoring of the \d+ validation photos",
+        said,
+    )
+    assert "none is under 8 px" in said
     at.selectbox(key="boxes_long_side").set_value(128).run()  # the sizes said at the new size
     assert "are under 8 px and hard to find" in texts(at.caption)
 
@@ -383,6 +404,7 @@ def test_the_train_evaluate_and_predict_pages_of_a_detection_run(trained, monkey
 
     from appkit.state import DEFAULTS
     from appkit.text import md
+    from tlcore.data.progress import Progress
     from tlcore.runs.run import Run
 
     run = Run.open(trained[1]["run_dir"])
@@ -391,9 +413,21 @@ def test_the_train_evaluate_and_predict_pages_of_a_detection_run(trained, monkey
     at.session_state["tl_selections"] = {**DEFAULTS, "run_id": run.id, "data": {
         "kind": "task", "source": run.record["data"]["source"], "label": "Boxes",
         "task": "image-boxes"}}  # the boxes chosen on the Data page, their run followed  # fmt: skip
-    at = go(at.run(), "train")  # the followed run, live view: finished
+    kept = run.status_path.read_text()  # as while its backbone's pass runs: k of N photos
+    run.write_status("running", pid=None, embedding=Progress(
+        "Computing the backbone's feature maps once (fast path)", 3, 8, 1.5, unit="photos"
+    ).to_dict())  # fmt: skip
+    with pytest.MonkeyPatch.context() as alive:  # its worker, as far as the page can tell
+        alive.setattr(Run, "_worker_alive", lambda self, status: True)
+        at = go(at.run(), "train")
+    bars = [bar.proto.text for bar in at.get("progress")]  # the sidebar's run bar beside it
+    shown = "Computing the backbone's feature maps once (fast path): 3 of 8 photos · about 2 s left"
+    assert shown in bars, bars
+    run.status_path.write_text(kept)
+    at = go(at, "train")  # the followed run, live view: finished
     assert "finished" in texts(at.markdown) and len(at.get("plotly_chart")) == 2
     at = go(at, "evaluate")
+    assert at.radio(key="evaluate_ckpt").options[0] == "Best epoch (highest validation mAP@0.5)"
     shown = texts(at.markdown)
     assert "validation photos" in shown and "It finds " in shown
     assert [m.label for m in at.metric][:2] == ["mAP@0.5", "mAP@0.5:0.95"]

@@ -83,11 +83,19 @@ def test_the_bundle_is_read_back_and_finds_the_same_boxes(run, tmp_path, capsys)
         assert re.search(rf"\| {name} \| \d+ \| {ap:.3f} \|", card), name
     assert "8 photos" in card and "VOC" in card.upper()
     assert meta["settings"]["epochs"] == 1 and meta["size"] == [128, 160]
-    # a label bundle's loader refuses it in words, never builds the wrong model
-    from tlcore.runs.scoring import load_model
+    # tlcore.load reads the bundle's task and hands back a detector finding the same boxes
+    import tlcore
+    from tlcore.results.predict import Predictor
 
+    assert tlcore.load(result.path).predict([str(PHOTO)], min_score=0.0) == first
+    capsys.readouterr()
+    assert main(["predict", str(result.path), str(PHOTO), "--json"]) == 0
+    answer = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert answer["boxes"] == predict_boxes(run, [str(PHOTO)])[0]["boxes"]  # at 0.5, as a run
+    assert Path(answer["path"]).name == PHOTO.name
+    # a label bundle's own reader refuses it in words, never builds the wrong model
     with pytest.raises(ModelError, match="not a tlcore bundle description"):
-        load_model(result.path)
+        Predictor.from_bundle(result.path)
 
 
 def test_the_model_card_escapes_class_names_from_annotation_files():
@@ -203,6 +211,68 @@ def test_the_export_page_offers_a_detection_run_s_bundle_and_onnx(run):
     [download] = at.get("download_button")
     assert download.proto.label.startswith(f"Download {run.id}-bundle.zip")
     assert "mAP@0.5:" in texts(at.markdown) and "| RBC |" in texts(at.markdown)  # the card
+    shown = texts(at.markdown)  # a detector's ONNX: one photo of the training size, 0.05 floor
+    assert "one photo at a time, at the fixed size the run trained at" in shown
+    assert "under **0.05** are not in the graph" in shown and "Any batch size" not in shown
+
+
+def test_resume_under_torchrun_ends_with_the_detection_json(run, monkeypatch, capsys):
+    import tlcore.cli.train as train_cli
+    from tlcore.cli import main, print_json
+
+    def rank_0(args, prepare, resume, result_of=None):  # what the ranks trained, then reported
+        assert resume
+        print_json((result_of or train_cli.run_result)(run, run.status(), seconds=1.5))
+        return 0
+
+    monkeypatch.setattr(train_cli, "under_torchrun", lambda: True)
+    monkeypatch.setattr(train_cli, "_train_in_process", rank_0)
+    assert main(["resume", run.id, "--json"]) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result["map50"] == run.status()["map50"] and result["seconds"] == 1.5
+    assert set(result["ap50_per_class"]) <= {"Platelets", "RBC", "WBC"}
+    assert "val_accuracy" not in result
+
+
+def test_a_coco_detector_offline_is_one_line_and_its_head_is_replaced(tmp_path, monkeypatch,
+                                                                      capsys):  # fmt: skip
+    import socket
+
+    import torch
+
+    from tlcore.cli import main
+    from tlcore.data.boxes import read_boxes
+    from tlcore.models.detector import build_detector, freeze_backbone
+    from tlcore.training.detection import LOSS_PARTS, photo_tensor
+
+    name = "fasterrcnn_mobilenet_v3_large_fpn"
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))  # no checkpoint cached here
+
+    def unreachable(*_args, **_kwargs):
+        raise OSError("network is unreachable")
+
+    monkeypatch.setattr(socket, "create_connection", unreachable)
+    monkeypatch.setenv("TLCORE_RUNS_DIR", str(tmp_path / "runs"))
+    voc = _voc(tmp_path / "voc", NAMES[:2])
+    assert main(["train", "--data", str(voc), "--model", name, "--epochs", "1"]) == 2
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert "need the internet once" in line and "local torch hub cache" in line
+    assert str(tmp_path / "torch") in line and "tf_efficientnet_lite0" in line
+    assert not (tmp_path / "runs").exists()  # refused before any run folder
+    # the architecture without its weights: COCO's 91-class box predictor, replaced
+    classes = ["Platelets", "RBC", "WBC"]
+    model = build_detector(name, classes, "coco", (128, 160), [], load=False)
+    head = model.roi_heads.box_predictor
+    assert head.cls_score.out_features == 4 and head.bbox_pred.out_features == 16
+    freeze_backbone(model, 0)  # the fast path: the body frozen, the rest learns
+    assert not any(p.requires_grad for p in model.backbone.body.parameters())
+    photo = read_boxes(voc).photos[0]
+    image, target = photo_tensor(photo, (128, 160))
+    target["labels"] = torch.tensor([classes.index(b.label) + 1 for b in photo.boxes])
+    losses = model.train()([image], [target])
+    assert set(losses) == set(LOSS_PARTS)
+    sum(losses.values()).backward()
+    assert head.cls_score.weight.grad is not None and head.cls_score.weight.grad.abs().sum() > 0
 
 
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]

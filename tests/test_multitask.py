@@ -33,7 +33,7 @@ def trained(tmp_path_factory):
     patch = pytest.MonkeyPatch()
     patch.setenv("TLCORE_RUNS_DIR", str(runs))
     args = ["train", "--data", str(SAMPLE / "labels.csv"), "--tasks", "garment,kids",
-            "--group", "sender", "--img-size", "96", "--epochs", "40", "--json"]  # fmt: skip
+            "--group", "sender", "--img-size", "96", "--epochs", "20", "--json"]  # fmt: skip
     import contextlib
     import io
 
@@ -265,6 +265,46 @@ def test_a_table_naming_photos_trains_as_columns_and_a_sentences_csv_does_not():
     assert not asks(ROOT / "assets" / "ants-bees")
 
 
+def test_compare_answers_the_seeds_question_per_task_in_numbers_and_words(
+    trained, capsys, monkeypatch
+):
+    """``tlcore compare --data labels.csv --tasks garment,kids --group sender --json``: one
+    shared model, a model per task and the logistic-regression reference on the run's split,
+    from the embeddings the run already cached; the finding in words."""
+    from tlcore.cli import main
+
+    _, result = trained
+    monkeypatch.setenv("TLCORE_RUNS_DIR", str(Path(result["run_dir"]).parent))  # its cache
+    capsys.readouterr()
+    args = ["compare", "--data", str(SAMPLE / "labels.csv"), "--tasks", "garment,kids",
+            "--group", "sender", "--img-size", "96", "--epochs", "20", "--seeds", "1", "--json"]  # fmt: skip
+    assert main(args) == 0
+    said = _last_json(capsys.readouterr().out)
+    assert said["task"] == "image-columns" and said["embedded_now"] == 0  # the one cache
+    assert said["groups"] == result["groups"] and said["splits"] == 1
+    assert said["smallest"] == "garment"  # 6 classes: about 92 photos a class, kids 276
+    for name in ("garment", "kids"):
+        row = said["tasks"][name]
+        assert row["metric"] == "macro_f1"
+        for way in ("multitask", "single", "logreg"):
+            assert 0.2 < row[way]["accuracy"] <= 1 and 0 < row[way]["macro_f1"] <= 1
+        gap = row["multitask"]["macro_f1"] - row["single"]["macro_f1"]
+        assert row["gain"] == pytest.approx(gap, abs=1e-3) and row["spread"] > 0
+        assert row["clear"] == (abs(row["gain"]) > row["spread"])
+    answer, garment = said["answer"], said["tasks"]["garment"]
+    assert answer.startswith("On one split (grouped by 'sender'")
+    assert "the smallest task is 'garment'" in answer and "One split only" in answer
+    assert (
+        f"{garment['multitask']['macro_f1']:.3f} average F1 over classes against "
+        f"{garment['single']['macro_f1']:.3f} for a model of its own: {garment['gain']:+.3f}"
+        in answer
+    )
+    verdict = "within the spread" if not garment["clear"] else "beyond the spread"
+    assert answer.split("For 'kids'")[0].count(verdict) == 1
+    assert f"'garment' {garment['logreg']['macro_f1']:.3f}" in answer  # the reference
+    assert set(said["seconds"]) == {"embedding", "multitask", "single", "logreg"}
+
+
 def test_the_wizard_chooses_the_table_and_shows_each_task_on_train_evaluate_predict(
     trained, monkeypatch
 ):
@@ -306,6 +346,16 @@ def test_the_wizard_chooses_the_table_and_shows_each_task_on_train_evaluate_pred
     accuracy = result["tasks"]["garment"]["accuracy"]
     assert at.metric[0].value == f"{accuracy:.1%}"
     assert len(at.dataframe) >= 2 and "taken for" in texts(at.caption)  # per class; mistakes
+    shown = len(at.dataframe)
+    next(b for b in at.button if b.key == "columns_compare").click()  # the seeds' question
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    table = at.dataframe[shown].value
+    assert list(table["task"].unique()) == ["garment", "kids"]
+    assert {"one shared model", "a model per task", "logistic regression (reference)"} <= set(
+        table.columns
+    )
+    assert "the smallest task is 'garment'" in texts(at.markdown)
     go(at, "predict")
     assert "every task's answer" in texts(at.info)
 
@@ -516,3 +566,42 @@ def test_a_layers_plan_that_fine_tunes_trains_the_backbone_end_to_end(tmp_path, 
     assert answer["tasks"]["garment"]["label"] in data.task("garment").classes
     assert train_columns_run(Run(run.dir), resume=True) == "finished"  # from epoch 1's checkpoint
     assert len((run.dir / "metrics.jsonl").read_text().splitlines()) == 1  # no epoch trained again
+
+
+def test_the_tags_sample_trains_and_evaluate_shows_map_f1_and_a_threshold_per_tag(
+    tmp_path, monkeypatch
+):
+    """The multi-label example: the detection sample's kinds of cell present in each photo, a
+    tag column (``assets/bccd/tags.csv``). Data offers it; once trained, Evaluate shows the
+    mean average precision, F1 over all tags and each tag's threshold."""
+    from apptest_helpers import go, open_app, texts
+
+    from tlcore.runs.columns_run import create_columns_run, evaluate_columns, train_columns_run
+    from tlcore.runs.run import Run
+    from tlcore.training.config import TrainConfig
+
+    tags = ROOT / "assets" / "bccd" / "tags.csv"
+    assert "tags.csv" in (tags.parent / "SOURCE.md").read_text()  # where it comes from, MIT
+    monkeypatch.setenv("TLCORE_RUNS_DIR", str(tmp_path / "runs"))
+    at = go(open_app(), "data")
+    next(b for b in at.button if b.key == "use_sample_tags").click()
+    at.run()
+    said = texts(at.markdown)
+    assert "**cells** (tags separated by `\\|`, 364 labelled)" in said and "Platelets 201" in said
+    next(b for b in at.button if b.key == "tags_use").click()
+    at.run()
+    assert not at.exception and at.session_state["tl_selections"]["data"]["task"] == "image-columns"
+    run, data = create_columns_run(TrainConfig(data=str(tags), img_size=32, epochs=20), None, None)
+    assert [(t.name, t.kind, t.classes) for t in data.tasks] == [
+        ("cells", "tags", ["Platelets", "RBC", "WBC"])
+    ]
+    assert train_columns_run(Run(run.dir)) == "finished"
+    report = evaluate_columns(Run(run.dir))["tasks"]["cells"]
+    at = go(open_app(run=run.id), "evaluate")
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Mean average precision"] == f"{report['map']:.1%}"
+    assert metrics["F1 over all tags"] == f"{report['micro_f1']:.1%}"
+    per_tag = at.dataframe[0].value
+    assert list(per_tag["tag"]) == ["Platelets", "RBC", "WBC"]
+    assert list(per_tag["threshold"]) == [report["per_tag"][t]["threshold"] for t in per_tag["tag"]]
+    assert "Tags that go together" in texts(at.markdown)

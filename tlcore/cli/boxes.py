@@ -32,17 +32,20 @@ def wants_boxes(args: argparse.Namespace) -> bool:
 def settings_from_args(args: argparse.Namespace) -> tuple[object, object]:
     """(TrainConfig, DetectionSettings) from the train flags."""
     from tlcore.cli import flags
+    from tlcore.models.detector import COCO_DETECTORS
     from tlcore.models.freezing import FreezePlan
     from tlcore.training.config import TrainConfig
     from tlcore.training.detection import DetectionSettings
 
     args.model = args.model or "tf_efficientnet_lite0"  # the bundled backbone
+    coco = args.model in COCO_DETECTORS  # torchvision's whole detector, pretrained on COCO
+    chosen = "coco" if coco and args.weights != "scratch" else None
     plan = FreezePlan.parse(args.freeze)
     trainable = {"features": 0, "full": None}.get(plan.preset, plan.k)
     epochs = flags.epochs(args) if args.epochs is not None else DetectionSettings.epochs
     batch = DEFAULT_BATCH if str(args.batch_size) == "16" else flags.batch_size(args)
     detection = DetectionSettings(
-        model=args.model, weights=flags.weights(args), epochs=epochs, batch_size=batch,
+        model=args.model, weights=chosen or flags.weights(args), epochs=epochs, batch_size=batch,
         lr=float(args.lr) if args.lr else DetectionSettings.lr, long_side=flags.img_size(args),
         trainable_blocks=trainable, augment=args.augment not in (None, "none"),
         seed=flags.seed(args),
@@ -58,7 +61,7 @@ def cmd_train_boxes(args: argparse.Namespace, in_process: Any = None) -> int:
     """``in_process``: under torchrun, ``tlcore.cli.train``'s way of training every rank in
     this process (rank 0 writes the run)."""
     from tlcore.cli import start_and_wait
-    from tlcore.runs.boxes_run import create_boxes_run, result_of
+    from tlcore.runs.boxes_run import create_boxes_run
 
     config, detection = settings_from_args(args)
     if in_process is not None:
@@ -66,17 +69,25 @@ def cmd_train_boxes(args: argparse.Namespace, in_process: Any = None) -> int:
 
         config.nproc = launched_world_size()  # type: ignore[attr-defined]
         return in_process(args, lambda: create_boxes_run(config, detection)[0], False,
-                          lambda run, status, seconds: {**result_of(run),
-                                                        "seconds": round(seconds, 2)})  # fmt: skip
+                          boxes_result)  # fmt: skip
     started = time.monotonic()
     run, _, report = create_boxes_run(config, detection)  # type: ignore[arg-type]
     status = start_and_wait(run, list(report), args)
     if status is None:  # detached
         return 0
-    result = {**result_of(run), "seconds": round(time.monotonic() - started, 2)}
+    result = boxes_result(run, status, time.monotonic() - started)
     if args.json:
         print_json(result)
     return 1 if status["state"] == "failed" else 0
+
+
+def boxes_result(run: Run, status: dict[str, Any], seconds: float | None = None) -> dict[str, Any]:
+    """The final JSON of ``tlcore train`` and ``tlcore resume`` (torchrun or not) for a
+    detection run: map50, map, per-class AP and seconds (``tlcore.cli.train``'s
+    ``result_of``)."""
+    from tlcore.runs.boxes_run import result_of
+
+    return {**result_of(run), "seconds": None if seconds is None else round(seconds, 2)}
 
 
 def cmd_predict_boxes(run: Run, args: argparse.Namespace) -> int:

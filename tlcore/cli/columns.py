@@ -118,3 +118,34 @@ def cmd_evaluate_columns(run: Run, args: argparse.Namespace) -> int:
                            if isinstance(v, float))  # fmt: skip
         print(printable(f"{name}: {scores}"))
     return 0
+
+
+def cmd_compare_columns(args: argparse.Namespace) -> int:
+    """``tlcore compare --data labels.csv [--tasks a,b] [--group g]``: one shared model against
+    a model per column and the logistic-regression reference, per task, and the finding in
+    words (``tlcore.lab.columns_compare``). compare's defaults for photo labels (5 epochs,
+    lr 0.001) mean the heads' own (60 epochs, lr 0.002) here."""
+    from tlcore.cli import flags
+    from tlcore.lab.columns_compare import METRIC_WORDS, WAYS, compare_columns
+
+    tasks = [t.strip() for t in args.tasks.split(",") if t.strip()] if args.tasks else None
+    epochs = 60 if str(args.epochs) == "5" else flags.epochs(args)
+    lr = 2e-3 if str(args.lr) == "0.001" else flags.bounded(args, "lr")
+    seeds = flags.number(args, "seeds", int, lambda v: 1 <= v <= 20, "from 1 to 20")
+    args.model = args.model or "tf_efficientnet_lite0"
+    result = compare_columns(args.data, tasks, args.group or None, model=args.model,
+                             weights=flags.weights(args), img_size=flags.img_size(args) or 224,
+                             epochs=epochs, lr=lr, seed=flags.seed(args), seeds=seeds,
+                             val_fraction=flags.bounded(args, "val_fraction"), device=args.device,
+                             progress=None if args.json else print)  # fmt: skip
+    if args.json:
+        print_json({**result, "task": f"{result['modality']}-columns"})
+        return 0
+    for name, row in result["tasks"].items():
+        metric = row["metric"]
+        said = "  ".join(f"{way} {row[way].get(metric):.3f}" for way in WAYS
+                         if row[way].get(metric) is not None)  # fmt: skip
+        gap = "" if row["gain"] is None else f"  gain {row['gain']:+.3f} ± {row['spread']:.3f}"
+        print(printable(f"{name} ({METRIC_WORDS[metric]}): {said}{gap}"))
+    print(printable(result["answer"]))
+    return 0

@@ -37,6 +37,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="share held out for validation when there is no val/ folder (default 0.2)")  # fmt: skip
     p.add_argument("--only", default="abcde", metavar="KEYS",
                    help="which of a-e to run, e.g. 'ab' (default all five)")  # fmt: skip
+    p.add_argument("--tasks", default=None, metavar="A,B",
+                   help="a table of labels: one shared model against a model per column")  # fmt: skip
+    p.add_argument("--group", default=None, metavar="COLUMN",
+                   help="a table of labels: the column whose groups stay on one side of the split")  # fmt: skip
+    p.add_argument("--seeds", default="3", metavar="N",
+                   help="a table of labels: training seeds behind the spread (default 3)")  # fmt: skip
     flags.add_device(p)
     flags.add_json(p)
     p.set_defaults(func=cmd_compare)
@@ -86,6 +92,10 @@ def cmd_compare(args: argparse.Namespace) -> int:
         from tlcore.cli.box_compare import cmd_compare_boxes
 
         return cmd_compare_boxes(args)
+    from tlcore.cli.columns import cmd_compare_columns, wants_columns
+
+    if wants_columns(args):  # several label columns: shared vs one model per column
+        return cmd_compare_columns(args)
     from tlcore.lab.compare import Experiment
 
     experiment = Experiment.create(base_config(args), keys=str(args.only).strip().lower())

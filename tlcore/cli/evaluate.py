@@ -69,7 +69,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _task_commands() -> dict[str, dict[str, Any]]:
     """The commands of the tasks whose runs answer in their own shape (not one label)."""
-    from tlcore.cli.boxes import cmd_evaluate_boxes, cmd_predict_boxes
+    from tlcore.cli.boxes import boxes_result, cmd_evaluate_boxes, cmd_predict_boxes
     from tlcore.cli.columns import (
         cmd_evaluate_columns,
         cmd_predict_columns,
@@ -78,7 +78,8 @@ def _task_commands() -> dict[str, dict[str, Any]]:
 
     return {"image-columns": {"predict": cmd_predict_columns, "evaluate": cmd_evaluate_columns},
             "text-columns": {"predict": cmd_predict_text_columns, "evaluate": cmd_evaluate_columns},
-            "image-boxes": {"predict": cmd_predict_boxes, "evaluate": cmd_evaluate_boxes}}  # fmt: skip
+            "image-boxes": {"predict": cmd_predict_boxes, "evaluate": cmd_evaluate_boxes,
+                            "result": boxes_result}}  # fmt: skip
 
 
 def command_for_run(source: str, verb: str) -> tuple[Any, Any]:

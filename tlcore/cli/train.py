@@ -292,16 +292,17 @@ def print_estimate(config: TrainConfig, args: argparse.Namespace) -> int:
     return 0
 
 
-def _finish(run: Run, args: argparse.Namespace, started: float) -> int:
-    """Follow the worker (unless --detach) and report the final metrics."""
+def _finish(run: Run, args: argparse.Namespace, started: float, result_of: Any = None) -> int:
+    """Follow the worker (unless --detach) and report the final metrics (``result_of``: a
+    task's own final JSON, as in ``_train_in_process``)."""
     if args.detach:
         if args.json:
             print_json({"run_dir": str(run.dir), "id": run.id, "state": run.status()["state"]})
         return 0
     status = follow(run)
-    result = run_result(run, status, seconds=time.monotonic() - started)
+    result = (result_of or run_result)(run, status, seconds=time.monotonic() - started)
     print(f"{result['state']}: {status.get('message', '')}", flush=True)
-    if result["val_accuracy"] is not None:
+    if result.get("val_accuracy") is not None:
         print(f"epochs {result['epochs']}  val accuracy {result['val_accuracy']:.3f}  "
               f"best {result['best_val_accuracy']:.3f}  {result['seconds']:.1f} s", flush=True)  # fmt: skip
     if args.json:
@@ -554,12 +555,16 @@ def _train_in_process(args: argparse.Namespace, prepare: Any, resume: bool,
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
+    from tlcore.cli.evaluate import command_for_run
+
+    _, result_of = command_for_run(args.run, "result")  # a task's own final JSON (boxes)
     if under_torchrun():
-        return _train_in_process(args, lambda: Run.open(args.run).resume(spawn=False), resume=True)
+        return _train_in_process(args, lambda: Run.open(args.run).resume(spawn=False),
+                                 resume=True, result_of=result_of)  # fmt: skip
     started = time.monotonic()
     run = Run.open(args.run).resume()
     print(f"resuming {run.dir}", flush=True)
-    return _finish(run, args, started)
+    return _finish(run, args, started, result_of)
 
 
 def cmd_lr_find(args: argparse.Namespace) -> int:

@@ -1,8 +1,10 @@
 """Photos with boxes, read from the common formats: Pascal VOC XML, COCO JSON, YOLO txt and a
 CSV (``image,xmin,ymin,xmax,ymax,label``), found automatically in a folder.
 
-A small reader rather than ``supervision``'s loaders: supervision 0.31 pulls in av, matplotlib,
-scipy, requests and pydeprecate for four file formats we read in ~300 lines. Annotation files
+A small reader rather than ``supervision``'s loaders: measured with ``pip download
+supervision`` (0.31.2), it adds 36.4 MB of wheels to this install (av, a video decoder, is
+35.7 MB of them; pydeprecate, defusedxml and itself the rest) for four file formats we read
+in ~300 lines. Annotation files
 are hostile input: XML is parsed with the standard library's expat after refusing any
 ``<!DOCTYPE``/``<!ENTITY`` (no entity expansion, no external entities) and with a size cap;
 JSON and CSV have size caps too. Every box that cannot be used is clipped or dropped with one

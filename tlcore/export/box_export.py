@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 def build_box_export(fmt: str, run: Run, checkpoint: str, stage: Path,
                      steps: Steps) -> tuple[Path, BoxCheck | None, dict[str, Any]]:  # fmt: skip
     """Write ``fmt`` ("bundle" or "onnx") of ``run`` inside ``stage``; (path, check, details)."""
+    from tlcore.models.detector import anchors_meta
     from tlcore.runs.boxes_run import load_detector
 
     if fmt == "bundle":
@@ -31,7 +32,7 @@ def build_box_export(fmt: str, run: Run, checkpoint: str, stage: Path,
     images = check_photos(run, size)
     meta = {**box_metadata(run, checkpoint), "input": "image: float32 [3, height, width], RGB "
             "in [0, 1], resized to size (height, width)",
-            "anchor_sizes": [int(s[0]) for s in model.rpn.anchor_generator.sizes]}  # fmt: skip
+            **anchors_meta(model)}  # fmt: skip
     steps.start("writing the ONNX file and checking it against PyTorch")
     path = stage / "model.onnx"
     return path, export_box_onnx(model, images, path, meta), {}

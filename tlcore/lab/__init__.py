@@ -2,5 +2,6 @@
 
 Owns the five-way comparison (``compare``), the prototype few-shot classifier and its
 curve (``fewshot``), the transfer-learning ladder of each task (``ladder``), domain
-adaptation pairs (``adaptation_runs``) and the shifted demo target domain (``domain_shift``).
+adaptation pairs (``adaptation_runs``), the shifted demo target domain (``domain_shift``) and
+one shared model against a model per label column (``columns_compare``).
 """

@@ -114,6 +114,38 @@ def _parse_meta(raw: bytes, label: str) -> Any:
     raise ModelError(f"{label} cannot be read as a tlcore bundle: {BUNDLE_META}: {why}.")
 
 
+def bundle_meta(path: str | Path) -> dict[str, Any]:
+    """A bundle's ``tlcore.json`` alone, whatever its format (a label, text, columns or
+    detector bundle), so ``tlcore.load`` can pick the task's reader from its ``task``."""
+    path = Path(str(path))
+    label = str(path)
+    try:
+        if path.is_dir():
+            meta_file = path / BUNDLE_META
+            if meta_file.is_file() and meta_file.stat().st_size <= MAX_META_BYTES:
+                raw = meta_file.read_bytes()
+            else:
+                raise ModelError(f"{label} is not a tlcore bundle: no usable {BUNDLE_META}.")
+        else:
+            with zipfile.ZipFile(path) as zf:
+                prefix = _zip_prefix(zf.namelist())
+                if prefix is None:
+                    raise ModelError(
+                        f"{label} is a zip without {BUNDLE_META}: not a tlcore bundle."
+                    )
+                check_archive(zf, path.name, path.stat().st_size)
+                raw = read_member_safely(zf, prefix + BUNDLE_META, max_bytes=MAX_META_BYTES)
+    except ArchiveError as exc:
+        raise ModelError(f"{label} was refused as a bundle: {exc}") from None
+    except (OSError, ValueError, zipfile.BadZipFile) as exc:
+        raise ModelError(f"{label} cannot be read as a tlcore bundle ({exc}).") from None
+    meta = _parse_meta(raw, label)
+    if not isinstance(meta, dict):
+        raise ModelError(f"{label} is not a usable tlcore bundle: its {BUNDLE_META} is not "
+                         "a tlcore bundle description.")  # fmt: skip
+    return meta
+
+
 def read_bundle(path: str | Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
     """(tlcore.json contents, weights) of a bundle folder or .zip; ModelError if it is not one.
     The class list is checked against the weights' shapes before anything is built."""

@@ -48,6 +48,12 @@ def _text_bundle(bundle: str | Path, device: str) -> TextPredictor:
     return TextPredictor.from_text_bundle(bundle, device=device)
 
 
+def _boxes_bundle(bundle: str | Path, device: str) -> Any:
+    from tlcore.results.box_predict import BoxPredictor
+
+    return BoxPredictor.from_bundle(bundle, device=device)
+
+
 def _columns_bundle(bundle: str | Path, device: str) -> Any:
     from tlcore.results.columns_predict import ColumnsPredictor
 
@@ -58,20 +64,15 @@ def _columns_bundle(bundle: str | Path, device: str) -> Any:
 class ResultsTask:
     """``model_input`` turns a manifest item into what the Predictor reads (a photo's path,
     a text's sentence); ``predictor`` wraps a trained model (model, classes, TrainConfig,
-    source, device); ``has_unknown`` says whether "none of these" is measured for it."""
+    source, device); ``has_unknown`` says whether "none of these" is measured for it;
+    ``best_is`` says which epoch the "best" checkpoint is (the Evaluate/Predict pages' words)."""
 
     model_input: Callable[[Any], str]
     predictor: Callable[[Any, list[str], Any, str, str], Any]
     load_bundle: Callable[[str | Path, str], Any]  # an exported bundle's Predictor (path, device)
     has_unknown: bool
     items: str
-
-
-def _answered_elsewhere(message: str) -> ResultsTask:
-    """A photo task whose runs answer in their own shape (``tlcore.runs``), not as a
-    one-label Predictor or bundle yet."""
-    return ResultsTask(model_input=lambda item: item.path, predictor=refused(message),
-                       load_bundle=refused(message), has_unknown=False, items="photos")  # fmt: skip
+    best_is: str = "highest validation accuracy"
 
 
 RESULTS_TASKS: dict[str, ResultsTask] = {
@@ -111,10 +112,17 @@ RESULTS_TASKS: dict[str, ResultsTask] = {
         has_unknown=False,
         items="texts",
     ),
-    "image-boxes": _answered_elsewhere(
-        "A detection run draws boxes on the Predict page or with `tlcore predict RUN PHOTO`, "
-        "and is scored by `tlcore evaluate RUN` (tlcore.runs.boxes_run, "
-        "tlcore.results.box_evaluation); it has no single-label Predictor."
+    "image-boxes": ResultsTask(  # a run draws boxes through tlcore.runs.boxes_run
+        model_input=lambda item: item.path,
+        predictor=refused(
+            "A detection run draws boxes on the Predict page or with `tlcore predict RUN "
+            "PHOTO`, and is scored by `tlcore evaluate RUN` (tlcore.runs.boxes_run, "
+            "tlcore.results.box_evaluation); it has no single-label Predictor."
+        ),  # fmt: skip
+        load_bundle=_boxes_bundle,  # a detector bundle: tlcore.results.box_predict
+        has_unknown=False,
+        items="photos",
+        best_is="highest validation mAP@0.5",
     ),
 }
 

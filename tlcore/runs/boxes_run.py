@@ -19,12 +19,13 @@ import os
 from collections import Counter
 from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 
 from tlcore.data.box_report import box_report, training_size
 from tlcore.data.boxes import Box, BoxData, BoxedPhoto, read_boxes
+from tlcore.data.progress import Progress
 from tlcore.errors import DataError, RunError
 from tlcore.results.box_evaluation import (
     DEFAULT_THRESHOLD,
@@ -35,6 +36,7 @@ from tlcore.results.box_evaluation import (
     read_scores,
     write_scores,
 )
+from tlcore.results.box_predict import detect
 from tlcore.runs.checkpoint_model import checkpoint_stamp
 from tlcore.runs.files import (
     append_event,
@@ -47,9 +49,6 @@ from tlcore.runs.run import Run, package_versions
 from tlcore.training.config import TrainConfig
 from tlcore.training.detection import DetectionSettings, DetectionTrainer
 
-if TYPE_CHECKING:
-    from PIL import Image
-
 BOXES = {"modality": "image", "target": "boxes"}
 BOXES_FILE = "boxes.json"
 SCORES_FILE = "box-scores-{checkpoint}.json"
@@ -61,10 +60,12 @@ PASSES: Counter[str] = Counter()
 def create_boxes_run(config: TrainConfig, settings_: DetectionSettings) -> tuple[Run, BoxData, list[str]]:  # fmt: skip
     """Read the boxes (``config.data``), write the run directory; nothing trains yet. A
     person with too many runs waiting is refused in words first (``tlcore.runs.limits``)."""
+    from tlcore.models.detector import check_detector_weights
     from tlcore.runs.limits import check_queue
     from tlcore.runs.run import active_runs
 
     check_queue(config.owner, len(active_runs(config.owner)))
+    check_detector_weights(settings_.model, settings_.weights)  # COCO's: here or reachable
     data = read_boxes(config.data, val_fraction=config.val_fraction, seed=config.seed)
     report = box_report(data, training_size(data, settings_.long_side))
     run = Run.new_folder(config)
@@ -105,12 +106,21 @@ class BoxesRecorder:
         if self.run.stop_path.exists():
             trainer.request_stop(f"Stopped by request at step {trainer.step}.")
 
+    def on_embed_progress(self, trainer: DetectionTrainer, progress: Progress) -> None:
+        """The fast path's one pass, "k of N photos" with the time left, kept in the status
+        as classification's embedding pass is (``embedding``: the page and CLI draw its bar)."""
+        words = (f"{progress.text()}." if progress.done < progress.total else
+                 f"Training epoch {trainer.epoch + 1} of {trainer.settings.epochs}.")  # fmt: skip
+        self.run.write_status("running", pid=self.pid, epoch=trainer.epoch, message=words,
+                              embedding=progress.to_dict())  # fmt: skip
+
     def on_epoch_end(self, trainer: DetectionTrainer, event: dict[str, Any]) -> None:
         append_event(self.run.metrics_path, {"time": now_iso(), **event})
         save(self.run, "last", trainer)
         if event["is_best"]:
             save(self.run, "best", trainer)
         self.run.write_status("running", pid=self.pid, epoch=event["epoch"], step=trainer.step,
+                              embedding=None,
                               message=f"Finished epoch {event['epoch']} of "
                               f"{trainer.settings.epochs}: mAP@0.5 {event['map50']:.3f}.")  # fmt: skip
 
@@ -198,26 +208,6 @@ def load_detector(run: Run, checkpoint: str = "best") -> tuple[torch.nn.Module, 
     )
     model.load_state_dict(weights)
     return model.eval(), data.classes, size
-
-
-def detect(model: torch.nn.Module, classes: list[str], size: tuple[int, int],
-           image: Image.Image, min_score: float = 0.5) -> list[dict[str, Any]]:  # fmt: skip
-    """The boxes ``model`` finds in ``image`` (a PIL photo), [{label, score, xmin, ymin, xmax,
-    ymax}] in the photo's own pixels, best first."""
-    from PIL import Image as PILImage
-    from torchvision.transforms.functional import pil_to_tensor
-
-    from tlcore.training.detection import detections_of
-
-    width, height = image.size
-    resized = image.convert("RGB").resize((size[1], size[0]), PILImage.BILINEAR)
-    found = detections_of(model, pil_to_tensor(resized).float() / 255)
-    sx, sy = width / size[1], height / size[0]
-    return [{"label": classes[int(label) - 1], "score": round(float(score), 4),
-             "xmin": round(float(b[0]) * sx, 1), "ymin": round(float(b[1]) * sy, 1),
-             "xmax": round(float(b[2]) * sx, 1), "ymax": round(float(b[3]) * sy, 1)}
-            for b, score, label in zip(found["boxes"], found["scores"], found["labels"],
-                                       strict=True) if float(score) >= min_score]  # fmt: skip
 
 
 def predict_boxes(run: Run, paths: list[str], min_score: float = 0.5,

@@ -37,9 +37,10 @@ def load_model(
     from tlcore.results.bundle_format import is_bundle
 
     if isinstance(source, str | Path) and is_bundle(source):
-        from tlcore.results.bundle_format import read_bundle
+        from tlcore.results.bundle_format import bundle_meta
 
-        task = bundle_task(read_bundle(source)[0])  # a photo or a text model, or a newer task
+        # a photo or text model, label columns or a detector: its task's reader loads it
+        task = bundle_task(bundle_meta(source))
         return results_task(task).load_bundle(source, device)
     run = source if isinstance(source, Run) else Run.open(source)
     return load_predictor(run, checkpoint=checkpoint, device=device)

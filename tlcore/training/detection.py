@@ -19,7 +19,7 @@ import math
 import random
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import torch
@@ -27,9 +27,12 @@ from torch import nn
 
 from tlcore.data.box_report import box_sides, training_size
 from tlcore.data.boxes import BoxData, BoxedPhoto
+from tlcore.data.progress import Tracker
 from tlcore.training import distributed
 
 LOSS_PARTS = ("loss_objectness", "loss_rpn_box_reg", "loss_classifier", "loss_box_reg")
+FEATURE_BATCH = 8  # photos through the frozen backbone at once (the fast path's one pass)
+FEATURE_WORDS = "Computing the backbone's feature maps once (fast path)"
 
 
 @dataclass
@@ -76,7 +79,9 @@ class Prepared:
 
 class DetectionTrainer:
     """``fit()`` trains for ``settings.epochs``; ``callbacks`` hear ``on_epoch_end(trainer,
-    event)`` and ``on_step_end(trainer, event)`` and may call ``request_stop``."""
+    event)``, ``on_step_end(trainer, event)`` and, on the fast path's one pass over the
+    photos, ``on_embed_progress(trainer, progress)`` (a ``Progress``), and may call
+    ``request_stop``."""
 
     def __init__(self, settings: DetectionSettings, data: BoxData,
                  callbacks: list[Any] | None = None) -> None:  # fmt: skip
@@ -114,33 +119,41 @@ class DetectionTrainer:
         self.embed_seconds = 0.0
 
     # --- the data ----------------------------------------------------------------------
-    def _prepare(self, photos: list[BoxedPhoto]) -> Prepared:
+    def _prepare(self, photos: list[BoxedPhoto], tracker: Tracker | None = None) -> Prepared:
+        """The photos at the training size with their targets; on the fast path the
+        backbone's feature maps instead of the pixels, ``tracker`` counting the photos."""
         label_of = {c: i + 1 for i, c in enumerate(self.classes)}  # 0 is the background
         prepared = Prepared([], [])
-        for photo in photos:
-            image, target = photo_tensor(photo, self.size)
-            target["labels"] = torch.tensor([label_of[b.label] for b in photo.boxes],
-                                            dtype=torch.int64)  # fmt: skip
-            prepared.images.append(image)
-            prepared.targets.append(target)
-        if self.fast_path:
-            started = time.monotonic()
-            body = self.model.backbone.body.eval()
-            mean, std = self.model.transform.image_mean, self.model.transform.image_std
-            norm = (torch.tensor(mean).view(3, 1, 1), torch.tensor(std).view(3, 1, 1))
-            with torch.no_grad():
-                for i in range(0, len(prepared.images), 8):
-                    batch = (torch.stack(prepared.images[i : i + 8]) - norm[0]) / norm[1]
-                    levels = body(batch)
-                    for j in range(batch.shape[0]):
-                        prepared.features.append([f[j].half() for f in levels])
-            prepared.images = []  # the pixels are not needed again
-            self.embed_seconds += time.monotonic() - started
+        body = self.model.backbone.body.eval() if self.fast_path else None
+        mean, std = self.model.transform.image_mean, self.model.transform.image_std
+        norm = (torch.tensor(mean).view(3, 1, 1), torch.tensor(std).view(3, 1, 1))
+        for start in range(0, len(photos), FEATURE_BATCH):
+            images = []
+            for photo in photos[start : start + FEATURE_BATCH]:
+                image, target = photo_tensor(photo, self.size)
+                target["labels"] = torch.tensor([label_of[b.label] for b in photo.boxes],
+                                                dtype=torch.int64)  # fmt: skip
+                images.append(image)
+                prepared.targets.append(target)
+            if body is None:
+                prepared.images.extend(images)
+            else:  # the pixels are not needed again: only the feature maps are kept
+                started = time.monotonic()
+                with torch.no_grad():
+                    levels = body((torch.stack(images) - norm[0]) / norm[1])
+                if isinstance(levels, dict):  # a torchvision detector's body names them
+                    levels = list(levels.values())
+                prepared.features.extend([f[j].half() for f in levels] for j in range(len(images)))
+                self.embed_seconds += time.monotonic() - started
+            if tracker is not None:
+                tracker.advance(len(images))
         return prepared
 
     def _forward(self, prepared: Prepared, idx: list[int], train: bool) -> Any:
         """Losses (training) or detections (eval) for the photos ``idx``."""
         from torchvision.models.detection.image_list import ImageList
+
+        from tlcore.models.detector import pyramid
 
         targets = [prepared.targets[i] for i in idx] if train else None
         if not self.fast_path:
@@ -148,8 +161,9 @@ class DetectionTrainer:
             if train and self.settings.augment:
                 images, targets = _flip(images, targets)
             return self.model(images, targets)
-        levels = [torch.stack([prepared.features[i][k] for i in idx]) for k in range(3)]
-        features = self.model.backbone.pyramid(levels)
+        levels = [torch.stack([prepared.features[i][k] for i in idx])
+                  for k in range(len(prepared.features[idx[0]]))]  # fmt: skip
+        features = pyramid(self.model.backbone, levels)
         h, w = self.size
         images = ImageList(torch.empty(len(idx), 3, h, w), [(h, w)] * len(idx))
         proposals, rpn_losses = self.model.rpn(images, features, targets)
@@ -160,7 +174,13 @@ class DetectionTrainer:
     # --- the loop ----------------------------------------------------------------------
     def fit(self) -> str:
         s = self.settings
-        train, val = self._prepare(self.train_photos), self._prepare(self.val_photos)
+        tracker = None
+        if self.fast_path:  # "k of N photos" and the time left, heard by on_embed_progress
+            tracker = Tracker(FEATURE_WORDS, len(self.train_photos) + len(self.val_photos),
+                              lambda p: self._tell("on_embed_progress", replace(p, unit="photos")),
+                              every_s=0.5)  # fmt: skip
+        train = self._prepare(self.train_photos, tracker)
+        val = self._prepare(self.val_photos, tracker)
         total_steps = s.epochs * self.steps_per_epoch
         warmup = min(100, total_steps // 5)
         rng = random.Random(s.seed)
