@@ -10,22 +10,11 @@ import shutil
 from pathlib import Path
 
 import pytest
+from bccd_folders import BCCD, NAMES, voc_folder
 
 from tlcore.data.box_report import box_report, training_size
 from tlcore.data.boxes import MAX_BOXES_PER_PHOTO, box_format, read_boxes
 from tlcore.errors import DataError
-
-BCCD = Path(__file__).resolve().parents[1] / "assets" / "bccd"
-NAMES = [f"BloodImage_{i:05d}" for i in (0, 1, 2, 3, 4, 5, 6, 7)]
-
-
-def _voc(folder: Path, names: list[str] = NAMES) -> Path:
-    (folder / "Annotations").mkdir(parents=True)
-    (folder / "JPEGImages").mkdir()
-    for name in names:
-        shutil.copy(BCCD / "JPEGImages" / f"{name}.jpg", folder / "JPEGImages")
-        shutil.copy(BCCD / "Annotations" / f"{name}.xml", folder / "Annotations")
-    return folder
 
 
 def _boxes(data) -> dict[str, list[tuple]]:
@@ -42,7 +31,7 @@ def _photos_only(folder: Path, names: list[str] = NAMES) -> Path:
 
 @pytest.fixture(scope="module")
 def voc(tmp_path_factory) -> Path:
-    return _voc(tmp_path_factory.mktemp("voc"))
+    return voc_folder(tmp_path_factory.mktemp("voc"))
 
 
 def test_the_four_formats_read_to_the_same_boxes(voc, tmp_path):

@@ -15,21 +15,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from bccd_folders import BCCD, NAMES, voc_folder
 
 from tlcore.errors import ModelError
 
-BCCD = Path(__file__).resolve().parents[1] / "assets" / "bccd"
-NAMES = [f"BloodImage_{i:05d}" for i in range(8)]
 PHOTO = BCCD / "JPEGImages" / "BloodImage_00010.jpg"
-
-
-def _voc(folder: Path, names: list[str] = NAMES) -> Path:
-    (folder / "Annotations").mkdir(parents=True)
-    (folder / "JPEGImages").mkdir()
-    for name in names:
-        shutil.copy(BCCD / "JPEGImages" / f"{name}.jpg", folder / "JPEGImages")
-        shutil.copy(BCCD / "Annotations" / f"{name}.xml", folder / "Annotations")
-    return folder
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +27,7 @@ def runs_dir(tmp_path_factory) -> Path:
     """The module's runs folder, holding the one trained run (tests/test_detection.py's settings)."""
     from tlcore.cli import main
 
-    voc, runs = _voc(tmp_path_factory.mktemp("voc")), tmp_path_factory.mktemp("runs")
+    voc, runs = voc_folder(tmp_path_factory.mktemp("voc")), tmp_path_factory.mktemp("runs")
     out = io.StringIO()
     with pytest.MonkeyPatch.context() as mp, contextlib.redirect_stdout(out):
         mp.setenv("TLCORE_RUNS_DIR", str(runs))
@@ -253,7 +243,7 @@ def test_a_coco_detector_offline_is_one_line_and_its_head_is_replaced(tmp_path, 
 
     monkeypatch.setattr(socket, "create_connection", unreachable)
     monkeypatch.setenv("TLCORE_RUNS_DIR", str(tmp_path / "runs"))
-    voc = _voc(tmp_path / "voc", NAMES[:2])
+    voc = voc_folder(tmp_path / "voc", NAMES[:2])
     assert main(["train", "--data", str(voc), "--model", name, "--epochs", "1"]) == 2
     [line] = capsys.readouterr().err.strip().splitlines()
     assert "need the internet once" in line and "local torch hub cache" in line
@@ -309,7 +299,7 @@ def test_torchrun_trains_a_detection_run_with_two_gloo_processes(tmp_path):
     import os
     import subprocess
 
-    voc = _voc(tmp_path / "voc", NAMES[:6])
+    voc = voc_folder(tmp_path / "voc", NAMES[:6])
     env = {**os.environ, "TLCORE_RUNS_DIR": str(tmp_path / "runs")}
     proc = subprocess.run([*TORCHRUN, "-m", "tlcore", *TRAIN, "--data", str(voc)], env=env,
                           capture_output=True, text=True, timeout=180)  # fmt: skip
@@ -321,7 +311,7 @@ def test_compare_trains_the_detector_from_scratch_frozen_and_fine_tuned(tmp_path
     from tlcore.cli import main
     from tlcore.runs.run import Run
 
-    voc = _voc(tmp_path / "voc", NAMES[:6])
+    voc = voc_folder(tmp_path / "voc", NAMES[:6])
     code = main(["compare", "--data", str(voc), "--epochs", "1", "--img-size", "64",
                  "--batch-size", "2", "--device", "cpu", "--json"])  # fmt: skip
     out = capsys.readouterr().out.strip().splitlines()
@@ -353,7 +343,7 @@ def test_a_fine_tuned_backbone_takes_smaller_steps_than_the_heads(tmp_path):
     from tlcore.data.boxes import read_boxes
     from tlcore.training.detection import DetectionSettings, DetectionTrainer
 
-    data = read_boxes(_voc(tmp_path / "voc", NAMES[:4]))
+    data = read_boxes(voc_folder(tmp_path / "voc", NAMES[:4]))
     common = dict(epochs=1, long_side=64, trainable_blocks=None)
     tuned = DetectionTrainer(DetectionSettings(**common), data)
     body = {id(p) for p in tuned.model.backbone.body.parameters()}

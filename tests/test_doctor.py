@@ -168,7 +168,8 @@ def test_cli_doctor_json_and_versions(planted, capsys, monkeypatch):
     assert "neither a dataset folder" in capsys.readouterr().err
 
 
-def test_doctor_page_relabels_into_a_new_version(planted, monkeypatch):
+def doctor_page(planted, monkeypatch):
+    """The Doctor page on the planted clothes, with the warm embedding cache."""
     from streamlit.testing.v1 import AppTest
 
     monkeypatch.setenv("TLCORE_RUNS_DIR", str(planted["runs"]))  # the warm embedding cache
@@ -180,7 +181,12 @@ def test_doctor_page_relabels_into_a_new_version(planted, monkeypatch):
         "data_version": None,
     }  # fmt: skip
     at.run()
-    at.switch_page("pages/doctor.py").run()
+    return at.switch_page("pages/doctor.py").run()
+
+
+def test_doctor_page_relabels_into_a_new_version(planted, monkeypatch):
+
+    at = doctor_page(planted, monkeypatch)
     assert not at.exception, [e.value for e in at.exception]
     next(b for b in at.button if b.label == "Check the photos").click().run()
     assert not at.exception, [e.value for e in at.exception]
@@ -266,21 +272,11 @@ def test_the_doctor_says_how_many_it_found_and_shows_the_rest_keeping_decisions(
     planted, monkeypatch
 ):
     """The page used to show 24 of 66 pairs with no word about the other 42."""
-    from streamlit.testing.v1 import AppTest
 
     from appkit import shown_more
 
     monkeypatch.setattr(shown_more, "PAGE", 1)  # one per press: planted holds several pairs
-    monkeypatch.setenv("TLCORE_RUNS_DIR", str(planted["runs"]))  # the warm embedding cache
-    at = AppTest.from_file(APP, default_timeout=120)
-    at.session_state["tl_selections"] = {
-        "data": {"kind": "folder", "source": str(planted["data"]), "label": "clothes"},
-        "val_fraction": 0.2, "seed": 0, "model": "tf_efficientnet_lite0", "weights": "bundled",
-        "freeze": {"preset": "features"}, "train": {"img_size": IMG_SIZE}, "run_id": None,
-        "data_version": None,
-    }  # fmt: skip
-    at.run()
-    at.switch_page("pages/doctor.py").run()
+    at = doctor_page(planted, monkeypatch)
     next(b for b in at.button if b.label == "Check the photos").click().run()
     assert not at.exception, [e.value for e in at.exception]
     pairs = len(at.session_state["tl_doctor_report"][1].near_duplicates)
@@ -302,20 +298,10 @@ def test_the_doctor_says_how_many_it_found_and_shows_the_rest_keeping_decisions(
 
 def test_a_weak_suggestion_is_not_offered_as_a_relabel_and_says_it_is_unsure(planted, monkeypatch):
     """A clear lily-of-the-valley photo was offered "Relabel as iris" at 8 % vs 23 %."""
-    from streamlit.testing.v1 import AppTest
 
     import tlcore.results.doctor
 
-    monkeypatch.setenv("TLCORE_RUNS_DIR", str(planted["runs"]))  # the warm embedding cache
-    at = AppTest.from_file(APP, default_timeout=120)
-    at.session_state["tl_selections"] = {
-        "data": {"kind": "folder", "source": str(planted["data"]), "label": "clothes"},
-        "val_fraction": 0.2, "seed": 0, "model": "tf_efficientnet_lite0", "weights": "bundled",
-        "freeze": {"preset": "features"}, "train": {"img_size": IMG_SIZE}, "run_id": None,
-        "data_version": None,
-    }  # fmt: skip
-    at.run()
-    at.switch_page("pages/doctor.py").run()
+    at = doctor_page(planted, monkeypatch)
     next(b for b in at.button if b.label == "Check the photos").click().run()
     issues = at.session_state["tl_doctor_report"][1].label_issues
     strong = [i for i in issues if i.suggested_probability >= 0.5]

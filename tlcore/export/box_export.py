@@ -12,12 +12,12 @@ from tlcore.export.box_onnx import check_photos, export_box_onnx
 
 if TYPE_CHECKING:
     from tlcore.data.progress import Steps
-    from tlcore.export.box_onnx import BoxCheck
+    from tlcore.export.graph_export import FormatCheck
     from tlcore.runs.run import Run
 
 
 def build_box_export(fmt: str, run: Run, checkpoint: str, stage: Path,
-                     steps: Steps) -> tuple[Path, BoxCheck | None, dict[str, Any]]:  # fmt: skip
+                     steps: Steps) -> tuple[Path, FormatCheck | None, dict[str, Any]]:  # fmt: skip
     """Write ``fmt`` ("bundle" or "onnx") of ``run`` inside ``stage``; (path, check, details)."""
     from tlcore.models.detector import anchors_meta
     from tlcore.runs.boxes_run import load_detector

@@ -21,11 +21,11 @@ from __future__ import annotations
 import json
 import time
 import warnings
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tlcore.errors import DataError, ModelError
+from tlcore.export.graph_export import FormatCheck
 
 if TYPE_CHECKING:
     import numpy as np
@@ -41,29 +41,6 @@ MIN_SCORE = 0.05  # torchvision's box_score_thresh: nothing below it comes out o
 CHECK_PHOTOS = 6
 OUTPUTS = ("boxes", "scores", "labels")
 METADATA_KEY = "tlcore.json"
-
-
-@dataclass
-class BoxCheck:
-    """How closely the ONNX detector finds PyTorch's boxes (the keys of
-    ``graph_export.FormatCheck``, so the page and the CLI show it the same way)."""
-
-    format: str
-    runtime: str
-    images: int
-    batch_sizes: list[int]
-    max_abs_diff: float  # the largest score difference of matched boxes
-    tolerance: float
-    same_top_class: bool  # every box found again
-    passed: bool
-    seconds: float
-    summary: str = ""
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    def text(self) -> str:
-        return self.summary
 
 
 def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -101,7 +78,7 @@ def unmatched(ref: dict[str, np.ndarray], got: dict[str, np.ndarray]) -> tuple[i
 
 
 def compare_detections(pairs: list[tuple[dict[str, np.ndarray], dict[str, np.ndarray]]],
-                       seconds: float, size: tuple[int, int]) -> BoxCheck:  # fmt: skip
+                       seconds: float, size: tuple[int, int]) -> FormatCheck:  # fmt: skip
     """(PyTorch, ONNX Runtime) detections per photo → the check, both ways round."""
     missing = compared = 0
     worst_diff, worst_iou = 0.0, 1.0
@@ -121,7 +98,7 @@ def compare_detections(pairs: list[tuple[dict[str, np.ndarray], dict[str, np.nda
         said = (f"ONNX Runtime does NOT find the same boxes as PyTorch {where}: {missing} of "
                 f"{compared} boxes have no counterpart of the same class with IoU at least "
                 f"{IOU_MIN} and a score within {SCORE_TOLERANCE}, so the file is not offered.")  # fmt: skip
-    return BoxCheck(format="onnx", runtime="ONNX Runtime", images=len(pairs), batch_sizes=[1],
+    return FormatCheck(format="onnx", runtime="ONNX Runtime", images=len(pairs), batch_sizes=[1],
                     max_abs_diff=worst_diff, tolerance=SCORE_TOLERANCE,
                     same_top_class=passed, passed=passed, seconds=round(seconds, 2),
                     summary=said)  # fmt: skip
@@ -206,7 +183,7 @@ def torch_detections(model: nn.Module, images: list[torch.Tensor]) -> list[dict[
 
 
 def export_box_onnx(model: nn.Module, images: list[torch.Tensor], out: Path,
-                    meta: dict[str, Any]) -> BoxCheck:  # fmt: skip
+                    meta: dict[str, Any]) -> FormatCheck:  # fmt: skip
     """Write ``out`` and check it against ``model`` on ``images`` (at the training size)."""
     model = model.eval()
     write_onnx(model, images[0], out, meta)

@@ -17,7 +17,6 @@ import json
 import re
 import time
 import warnings
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +25,7 @@ from torch import nn
 
 from tlcore.data.markdown import md
 from tlcore.errors import DataError, ModelError
+from tlcore.export.graph_export import FormatCheck
 from tlcore.results.columns_predict import ColumnsPredictor
 from tlcore.runs.run import Run
 
@@ -33,29 +33,6 @@ CHECK_PHOTOS = 8
 METADATA_KEY = "tlcore.json"
 TOLERANCE = 1e-4  # as every graph tlcore hands over (tlcore.export.graph_export)
 ONNX_OPSET = 17
-
-
-@dataclass
-class ColumnsCheck:
-    """How closely the ONNX graph reproduces PyTorch, per task, on real photos (the keys of
-    ``graph_export.FormatCheck``, so the page and the CLI show it the same way)."""
-
-    format: str
-    runtime: str
-    images: int
-    batch_sizes: list[int]
-    max_abs_diff: float
-    tolerance: float
-    same_top_class: bool  # the same class per one-of task and the same tags, every photo
-    passed: bool
-    seconds: float
-    summary: str = ""
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    def text(self) -> str:
-        return self.summary
 
 
 def _required(module: str, purpose: str) -> Any:
@@ -104,7 +81,7 @@ def output_names(tasks: list[str]) -> list[str]:
 
 
 def build_columns_export(fmt: str, run: Run, checkpoint: str, stage: Path, steps: Any,
-                         exported: Any) -> tuple[Path, ColumnsCheck | None, dict[str, Any]]:  # fmt: skip
+                         exported: Any) -> tuple[Path, FormatCheck | None, dict[str, Any]]:  # fmt: skip
     """``ExportTask.build`` of "image-columns" and "text-columns" (``exported``: the task's
     ``EXPORT_TASKS`` entry): (the bundle folder or ONNX file, its check, the measured numbers
     per task)."""
@@ -174,7 +151,7 @@ def _preprocessed(predictor: ColumnsPredictor, path: str) -> torch.Tensor:
 
 @torch.no_grad()
 def export_columns_onnx(predictor: ColumnsPredictor, images: torch.Tensor, path: Path,
-                        meta: dict[str, Any], exported: Any) -> ColumnsCheck:  # fmt: skip
+                        meta: dict[str, Any], exported: Any) -> FormatCheck:  # fmt: skip
     """Write the graph (one output per task, the tasks in its metadata; its input named and
     shaped as the task's ``exported`` entry says) and compare it with PyTorch on ``images``
     (photos or token ids) in batches of 1 and all: every output's largest difference, the
@@ -224,7 +201,7 @@ def export_columns_onnx(predictor: ColumnsPredictor, images: torch.Tensor, path:
                f"({', '.join(predictor.task_names)}): largest probability difference "
                f"{worst:.1e} (limit {TOLERANCE:.0e}), "
                f"{'the same' if same else 'a DIFFERENT'} answer for every task and photo.")  # fmt: skip
-    return ColumnsCheck(format="onnx", runtime="onnxruntime", images=len(images), batch_sizes=sizes,
+    return FormatCheck(format="onnx", runtime="onnxruntime", images=len(images), batch_sizes=sizes,
                        max_abs_diff=worst, tolerance=TOLERANCE, same_top_class=same, passed=passed,
                        seconds=time.monotonic() - started, summary=summary)  # fmt: skip
 
