@@ -1,4 +1,4 @@
-"""Issue 28, runs, results, exports and predictions: a run folder that is a link, --csv over
+"""Hostile runs, results, exports and predictions: a run folder that is a link, --csv over
 an input, spreadsheet formulas in CSVs, JSON nested 100,000 deep, a bundle that lies about
 its classes or threshold, unbounded counts, a read-only run, file names taken for sentences,
 small runs failing their own export check, and hostile words.
