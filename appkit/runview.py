@@ -116,6 +116,9 @@ def progress_summary(run: Run, compact: bool = False) -> dict[str, Any]:
     total = int(status.get("epochs") or run_config(run).get("epochs") or 1)
     state_name = status.get("state", "queued")
     done = len({e["epoch"] for e in epochs})
+    if not epochs and state_name in ("finished", "stopped", "failed"):
+        # a run of label columns logs "task_scores", not "epoch" events: its status counts
+        done = int(status.get("epoch") or 0)
     last = epochs[-1] if epochs else {}
     fraction = 1.0 if state_name == "finished" else min(done / total, 1.0)
     st.markdown(f"{STATE_ICONS.get(state_name, '')} **{state_name}** · `{run.dir.name}`")

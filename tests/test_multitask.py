@@ -315,6 +315,11 @@ def test_the_wizard_chooses_the_table_and_shows_each_task_on_train_evaluate_pred
     _, result = trained
     monkeypatch.setenv("TLCORE_RUNS_DIR", str(Path(result["run_dir"]).parent))
     at = go(open_app(run=result["id"]), "data")
+    # the sidebar counts the run's epochs (it said "epoch 0/60": no classification events)
+    from tlcore.runs.run import Run
+
+    n = int(Run.open(result["run_dir"]).status()["epochs"])
+    assert f"epoch {n}/{n}" in " ".join(p.proto.text for p in at.get("progress"))
     next(b for b in at.button if b.key == "use_sample_columns").click()
     at.run()
     at.checkbox(key="columns_grouped").uncheck()
