@@ -72,7 +72,7 @@ def show_check(result: ExportResult) -> None:
     """The ONNX/TorchScript comparison with PyTorch, green or red."""
     if result.check is None:
         return
-    from tlcore.export.graph_export import FormatCheck
+    from tlcore.export.format_check import FormatCheck
 
     check = FormatCheck(**result.check)
     if check.passed:

@@ -112,7 +112,7 @@ def test_onnx_is_checked_box_by_box_on_real_photos(run, tmp_path):
     assert "ONNX Runtime finds the same boxes as PyTorch on 6 real photos" in text, text
     compared = int(re.search(r"all (\d+) boxes", text).group(1))
     assert compared > 0, text  # boxes were compared, not none
-    from tlcore.export.graph_export import FormatCheck
+    from tlcore.export.format_check import FormatCheck
 
     assert f"Check passed: {FormatCheck(**result.check).text()}" in text  # as the page shows it
     # the file on its own: a new photo at the training size, the same boxes as PyTorch

@@ -12,7 +12,7 @@ from tlcore.export.box_onnx import check_photos, export_box_onnx
 
 if TYPE_CHECKING:
     from tlcore.data.progress import Steps
-    from tlcore.export.graph_export import FormatCheck
+    from tlcore.export.format_check import FormatCheck
     from tlcore.runs.run import Run
 
 

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tlcore.errors import DataError, ModelError
-from tlcore.export.graph_export import FormatCheck
+from tlcore.export.format_check import FormatCheck
 
 if TYPE_CHECKING:
     import numpy as np

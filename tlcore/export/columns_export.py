@@ -25,7 +25,7 @@ from torch import nn
 
 from tlcore.data.markdown import md
 from tlcore.errors import DataError, ModelError
-from tlcore.export.graph_export import FormatCheck
+from tlcore.export.format_check import FormatCheck
 from tlcore.results.columns_predict import ColumnsPredictor
 from tlcore.runs.run import Run
 

@@ -50,7 +50,7 @@ if TYPE_CHECKING:
     import torch
 
     from tlcore.data.task import Task
-    from tlcore.export.graph_export import FormatCheck
+    from tlcore.export.format_check import FormatCheck
     from tlcore.results.predict import Predictor
     from tlcore.runs.run import Run
 
@@ -81,7 +81,7 @@ class ExportResult:
             f"Wrote {self.format} of run {self.run_id} ({self.checkpoint}) to {self.path} ({size:.1f} MB)."
         ]
         if self.check is not None:
-            from tlcore.export.graph_export import FormatCheck
+            from tlcore.export.format_check import FormatCheck
 
             lines.append(
                 ("Check passed: " if self.check_passed else "CHECK FAILED: ")

@@ -19,7 +19,6 @@ import json
 import time
 import warnings
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,56 +26,13 @@ import torch
 from torch import nn
 
 from tlcore.errors import ModelError
+from tlcore.export.format_check import FormatCheck
 from tlcore.export.tasks import export_task, model_task
 
 TOLERANCE = 1e-4
 ONNX_OPSET = 17
 OUTPUT_NAME = "logits"  # the input's name is the task's (tlcore.export.tasks)
 METADATA_KEY = "tlcore.json"  # ONNX metadata_props key / TorchScript extra file
-
-
-@dataclass
-class FormatCheck:
-    """How closely an exported file reproduces PyTorch, measured on real images."""
-
-    format: str
-    runtime: str
-    images: int
-    batch_sizes: list[int]
-    max_abs_diff: float
-    tolerance: float
-    same_top_class: bool
-    passed: bool
-    seconds: float
-    # with a fitted detector (tlcore.export.trusted_graph): the "none of these" score too
-    unknown_max_diff: float | None = None
-    same_unknown: bool | None = None
-    summary: str = ""  # a task's own sentence (a detector's boxes: tlcore.export.box_onnx)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    def text(self) -> str:
-        """One sentence for the page and the terminal."""
-        if self.summary:
-            return self.summary
-        verdict = "matches" if self.passed else "does NOT match"
-        top = "the same" if self.same_top_class else "a different"
-        return (
-            f"{self.runtime} {verdict} PyTorch on {self.images} real photos "
-            f"(batches of {' and '.join(map(str, self.batch_sizes))}): largest probability "
-            f"difference {self.max_abs_diff:.1e} (limit {self.tolerance:.0e}), {top} top class "
-            f"for every photo{self._unknown_text()}."
-        )
-
-    def _unknown_text(self) -> str:
-        if self.same_unknown is None:
-            return ""
-        same = "the same" if self.same_unknown else "a DIFFERENT"
-        return (
-            f", and {same} 'none of these' decision (largest unknown-score difference "
-            f"{self.unknown_max_diff:.1e})"
-        )
 
 
 @contextlib.contextmanager
