@@ -10,12 +10,10 @@ from pathlib import Path
 import streamlit as st
 
 from appkit.box_drawing import show_boxes_data
-from appkit.data_choice import choose_task_data, sample_offer
+from appkit.data_choice import choose_task_data, offered_sample
 from tlcore import settings
 from tlcore.data.boxes import box_format, read_boxes
-from tlcore.data.markdown import md
 from tlcore.data.task import PHOTO_BOXES
-from tlcore.errors import TLCoreError
 
 BCCD = settings.PROJECT_ROOT / "assets" / "bccd"
 
@@ -36,17 +34,14 @@ def choose_if_boxes(source: str | Path, label: str) -> bool:
 
 def detection_sample() -> None:
     """The *Try the detection sample* button and, once pressed, what the sample holds."""
-    if not sample_offer(
+    data = offered_sample(
         "**Blood cells, boxes** (object detection): 364 microscope photos with boxes around "
         "red and white cells and platelets (Pascal VOC, MIT licence).",
         "Try the detection sample",
         "use_sample_boxes",
-    ):
-        return
-    try:
-        data = read_boxes(BCCD)
-    except TLCoreError as exc:
-        st.error(md(exc))
+        lambda: read_boxes(BCCD),
+    )
+    if data is None:
         return
     show_boxes_data(data)
     if st.button("Use this sample", key="use_sample_boxes_data", type="primary"):

@@ -32,17 +32,14 @@ TAGS_LABEL = "Sample: blood cells, tags per photo (multi-label)"
 
 def columns_sample() -> None:
     """The *Try several labels per photo* button and, once pressed, the table as tasks."""
-    if not data_choice.sample_offer(
+    everything = data_choice.offered_sample(
         "**Clothing, two labels per photo** (multitask): 551 photos, each with its garment "
         "kind and whether it is for children, taken by 129 senders (CC0).",
         "Try several labels per photo",
         "use_sample_columns",
-    ):
-        return
-    try:
-        everything = read_columns(SAMPLE, group="sender")
-    except TLCoreError as exc:
-        st.error(md(exc))
+        lambda: read_columns(SAMPLE, group="sender"),
+    )
+    if everything is None:
         return
     show_tasks(everything)
     names = [t.name for t in everything.tasks]
@@ -73,18 +70,17 @@ def columns_sample() -> None:
 def tags_sample() -> None:
     """The *Try tags per photo* button: the detection sample's classes present in each photo
     as one tag column (``assets/bccd/tags.csv``, from its boxes), a multi-label example."""
-    if not TAGS_SAMPLE.is_file() or not data_choice.sample_offer(
+    if not TAGS_SAMPLE.is_file():
+        return
+    data = data_choice.offered_sample(
         "**Blood cells, tags per photo** (multi-label): 364 microscope photos, each tagged "
         "with the kinds of cell it shows (RBC, WBC, Platelets; a photo can carry several), "
         "from the detection sample's boxes (MIT).",
         "Try tags per photo",
         "use_sample_tags",
-    ):
-        return
-    try:
-        data = read_columns(TAGS_SAMPLE)
-    except TLCoreError as exc:
-        st.error(md(exc))
+        lambda: read_columns(TAGS_SAMPLE),
+    )
+    if data is None:
         return
     show_tasks(data)
     for line in data.summary().split("\n")[:1]:

@@ -7,7 +7,9 @@ page can show its message.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import streamlit as st
 
@@ -19,6 +21,7 @@ from tlcore.data.prepare import PreparedData, prepare_data
 from tlcore.data.task import PHOTO_LABEL, Task, task_of
 from tlcore.errors import TLCoreError
 
+T = TypeVar("T")
 _PREPARED_KEY = "tl_prepared"
 
 
@@ -209,3 +212,15 @@ def sample_offer(description: str, label: str, key: str) -> bool:
     if st.button(label, key=key):
         st.session_state[f"{key}_pressed"] = True
     return bool(st.session_state.get(f"{key}_pressed"))
+
+
+def offered_sample(description: str, label: str, key: str, read: Callable[[], T]) -> T | None:
+    """``sample_offer``, then the sample read once pressed; None before that or when it
+    cannot be read (the reason shown), so the sample's section stops there."""
+    if not sample_offer(description, label, key):
+        return None
+    try:
+        return read()
+    except TLCoreError as exc:
+        st.error(md(exc))
+        return None
