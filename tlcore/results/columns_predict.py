@@ -108,7 +108,7 @@ class ColumnsPredictor:
             return mt.embed_paths(self.embedder, [str(Path(p).resolve()) for p in paths])[0]
         from tlcore.training import features
 
-        loader = torch.utils.data.DataLoader(mt._Photos(list(paths), self.transform),
+        loader = torch.utils.data.DataLoader(mt.Photos(list(paths), self.transform),
                                              batch_size=32, num_workers=0)  # fmt: skip
         device = next(self.backbone.parameters()).device
         try:

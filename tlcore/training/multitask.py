@@ -38,7 +38,10 @@ TEMPERATURES = tuple(float(t) for t in np.geomspace(0.25, 8, 41))
 
 
 # -- embeddings -----------------------------------------------------------------------------------
-class _Photos(torch.utils.data.Dataset):
+class Photos(torch.utils.data.Dataset):
+    """A photo (preprocessed) and its row index, so a batch finds its targets (embedding
+    ignores the index)."""
+
     def __init__(self, paths: Sequence[str], transform: Any) -> None:
         self.paths, self.transform = list(paths), transform
 
@@ -49,7 +52,7 @@ class _Photos(torch.utils.data.Dataset):
         from PIL import Image
 
         with Image.open(self.paths[index]) as image:
-            return self.transform(image.convert("RGB")), -1
+            return self.transform(image.convert("RGB")), index
 
 
 def embed_paths(embedder: Any, paths: Sequence[str],
@@ -69,7 +72,7 @@ def embed_paths(embedder: Any, paths: Sequence[str],
             progress(done[0], len(paths))
 
     def compute(order: list[int]) -> torch.Tensor:
-        subset = _Photos([paths[i] for i in order], embedder.transform)
+        subset = Photos([paths[i] for i in order], embedder.transform)
         loader = torch.utils.data.DataLoader(subset, batch_size=32, num_workers=0)
         return features.embed(embedder.model, loader, embedder.device, tick)[0]
 

@@ -46,22 +46,6 @@ class ColumnsNet(nn.Module):
         return self.heads(pooled.float())
 
 
-class _Rows(torch.utils.data.Dataset):
-    """A photo (preprocessed) and its row, so a batch finds its targets."""
-
-    def __init__(self, paths: Sequence[str], transform: Any) -> None:
-        self.paths, self.transform = list(paths), transform
-
-    def __len__(self) -> int:
-        return len(self.paths)
-
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
-        from PIL import Image
-
-        with Image.open(self.paths[index]) as image:
-            return self.transform(image.convert("RGB")), index
-
-
 def build_net(config: TrainConfig, tasks: Sequence[ColumnTask]) -> tuple[ColumnsNet, list[LayerGroup], dict[str, Any]]:  # fmt: skip
     """The backbone with the run's weights, the heads, the layer groups (the Layers page's,
     the classifier's place taken by the heads) and the preprocessing."""
@@ -109,9 +93,9 @@ class ColumnsFineTuner:
         self.plan = FreezePlan.from_dict(cfg.freeze)
         self.train_targets, self.val_targets = list(train_targets), list(val_targets)
         self.scales = [mt.chance_loss(t) for t in self.train_targets]
-        self.train_set = _Rows(train_paths, build_transform(self.data_config, train=True,
+        self.train_set = mt.Photos(train_paths, build_transform(self.data_config, train=True,
                                                             augment=cfg.augment))  # fmt: skip
-        self.val_set = _Rows(val_paths, build_transform(self.data_config, train=False))
+        self.val_set = mt.Photos(val_paths, build_transform(self.data_config, train=False))
         workers = cfg.num_workers
         if workers is None:
             workers = auto_num_workers(self.device, len(self.train_set), cfg.batch_size)
@@ -176,7 +160,7 @@ class ColumnsFineTuner:
         return "finished"
 
     def _loader(
-        self, dataset: _Rows, order: list[int] | None = None
+        self, dataset: mt.Photos, order: list[int] | None = None
     ) -> torch.utils.data.DataLoader:
         return torch.utils.data.DataLoader(dataset, batch_size=self.config.batch_size,
                                            sampler=order, num_workers=self.num_workers,
