@@ -54,12 +54,27 @@ class Manifest:
     split_source: str = "random"  # "random" or "folders"
     version: int = field(default=MANIFEST_VERSION)
     modality: str = "image"  # or "text" (tlcore.data.text_source)
+    # a validation photo -> the training photo it copies (identical or near-identical,
+    # tlcore.data.near_copies): only where the user's own folders split copies apart
+    val_copies: dict[str, str] = field(default_factory=dict)
 
     def items_for(self, split: str) -> list[ManifestItem]:
         """The items of one split, in manifest order."""
         if split not in SPLITS:
             raise DataError(f"Unknown split {split!r}; use one of {', '.join(SPLITS)}.")
         return [item for item in self.items if item.split == split]
+
+    def copies_in_validation(self) -> dict[str, str]:
+        """``val_copies`` whose two photos are still in validation and training (a dataset
+        version, ``tlcore.data.overrides``, may have left one of them out)."""
+        if not self.val_copies:
+            return {}
+        where = {item.path: item.split for item in self.items}
+        return {
+            v: t
+            for v, t in self.val_copies.items()
+            if where.get(v) == "val" and where.get(t) == "train"
+        }
 
     def counts(self) -> dict[str, dict[str, int]]:
         """split -> class -> number of images (every class listed, zeros included)."""
@@ -75,6 +90,8 @@ class Manifest:
             del data["modality"]
             for item in data["items"]:
                 del item["text"]
+        if not self.val_copies:  # and manifests without copies keep their fingerprints
+            del data["val_copies"]
         return data
 
     @classmethod
@@ -95,6 +112,7 @@ class Manifest:
                 split_source=str(data.get("split_source", "random")),
                 version=int(data.get("version", MANIFEST_VERSION)),
                 modality=str(data.get("modality", "image")),
+                val_copies={str(k): str(v) for k, v in dict(data.get("val_copies") or {}).items()},
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise DataError(f"The manifest is incomplete or malformed ({exc!r}).") from None
@@ -253,8 +271,9 @@ def make_split(
 
     Each class with n >= 2 images gets round(n * val_fraction) validation images,
     at least 1 and at most n - 1; a class with one image stays in train.
-    ``groups`` maps a path to a key (e.g. its content hash): files sharing a key
-    land in the same split, so a duplicate never leaks from train into val.
+    ``groups`` maps a path to a key (its group of near-identical copies,
+    ``tlcore.data.near_copies``): files sharing a key land in the same split, so a copy
+    never leaks from train into val.
     ``test_samples`` (from a ``test/`` folder) are kept as the test split.
     """
     if not 0.0 < float(val_fraction) < 1.0:
@@ -301,11 +320,16 @@ def _make_split(
 
 
 def folder_manifest(
-    root: str | Path, classes: Sequence[str], samples: Sequence[tuple[str, str, str]]
+    root: str | Path,
+    classes: Sequence[str],
+    samples: Sequence[tuple[str, str, str]],
+    val_copies: Mapping[str, str] | None = None,
 ) -> Manifest:
     """A manifest that keeps the split the user gave with ``train/``/``val/``/``test/`` folders.
 
     ``samples`` are (absolute path, class name, split); classes not in ``classes`` are dropped.
+    ``val_copies`` (validation photo -> the training photo it copies) cannot be moved, only
+    kept so that the run and its model card can say validation is optimistic.
     """
     classes = list(classes)
     label_of = {name: i for i, name in enumerate(classes)}
@@ -315,4 +339,8 @@ def folder_manifest(
         key=lambda s: (rank[s[2]], label_of[s[1]], _sort_key(str(root), s[0])),
     )
     items = [ManifestItem(str(p), label_of[c], split) for p, c, split in ordered]
-    return Manifest(str(root), classes, items, 0, None, "folders")
+    manifest = Manifest(
+        str(root), classes, items, 0, None, "folders", val_copies=dict(val_copies or {})
+    )
+    manifest.val_copies = manifest.copies_in_validation()
+    return manifest

@@ -104,7 +104,7 @@ def build_manifest(
         raise DataError(f"The dataset cannot be trained on: {report.reason}")
     if report.split_source == "folders":
         samples = [(img.path, img.class_name, img.split or "train") for img in report.images]
-        return folder_manifest(report.root, report.classes, samples)
+        return folder_manifest(report.root, report.classes, samples, report.val_copies)
     pool: list[tuple[str, str]] = []
     tests: list[tuple[str, str]] = []
     groups: dict[str, str] = {}
@@ -112,7 +112,7 @@ def build_manifest(
     # traffic alone), with the collector paused: see manifest.collector_paused
     with collector_paused():
         for img in report.images:
-            groups[img.path] = img.sha256
+            groups[img.path] = img.group
             if img.split in (None, "train"):
                 pool.append((img.path, img.class_name))
             elif img.split == "test":

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tlcore.data.images import ImageInfo
+from tlcore.data.near_copies import copies_across, copy_groups, hash_photos
 from tlcore.data.scan import CLASS_FOLDERS, DatasetScan, display_name, quoted
 
 SEVERITIES = ("error", "warning", "info")
@@ -50,6 +51,10 @@ class UsableImage:
     class_name: str
     split: str | None
     sha256: str
+    group: str = ""  # near-identical photos share it (tlcore.data.near_copies); "" = sha256
+
+    def __post_init__(self) -> None:
+        self.group = self.group or self.sha256
 
 
 @dataclass
@@ -66,6 +71,8 @@ class ValidationReport:
     n_usable: int = 0
     split_counts: dict[str, dict[str, int]] | None = None  # filled in once a manifest exists
     images: list[UsableImage] = field(default_factory=list, repr=False)
+    # val/ photo -> the train/ photo it copies, when the user's folders split copies apart
+    val_copies: dict[str, str] = field(default_factory=dict, repr=False)
 
     @property
     def errors(self) -> list[Problem]:
@@ -107,6 +114,7 @@ class ValidationReport:
             "split_source": self.split_source,
             "n_found": self.n_found,
             "n_usable": self.n_usable,
+            "val_copies": len(self.val_copies),
             "trainable": self.trainable,
             "reason": self.reason,
             "problems": [p.to_dict() for p in self.problems],
@@ -200,7 +208,7 @@ class _Builder:
                 if len({img.split for img, _ in pairs}) > 1:
                     outcome = "they sit in different split folders, so validation is optimistic."
                 else:
-                    outcome = "they are kept together in one split so validation stays honest."
+                    outcome = "they are kept together on one side of the split."
                 self.add(
                     "warning",
                     "duplicate",
@@ -332,10 +340,58 @@ def _counts(scan: DatasetScan, kept: list[tuple]) -> dict[str, dict[str, int]]:
     return counts
 
 
-def _distinct_in_pool(kept: list[tuple]) -> Counter:
-    """Different photos (by content) per class among those the random split draws from."""
-    hashes = {(img.class_name, info.sha256) for img, info in kept if img.split in (None, "train")}
-    return Counter(class_name for class_name, _ in hashes)
+def _distinct_in_pool(kept: list[tuple], groups: dict[str, str]) -> Counter:
+    """Different photos (groups of near-identical copies) per class among those the
+    random split draws from."""
+    keys = {(img.class_name, groups[str(img.path)]) for img, _ in kept
+            if img.split in (None, "train")}  # fmt: skip
+    return Counter(class_name for class_name, _ in keys)
+
+
+def _triples(pairs: list[tuple]) -> list[tuple[str, str, str]]:
+    return [(str(img.path), img.class_name, info.sha256) for img, info in pairs]
+
+
+def _near_copies(b: _Builder, kept: list[tuple], split_source: str) -> tuple[dict, dict]:
+    """Group near-identical photos (tlcore.data.near_copies) and say what that means for
+    the split: groups kept on one side, or, in the user's own folders, validation photos
+    that copy training photos. Returns (path -> group key, val path -> train path)."""
+    perceptual = hash_photos(b.scan.root, [(str(img.path), info.sha256) for img, info in kept])
+    groups = copy_groups(_triples(kept), perceptual)
+    if split_source == "folders":
+        train = [pair for pair in kept if pair[0].split == "train"]
+        val = [pair for pair in kept if pair[0].split == "val"]
+        copies = copies_across(_triples(train), _triples(val), perceptual)
+        if copies:
+            shown = ", ".join(f"{b.rel(Path(v))} (of {b.rel(Path(t))})"
+                              for v, t in list(copies.items())[:MAX_NAMED])  # fmt: skip
+            more = f" and {len(copies) - MAX_NAMED:,} more" if len(copies) > MAX_NAMED else ""
+            b.add(
+                "warning",
+                "val_copies",
+                f"Validation has {len(copies):,} {'copy' if len(copies) == 1 else 'copies'} of "
+                f"training photos: {shown}{more} (each identical to a train/ photo, or a "
+                "resized, re-encoded or retouched copy of it). Your train/ and val/ folders are "
+                "used as given, so "
+                "the validation accuracy counts photos the model trained on and is optimistic; "
+                "delete those copies from val/ (or train/) for an honest measure.",
+                list(copies),
+            )
+        return groups, copies
+    pool = [str(img.path) for img, _ in kept if img.split in (None, "train")]
+    sizes = Counter(groups[path] for path in pool)
+    together = [n for n in sizes.values() if n > 1]
+    if together:
+        b.add(
+            "info",
+            "near_copies",
+            f"Kept {_plural(len(together), 'group')} of near-identical photos together "
+            f"({sum(together):,} photos: identical files, or copies of one photo resized, "
+            "re-encoded or retouched); each group stays on one side of the split, so no such "
+            "copy is in both training and validation. Crops and other shots of the same scene "
+            "are not caught here: the Doctor looks for those.",
+        )
+    return groups, {}
 
 
 def _class_checks(
@@ -450,7 +506,8 @@ def build_report(scan: DatasetScan, results: dict[Path, ImageInfo | str]) -> Val
             "no_val_folder",
             "No validation images in a val/ folder; a random split of train/ is used.",
         )
-    classes = _class_checks(b, counts, split_source, _distinct_in_pool(kept))
+    groups, val_copies = _near_copies(b, kept, split_source)
+    classes = _class_checks(b, counts, split_source, _distinct_in_pool(kept, groups))
     b.notes(kept)
     counts = {
         split: {c: n for c, n in per.items() if c in classes} for split, per in counts.items()
@@ -467,8 +524,11 @@ def build_report(scan: DatasetScan, results: dict[Path, ImageInfo | str]) -> Val
         n_found=len(scan.images),
         n_usable=sum(sum(per.values()) for per in counts.values()),
         images=[
-            UsableImage(str(img.path), img.class_name, img.split, info.sha256)
+            UsableImage(
+                str(img.path), img.class_name, img.split, info.sha256, groups[str(img.path)]
+            )
             for img, info in kept
             if img.class_name in classes
         ],
+        val_copies=val_copies,
     )

@@ -116,6 +116,7 @@ def bundle_metadata(
             "split_source": data.get("split_source"),
             "fingerprint": data.get("fingerprint", ""),
             "version": data.get("version"),  # the dataset version (tlcore.data.versions)
+            "val_copies": data.get("val_copies", 0),  # validation photos copying training ones
         },
         "metrics": _metrics(run, checkpoint, predictor, progress),
     }

@@ -87,10 +87,32 @@ def _data_section(meta: dict[str, Any]) -> list[str]:
         f"- Split: {how}",
         f"- Manifest fingerprint: `{data.get('fingerprint', '?')[:16]}`",
         *_version_line(data.get("version")),
+        *_copies_lines(data.get("val_copies")),
         "",
         _table(["class", *splits], rows) if splits else "(no counts recorded)",
         "",
     ]
+
+
+def val_copies_count(data: dict[str, Any]) -> int:
+    """How many validation photos copy a training photo (``tlcore.data.near_copies``), as
+    recorded with the run; 0 when none were found or the run predates the check."""
+    try:
+        return max(0, int(data.get("val_copies") or 0))
+    except (TypeError, ValueError):
+        return 0
+
+
+def _copies_lines(value: Any) -> list[str]:
+    """The warning that validation holds copies of training photos, when it does."""
+    n = val_copies_count({"val_copies": value})
+    if not n:
+        return []
+    photos = "photo is a copy" if n == 1 else "photos are copies"
+    return [f"- **Warning: {n} validation {photos} of training photos** (identical, or "
+            "resized, re-encoded or retouched), left where the dataset's `train/` and `val/` "
+            "folders put them: the model saw them in training, so the validation numbers "
+            "below are optimistic."]  # fmt: skip
 
 
 def _version_line(version: Any) -> list[str]:
@@ -311,6 +333,8 @@ def model_card(meta: dict[str, Any]) -> str:
         if m.get("images")
         else "no validation measurement"
     )
+    if m.get("images") and (copies := val_copies_count(meta.get("data", {}))):
+        headline += f" (optimistic: {copies} of them copy training photos)"
     lines = [
         f"# {md(meta['architecture'])} for {md_list(meta['classes'])}",
         "",
