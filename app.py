@@ -40,7 +40,11 @@ PAGES = {
     ],
     "Little or shifted data": [
         st.Page("pages/fewshot.py", title="Few-shot", icon=":material/filter_5:"),
+        st.Page("pages/label.py", title="Label photos", icon=":material/label:"),
         st.Page("pages/domain.py", title="Domain adaptation", icon=":material/compare_arrows:"),
+    ],
+    "Class": [
+        st.Page("pages/challenge.py", title="Challenge", icon=":material/trophy:"),
     ],
     "Learn": [
         st.Page("pages/compare.py", title="Compare experiment", icon=":material/science:"),
@@ -49,7 +53,26 @@ PAGES = {
     ],
 }
 
+
+def menu(pages: dict[str, list]) -> None:
+    """The app's own menu in the sidebar, one link per page under its section's name.
+
+    Streamlit draws its automatic menu of ``pages/`` file names ("app, compare, data…")
+    on the first paint after a server start, before this script reaches ``st.navigation``;
+    ``client.showSidebarNavigation = false`` (.streamlit/config.toml) hides that menu, and
+    with it ``st.navigation``'s own, so the links are drawn here.
+    """
+    for section, section_pages in pages.items():
+        st.sidebar.caption(section)
+        for item in section_pages:
+            st.sidebar.page_link(item)
+
+
 clean_leftovers_once()
-page = st.navigation(PAGES, expanded=True)
+if st.query_params.get("demo"):  # a shared demo link: that model's Predict alone, no sidebar
+    st.navigation([st.Page("pages/demo.py", title="Demo", default=True)], position="hidden").run()
+    st.stop()
+page = st.navigation(PAGES, position="hidden")  # the menu is drawn below (see `menu`)
+menu(PAGES)
 sidebar.render()  # pages rerun after changing a choice, so this is never out of date
 page.run()

@@ -11,6 +11,7 @@ from typing import Any
 import streamlit as st
 
 from appkit import charts
+from appkit.progress import finishing_bar
 from appkit.text import md
 from tlcore.data.progress import Progress
 from tlcore.errors import TLCoreError
@@ -132,6 +133,8 @@ def progress_summary(run: Run, compact: bool = False) -> dict[str, Any]:
     if embedding is not None and not epochs and embedding.done < embedding.total:
         # the fast path's one pass over the photos: its own bar, count and time left
         fraction, text = embedding.fraction, md(embedding.text())
+    elif after is not None and (finishing := finishing_bar(status)) is not None:
+        fraction, text = finishing  # after the last epoch: step k of n, its count, time left
     elif after is not None and after.done < after.total:  # calibrating, scoring: the same
         fraction, text = after.fraction, md(after.text())
     elif state_name == "running":

@@ -40,6 +40,13 @@ DOCS_SHOTS = ROOT / "docs" / "screenshots"
 # `make test` does not (about 1.5 s a picture, and a clean tree after the suite).
 TAKE_SHOTS = os.environ.get("TLCORE_SCREENSHOTS") == "1"
 RUN_TIMEOUT_MS = 150_000
+MENU_LINK = '[data-testid="stSidebar"] [data-testid="stPageLink-NavLink"]'  # app.py's menu
+# every link of Streamlit's automatic menu of pages/ file names the page ever showed (app.py
+# draws its own menu; the automatic one flashed on the first paint after a server start)
+SEEN_FILE_MENU = """window.seenFileMenu = [];
+new MutationObserver(() => document.querySelectorAll('[data-testid="stSidebarNavLink"]')
+  .forEach((a) => window.seenFileMenu.push(a.innerText))).observe(document, {subtree: true,
+  childList: true});"""
 
 
 @contextlib.contextmanager
@@ -83,7 +90,7 @@ def _wait_idle(page) -> None:
 
 
 def _go(page, link: str, heading: str) -> None:
-    page.locator('[data-testid="stSidebarNavLink"]', has_text=link).click()
+    page.locator(MENU_LINK, has_text=link).click()
     page.get_by_role("heading", name=heading).first.wait_for()
     _wait_idle(page)
 
@@ -116,10 +123,13 @@ def test_wizard_end_to_end_in_chromium(app_url):
 
     runs_dir = Path(os.environ["TLCORE_RUNS_DIR"])
     with chromium_page() as (browser, page):
-        # Start: one sentence and the sample button
+        # Start: one sentence and the sample button, and the app's menu from the first paint
+        page.add_init_script(SEEN_FILE_MENU)
         page.goto(app_url)
         sample = page.get_by_role("button", name=re.compile("Try the sample"))
         sample.wait_for()
+        expect(page.locator(MENU_LINK, has_text="4 · Train")).to_be_visible()
+        assert page.evaluate("window.seenFileMenu") == []
         _shot(page, "01-start")
 
         # Data: the sample's report, chart and thumbnails
@@ -293,13 +303,15 @@ def test_uploads_in_chromium_zip_bad_zip_and_images_per_label(app_url, sample_di
         expect(sidebar).to_contain_text("Your images: 12 in 2 labels")
 
 
-def test_newcomer_first_hour_fine_tune_settings_and_an_export_race(app_url, sample_dir):
+def test_newcomer_first_hour_fine_tune_settings_and_an_export_race(
+    app_url, sample_dir, tmp_path_factory
+):
     """A newcomer's first hour in Chromium: a fine-tuning plan gets its own settings (and says why), and an
     export clicked while another is being written does not cancel it."""
     from playwright.sync_api import expect
     from trained_run_fixture import trained_run_dir
 
-    finished = trained_run_dir(sample_dir)
+    finished = trained_run_dir(sample_dir, tmp_path_factory.getbasetemp())
     run_dir = Path(shutil.copytree(finished, Path(os.environ["TLCORE_RUNS_DIR"]) / finished.name))
     with chromium_page() as (browser, page):
         page.goto(app_url)
@@ -355,7 +367,7 @@ def test_text_sample_data_train_evaluate_predict_in_chromium(app_url):
 
     with chromium_page() as (browser, page):
         page.goto(app_url)
-        page.locator('[data-testid="stSidebarNavLink"]', has_text="1 · Data").click()
+        page.locator(MENU_LINK, has_text="1 · Data").click()
         page.get_by_role("button", name="Use the text sample").click()
         expect(page.get_by_text("Ready to train: 2 labels (negative, positive)")).to_be_visible()
         expect(page.get_by_text("Examples per label")).to_be_visible()

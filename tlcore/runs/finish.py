@@ -13,14 +13,14 @@ from __future__ import annotations
 import copy
 import logging
 import shutil
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import torch
 
 from tlcore.data.progress import ProgressCallback, Tracker
-from tlcore.results.tasks import results_task
-from tlcore.results.trust import read_features
 from tlcore.runs.checkpoint_model import checkpoint_stamp, same_weights
+from tlcore.runs.finishing_progress import FinishingCallback, FinishingSteps, item_seconds
 from tlcore.runs.outputs import (
     ValidationOutputs,
     store_outputs,
@@ -36,9 +36,11 @@ from tlcore.runs.trust_store import (
     can_fit_trust,
     fit_run_trust,
     measures_unknown,
+    read_trust_features,
     reference_photos,
     trust_path,
 )
+from tlcore.training.finishing_steps import FinishStep, finishing_steps
 
 if TYPE_CHECKING:
     from tlcore.training.trainer import Trainer
@@ -95,40 +97,86 @@ class HeldEmbeddings:
             reference, source = reference_photos(self.run)
             ref_feats = None
             if reference:
-                make = results_task(self.run.task).predictor
-                config = self.run.config
-                held = make(self.trainer.model, self.trainer.classes, config, "", "cpu")
                 tracker = Tracker(f'Measuring "none of these" on {len(reference)} outside photos',
                                   len(reference), progress)  # fmt: skip
-                ref_feats = read_features(held, reference, tracker)
+                ref_feats = outside_features(self.trainer, reference, tracker)
             self._features = TrustFeatures(train[keep], ref_feats, source)
         return self._features
 
 
+def outside_features(trainer: Trainer, paths: list[str], tracker: Tracker) -> torch.Tensor:
+    """The outside photos through the trainer's frozen backbone by way of the one embedding
+    cache: every run of this backbone and size measures "none of these" on the same photos."""
+    from types import SimpleNamespace
+
+    from tlcore.data.dataset import build_transform
+    from tlcore.training import embedding_cache, multitask
+
+    embedder = SimpleNamespace(
+        model=trainer.model, device=trainer.device,
+        transform=build_transform(trainer.data_config, train=False),
+        rows=embedding_cache.ItemEmbeddings(trainer.cache_dir, trainer.embedding_identity()),
+    )  # fmt: skip
+    done = [0]
+
+    def tick(count: int, _total: int) -> None:
+        tracker.advance(count - done[0])
+        done[0] = count
+
+    x, embedded = multitask.embed_paths(embedder, paths, tick)
+    if embedded < len(paths):  # the rows read from the cache: all at once
+        tracker.advance(len(paths) - embedded)
+    return x
+
+
 def finish_run(
-    run: Run, trainer: Trainer | None = None, progress: ProgressCallback | None = None
+    run: Run, trainer: Trainer | None = None, progress: FinishingCallback | None = None
 ) -> list[str]:
     """Keep outputs, trust and score of best (and of last, when it differs); the checkpoints
-    done. ``trainer`` is the model still in memory (its embeddings, on the fast path)."""
+    done. ``trainer`` is the model still in memory (its embeddings, on the fast path);
+    ``progress`` hears each step of the plan (``finishing_plan``) with its count and the
+    time left until finished."""
     if checkpoint_stamp(run, "best") is None or not can_fit_trust(run):
         return []
     held = HeldEmbeddings.of(run, trainer) if trainer is not None else None
     has_last = checkpoint_stamp(run, "last") is not None
     same = has_last and same_weights(run)
     checkpoints = ["best"] if same or not has_last else ["best", "last"]
+    unknown = measures_unknown(run)
+    walk = FinishingSteps(finishing_plan(run, held is not None, checkpoints), progress,
+                          item_seconds(run))  # fmt: skip
     for checkpoint in checkpoints:
         if held is not None:
             outputs = held.outputs(checkpoint)
-            features = held.trust_features(progress) if measures_unknown(run) else None
+            step = walk.start("features", checkpoint)  # the outside photos, read once
+            features = held.trust_features(step) if unknown else None
         else:
-            outputs, features = validation_outputs(run, checkpoint, progress), None
+            outputs = validation_outputs(run, checkpoint, walk.start("outputs", checkpoint))
+            step = walk.start("features", checkpoint)
+            features = read_trust_features(run, checkpoint, progress=step) if unknown else None
+        walk.start("fit", checkpoint)
         store_outputs(run, checkpoint, outputs)
-        trust = fit_run_trust(run, checkpoint, progress, outputs=outputs, features=features)
+        trust = fit_run_trust(run, checkpoint, outputs=outputs, features=features)
         store_evaluation(run, checkpoint, report_from_outputs(run, checkpoint, outputs, trust))
     if same:  # the last epoch was the best: the same weights have the same outputs and trust
         copy_kept(run, "best", "last")
         checkpoints.append("last")
     return checkpoints
+
+
+def finishing_plan(run: Run, held: bool, checkpoints: Sequence[str]) -> list[FinishStep]:
+    """The steps ``finish_run`` takes for this run, with its real counts (the same list the
+    estimate counted before Start: ``tlcore.training.finishing_steps``)."""
+    from tlcore.data.manifest import Manifest
+
+    manifest = Manifest.load(run.manifest_path)
+    unknown = measures_unknown(run)
+    return finishing_steps(
+        len(bank_items(manifest)) if unknown else len(manifest.items_for("train")),
+        len(manifest.items_for("val")), held=held, unknown=unknown,
+        outside=len(reference_photos(run)[0]) if unknown else 0,
+        checkpoints=checkpoints, items=run.task.items,
+    )  # fmt: skip
 
 
 def copy_kept(run: Run, source: str, target: str) -> None:

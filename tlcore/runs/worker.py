@@ -23,10 +23,11 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from tlcore import settings
-from tlcore.data.progress import Progress, ProgressCallback
+from tlcore.data.progress import Progress
 from tlcore.errors import TLCoreError
 from tlcore.runs import queue as run_queue
 from tlcore.runs.files import append_event, keep_history_until
+from tlcore.runs.finishing_progress import FinishingCallback, FinishingProgress
 from tlcore.runs.run import Run, is_live
 from tlcore.training import distributed, embedding_cache
 
@@ -235,7 +236,7 @@ def remember_embedding_speed(trainer: Trainer, seconds: float) -> None:
     """A real pass over every photo is the truest speed of this machine: the Train page's
     next estimate uses it instead of its short measurement."""
     from tlcore.training.devices import device_name
-    from tlcore.training.estimate import remember_observed_speed
+    from tlcore.training.machine_speed import remember_observed_speed
 
     if trainer.train_views is None:  # the partial fast path's pass is not a whole-network one
         return
@@ -304,7 +305,10 @@ def train_run(run: Run, resume: bool) -> str:
     summary = (
         f"best val accuracy {best['val_acc']:.3f} (epoch {best['epoch']})" if best["epoch"] else ""
     )
-    message = trainer.stop_message or f"Finished {trainer.epoch} epochs: {summary}."
+    message = (
+        trainer.stop_message
+        or f"Finished {trainer.epoch} epoch{'s' * (trainer.epoch != 1)}: {summary}."
+    )
     if outcome == "stopped" and summary:
         message = f"{message} After {trainer.epoch} epochs: {summary}."
     if resume_note:
@@ -338,33 +342,35 @@ RUNNERS: dict[str, Callable[[Run, bool], str]] = {
 }
 
 
-def after_training_bar(run: Run, trainer: Trainer, message: str) -> ProgressCallback:
-    """A step after the last epoch (calibrating, scoring) as a count in the run's status
-    (``after``), so the page and the CLI draw its bar with time left, as for the embedding."""
-    last = [0.0]
+def finishing_status(run: Run, epoch: int, step: int) -> FinishingCallback:
+    """The steps after the last epoch into the run's status, at most twice a second (and at
+    each step's start and end): the step in words (``message``), its count (``after``, drawn
+    as a bar like the embedding's) and the time left until finished (``finishing``)."""
+    last = [0.0, -1]
 
-    def tell(progress: Progress) -> None:
+    def tell(where: FinishingProgress) -> None:
         now = time.monotonic()
-        if progress.done < progress.total and progress.done and now - last[0] < STATUS_EVERY_S:
+        new_step = where.step != last[1]
+        if not new_step and where.done < where.total and now - last[0] < STATUS_EVERY_S:
             return
-        last[0] = now
-        run.write_status("running", pid=os.getpid(), epoch=trainer.epoch, step=trainer.step,
-                         message=message, after=progress.to_dict())  # fmt: skip
+        last[:] = [now, where.step]
+        run.write_status("running", pid=os.getpid(), epoch=epoch, step=step,
+                         message=where.message(), after=where.progress().to_dict(),
+                         finishing=where.to_dict())  # fmt: skip
 
     return tell
 
 
 def finish_scoring(run: Run, trainer: Trainer) -> None:
     """Each checkpoint's validation outputs once, then calibration, "none of these" and the
-    Evaluate page's score from them (tlcore.runs.finish), with a bar in the run's status."""
+    Evaluate page's score from them (tlcore.runs.finish), each step said in the run's status."""
     from tlcore.runs.finish import finish_run
 
-    message = (f"Calibrating the probabilities and scoring the model on the "
-               f"{len(trainer.val_set)} validation {run.task.items}.")  # fmt: skip
     run.write_status("running", pid=os.getpid(), epoch=trainer.epoch, step=trainer.step,
-                     message=message)  # fmt: skip
+                     message="Training done; finishing: calibrating the probabilities and "
+                     "scoring the model.")  # fmt: skip
     try:
-        finish_run(run, trainer, after_training_bar(run, trainer, message))
+        finish_run(run, trainer, finishing_status(run, trainer.epoch, trainer.step))
     except Exception as exc:  # noqa: BLE001 - fitted and scored on first use instead; the run is done
         log.warning("could not calibrate and score the finished run: %s", exc, exc_info=True)
 

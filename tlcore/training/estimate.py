@@ -2,7 +2,7 @@
 
 A promise like "trains in seconds" is only true for some settings; the honest
 answer depends on the photo count, the settings and how fast this machine runs
-the model. So ``machine_speed`` times a few real forward and backward passes of
+the model. So ``machine_speed`` (``tlcore.training.machine_speed``) times a few real forward and backward passes of
 the chosen model at the chosen size (a second or two, remembered for a day in
 the runs folder), and ``estimate_run`` multiplies: on the fast path every photo
 goes through the network once (plus its cached augmented views); otherwise every
@@ -11,50 +11,35 @@ learn) and every validation photo forward. It also says which choice makes it
 fast, with that choice's own estimate. Texts are measured the same way, at the
 word pieces of a typical batch of the user's own texts (``text_batch_width``),
 and a fine-tune of an encoder's top layers counts its frozen bottom once
-(``tlcore.training.frozen_layers``).
+(``tlcore.training.frozen_layers``). The steps after the last epoch, until the run says
+finished (calibration, "none of these", the score), are counted from the same list the
+worker walks (``tlcore.training.finishing_steps``).
 """
 
 from __future__ import annotations
 
-import json
-import os
-import tempfile
-import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from tlcore import settings
-from tlcore.errors import ConfigError
 from tlcore.training.config import TrainConfig
+from tlcore.training.finishing_steps import (
+    FinishStep,
+    finishing_steps,
+    steps_seconds,
+    steps_words,
+)
+from tlcore.training.machine_speed import (  # the speed; callers may import it from here
+    MachineSpeed,
+    machine_speed,
+)
 
 if TYPE_CHECKING:
     from tlcore.data.manifest import Manifest
 
 
-SPEED_FILE = "machine-speed.json"
-SPEED_MAX_AGE_S = 24 * 3600  # a machine's speed is measured again after a day
 STARTUP_S = 5.0  # starting the worker, reading the model and the photo list
-FINISH_PASSES = 2  # passes over all photos after training (tlcore.runs.worker: calibration)
-_BATCH = 4
-_TEXT_BATCH = 8  # texts are short: a batch this big keeps the cores busy
-MEASURE_SIZE = 128  # pixels a side for the measurement of a convolutional net
-_MEASURED: dict[str, dict[str, Any]] = {}  # this process's measurements, by _speed_key
 _WIDTHS: dict[str, int] = {}  # text_batch_width's answers, by data and settings
-
-
-@dataclass
-class MachineSpeed:
-    """Seconds per image for this model and size on this machine, and its layer-group count."""
-
-    model: str
-    img_size: int
-    device: str
-    forward_s: float  # one image through the network, no gradients (embedding, validation)
-    train_s: float  # one image forward and backward through every layer (a full fine-tune)
-    n_groups: int  # layer groups (head included), to read the freeze plan
-    measured_at: float
 
 
 @dataclass
@@ -68,127 +53,8 @@ class RunEstimate:
     tip: str  # which choice makes it fast ("" when it already is)
     speed: MachineSpeed
     items: str = "photos"  # what the speed counts: photos (img_size px) or texts (word pieces)
-
-
-def _speed_key(model: str, img_size: int, device: str) -> str:
-    import torch
-
-    return f"{model}|{img_size}|{device}|{torch.__version__}"
-
-
-def _measure_size(model: str, img_size: int) -> int:
-    """Convolutional nets take any size and their cost grows with the pixels, so a small
-    batch at a small size is measured and scaled; fixed-size models (ViT) at their size."""
-    import timm
-
-    try:
-        fixed = bool(getattr(timm.models.get_pretrained_cfg(model), "fixed_input_size", False))
-    except Exception:  # noqa: BLE001 - a model timm does not know: measure at the real size
-        fixed = True
-    return img_size if fixed else min(img_size, MEASURE_SIZE)
-
-
-def machine_speed(model: str, img_size: int | None, device: str = "auto") -> MachineSpeed:
-    """Seconds per image here, measured once a day per model and device (a few passes on a
-    blank batch, remembered in the runs folder and in this process). For a text model
-    ``img_size`` is the word pieces per text (``text_batch_width``), and it is required."""
-    from tlcore.models.text_models import is_text_model
-    from tlcore.training.devices import device_name, resolve_device
-
-    text = is_text_model(model)
-    if text and not img_size:
-        raise ConfigError(f"{model} reads text: say how many word pieces a batch holds.")
-    size = int(img_size or 224)
-    measure = size if text else _measure_size(model, size)
-    dev = resolve_device(device)
-    key = _speed_key(model, measure, device_name(dev))
-    path = settings.runs_dir() / ".cache" / SPEED_FILE
-    stored = _MEASURED.get(key) or _read(path).get(key)
-    if not stored or time.time() - float(stored.get("measured_at", 0)) > SPEED_MAX_AGE_S:
-        stored = asdict(_measure(model, measure, dev))
-        _remember(path, key, stored)
-    _MEASURED[key] = stored
-    pixels = (size / measure) ** 2
-    return MachineSpeed(**{**stored, "img_size": size, "forward_s": stored["forward_s"] * pixels,
-                           "train_s": stored["train_s"] * pixels})  # fmt: skip
-
-
-def remember_observed_speed(
-    model: str, img_size: int | None, device: str, forward_s: float
-) -> None:
-    """Seconds per image a finished run really took to embed its photos (the fast path):
-    replaces the short measurement, scaled to its size, for the estimates that follow."""
-    if not img_size or forward_s <= 0:
-        return
-    measure = _measure_size(model, int(img_size))
-    key = _speed_key(model, measure, device)
-    path = settings.runs_dir() / ".cache" / SPEED_FILE
-    stored = _MEASURED.get(key) or _read(path).get(key)
-    if not stored:
-        return  # nothing measured yet to say how training compares with embedding
-    scaled = forward_s * (measure / int(img_size)) ** 2
-    ratio = stored["train_s"] / max(stored["forward_s"], 1e-9)
-    observed = {
-        **stored,
-        "forward_s": scaled,
-        "train_s": scaled * ratio,
-        "measured_at": time.time(),
-    }
-    _MEASURED[key] = observed
-    _remember(path, key, observed)
-
-
-def _measure(model: str, size: int, dev: Any) -> MachineSpeed:
-    import torch
-
-    from tlcore.models.factory import create_model
-    from tlcore.models.freezing import layer_groups
-    from tlcore.models.text_catalog import is_text_model
-    from tlcore.training.devices import device_name
-
-    net = create_model(model, 2, weights="scratch").to(dev)  # same shapes, same speed
-    batch = _BATCH
-    if is_text_model(model):  # texts ``size`` word pieces long, none of it padding, in a batch
-        batch = _TEXT_BATCH  # one short text alone leaves the cores idle
-        x = torch.randint(1000, 2000, (batch, size), device=dev)
-    else:
-        x = torch.randn(batch, 3, size, size, device=dev)
-    net.eval()
-    times = []
-    with torch.no_grad():
-        net(x)  # warm-up: first calls allocate
-        for _ in range(3):  # the median: one pass disturbed by other work does not decide
-            started = time.perf_counter()
-            net(x)
-            times.append((time.perf_counter() - started) / batch)
-    forward = sorted(times)[1]
-    net.train()
-    started = time.perf_counter()
-    net(x).sum().backward()
-    # backward costs one to two forward passes; a pass slowed by other work is clipped
-    train = min(max((time.perf_counter() - started) / batch, 2 * forward), 4 * forward)
-    return MachineSpeed(model, size, device_name(dev), forward, train,
-                        len(layer_groups(net)), time.time())  # fmt: skip
-
-
-def _read(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
-def _remember(path: Path, key: str, value: dict[str, Any]) -> None:
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        data = {**_read(path), key: value}
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".speed-", suffix=".tmp")
-        with os.fdopen(fd, "w") as handle:
-            json.dump(data, handle)
-        os.replace(tmp, path)
-    except OSError:
-        pass  # a read-only runs folder: measure again next time
+    finish_s: float = 0.0  # of ``seconds``: the steps after the last epoch, until "finished"
+    finish_work: str = ""  # those steps in words (what they read again, and why)
 
 
 def uses_fast_path(config: TrainConfig, n_groups: int) -> bool:
@@ -253,7 +119,7 @@ def _text_seconds(config: TrainConfig, n_train: int, n_val: int, speed: MachineS
     last epoch) and scores them; there is no "none of these" pass over the training texts."""
     from tlcore.models.freezing import FreezePlan
 
-    total = STARTUP_S + 3 * n_val * speed.forward_s
+    total = STARTUP_S + finish_seconds(config, n_train, n_val, speed)
     if uses_fast_path(config, speed.n_groups):
         return total + (n_train + n_val) * speed.forward_s
     layers = max(1, speed.n_groups - 2)
@@ -276,9 +142,7 @@ def _seconds(config: TrainConfig, n_train: int, n_val: int, speed: MachineSpeed)
 
     if is_text_model(config.model):
         return _text_seconds(config, n_train, n_val, speed)
-    # after the last epoch the worker calibrates the probabilities (the training and
-    # validation photos, twice) and scores the model on the validation photos for Evaluate
-    finish = (FINISH_PASSES * (n_train + n_val) + n_val) * speed.forward_s
+    finish = finish_seconds(config, n_train, n_val, speed)
     if uses_fast_path(config, speed.n_groups):
         views = 1 + int(getattr(config, "augment_views", 0) or 0)
         return STARTUP_S + (n_train * views + n_val) * speed.forward_s + finish
@@ -292,6 +156,40 @@ def _seconds(config: TrainConfig, n_train: int, n_val: int, speed: MachineSpeed)
         per_image = speed.forward_s + (speed.train_s - speed.forward_s) * reach
         total += n_train * per_image + n_val * speed.forward_s
     return total
+
+
+def finish_plan(
+    config: TrainConfig, n_train: int, n_val: int, speed: MachineSpeed
+) -> list[FinishStep]:
+    """The steps after the last epoch (``tlcore.training.finishing_steps``) as the worker will
+    walk them: on the fast path it still holds every embedding; photos also fit "none of
+    these" (on the other bundled sample's photos); the best and the last epoch's models each
+    get theirs (one, when the run has one epoch)."""
+    from tlcore.models.text_catalog import is_text_model
+
+    text = is_text_model(config.model)
+    return finishing_steps(
+        n_train, n_val, held=uses_fast_path(config, speed.n_groups), unknown=not text,
+        checkpoints=("best", "last") if config.epochs > 1 else ("best",),
+        items="texts" if text else "photos",
+    )  # fmt: skip
+
+
+def finish_seconds(config: TrainConfig, n_train: int, n_val: int, speed: MachineSpeed) -> float:
+    """Seconds from the last epoch to "finished" (``finish_plan`` at this machine's speed)."""
+    return steps_seconds(finish_plan(config, n_train, n_val, speed), speed.forward_s)
+
+
+def _with_finish(
+    estimate: RunEstimate, config: TrainConfig, n_train: int, n_val: int
+) -> RunEstimate:
+    """The estimate with its part after the last epoch said: the seconds and the words."""
+    steps = finish_plan(config, n_train, n_val, estimate.speed)
+    estimate.finish_s = steps_seconds(steps, estimate.speed.forward_s)
+    estimate.finish_work = (f"{steps_words(steps, estimate.items)} That part: "
+                            f"{duration_text(estimate.finish_s)}.")  # fmt: skip
+    estimate.work = f"{estimate.work} {estimate.finish_work}"
+    return estimate
 
 
 def duration_text(seconds: float) -> str:
@@ -314,7 +212,8 @@ def _estimate_text_run(
             f"Each of the {texts} goes through the encoder once; then only the new head "
             "learns, which takes seconds."
         )
-        return RunEstimate(seconds, True, duration_text(seconds), work, "", speed, "texts")
+        estimate = RunEstimate(seconds, True, duration_text(seconds), work, "", speed, "texts")
+        return _with_finish(estimate, config, n_train, n_val)
     depth, layers = frozen_text_layers(config, speed.n_groups), speed.n_groups - 2
     every = (
         f"The {texts} go through the {depth} frozen layers once; then every epoch runs the "
@@ -329,7 +228,8 @@ def _estimate_text_run(
         "extraction (only the head learns) would take "
         f"{duration_text(_seconds(quick, n_train, n_val, speed))}."
     )
-    return RunEstimate(seconds, False, duration_text(seconds), work, tip, speed, "texts")
+    estimate = RunEstimate(seconds, False, duration_text(seconds), work, tip, speed, "texts")
+    return _with_finish(estimate, config, n_train, n_val)
 
 
 def estimate_for(
@@ -367,7 +267,8 @@ def estimate_run(config: TrainConfig, n_train: int, n_val: int, speed: MachineSp
             f"Each of the {photos}{extra} goes through the network once; then only the new "
             "head learns, which takes seconds."
         )
-        return RunEstimate(seconds, True, duration_text(seconds), work, "", speed)
+        return _with_finish(RunEstimate(seconds, True, duration_text(seconds), work, "", speed),
+                            config, n_train, n_val)  # fmt: skip
     work = (
         f"Every epoch runs the {n_train} training photos through the whole network "
         f"and checks the {n_val} validation photos: {config.epochs} epochs."
@@ -393,4 +294,5 @@ def estimate_run(config: TrainConfig, n_train: int, n_val: int, speed: MachineSp
             "Feature extraction (only the head learns) with augmentation 'none' would take "
             f"{duration_text(_seconds(quick, n_train, n_val, speed))}."
         )
-    return RunEstimate(seconds, False, duration_text(seconds), work, tip, speed)
+    estimate = RunEstimate(seconds, False, duration_text(seconds), work, tip, speed)
+    return _with_finish(estimate, config, n_train, n_val)
