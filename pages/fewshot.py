@@ -2,7 +2,17 @@
 
 import streamlit as st
 
-from appkit import charts, data_choice, learn, navigation, photo_scores, state, tasks, zeroshot
+from appkit import (
+    charts,
+    data_choice,
+    learn,
+    navigation,
+    photo_scores,
+    state,
+    tasks,
+    train_setup,
+    zeroshot,
+)
 from appkit.progress import progress_bar
 from appkit.text import md, md_list
 from tlcore.data.images import UPLOAD_TYPES
@@ -54,8 +64,11 @@ repeats = middle.slider(
     help="Which photos you happen to pick matters a lot with 1 or 2 per class: each point is "
     "the average over this many random picks (the bar shows how much they vary).",
 )  # fmt: skip
+# the size training and the doctor use by default: the photos embedded once serve all three
+trained_size = train_setup.train_settings().get("img_size")
 size = right.selectbox(
     "Image size", SIZE_CHOICES, key="fewshot_size",
+    index=SIZE_CHOICES.index(trained_size) if trained_size in SIZE_CHOICES[1:] else 0,
     help="Smaller is faster; the model's own size is usually the most accurate.",
 )  # fmt: skip
 img_size = None if size == SIZE_CHOICES[0] else int(size)

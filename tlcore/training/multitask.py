@@ -49,10 +49,9 @@ class Photos(torch.utils.data.Dataset):
         return len(self.paths)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
-        from PIL import Image
+        from tlcore.data.images import load_rgb  # as every other reader: its rows share a cache
 
-        with Image.open(self.paths[index]) as image:
-            return self.transform(image.convert("RGB")), index
+        return self.transform(load_rgb(self.paths[index])), index
 
 
 def embed_paths(embedder: Any, paths: Sequence[str],
