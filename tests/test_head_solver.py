@@ -131,10 +131,10 @@ def test_cv_in_the_span_of_the_rows_solves_the_same_problems(fitted):
                  for v in (views, z)]  # fmt: skip
         # gradient tolerance at objectives 0.5 % apart, the projected one the lower)
         assert all(h.converged for h in heads)
-        assert abs(heads[0].loss - heads[1].loss) <= 1e-4 * heads[0].loss
+        assert abs(heads[0].loss - heads[1].loss) <= 1e-3 * heads[0].loss
         raw, projected = heads[0].logits(views[0, held]), heads[1].logits(z[0, held])
         assert torch.equal(raw.argmax(1), projected.argmax(1))
-        torch.testing.assert_close(raw.softmax(1), projected.softmax(1), atol=1e-2, rtol=0)
+        torch.testing.assert_close(raw.softmax(1), projected.softmax(1), atol=2e-2, rtol=0)
     # many photos (rows >= features): nothing to gain, the embeddings come back as they are
     wide = torch.randn(1, 40, 16)
     assert head_solver.row_space(wide) is wide

@@ -16,6 +16,7 @@ import timm.data
 import torch
 from torch.utils.data import Dataset
 
+from tlcore.data.decoded_cache import decode_side
 from tlcore.data.images import load_rgb
 from tlcore.data.manifest import Manifest
 from tlcore.errors import ConfigError, DataError
@@ -108,7 +109,7 @@ class ManifestDataset(Dataset):
         if self.decoded is not None:
             return self.transform(self.decoded.image(index)), item.label
         try:
-            image = load_rgb(item.path)
+            image = load_rgb(item.path, min_side=decode_side(self.transform))
         except DataError as exc:
             raise DataError(
                 f"{exc} The file changed since the dataset was checked; inspect it again."

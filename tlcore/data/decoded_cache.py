@@ -96,6 +96,36 @@ def split_transform(transform: Callable) -> tuple[Callable, Callable]:
     return keep_as_decoded, transform  # unknown transform: keep the decoded image
 
 
+def decode_side(transform: Callable) -> int | None:
+    """The shortest side a transform's first step needs from the decoded photo (its
+    ``Resize`` or ``ShortSide``), so ``load_rgb`` may decode a much larger JPEG at a
+    reduced scale; None for a transform that crops first (the full photo is needed)."""
+    steps = _steps(transform)
+    first = steps[0] if steps else None
+    if isinstance(first, T.Compose):
+        return decode_side(first)
+    if isinstance(first, ShortSide):
+        return first.side
+    if isinstance(first, T.Resize) and first.max_size is None:
+        size = first.size
+        return int(size) if isinstance(size, int) else int(max(size))
+    return None
+
+
+def deterministic(transform: Callable) -> bool:
+    """True when the transform draws no random numbers (its photos may be read in any order)."""
+    from timm.data.transforms import MaybeToTensor
+
+    fixed = (*_DETERMINISTIC, ShortSide, T.PILToTensor, T.ToTensor, MaybeToTensor, T.Normalize)
+    return (
+        all(
+            deterministic(step) if isinstance(step, T.Compose) else isinstance(step, fixed)
+            for step in _steps(transform)
+        )
+        or transform is keep_as_decoded
+    )
+
+
 def keep_as_decoded(image: Image.Image) -> Image.Image:
     """The presize of transforms this module does not know: the image as ``load_rgb`` gave it."""
     return image
@@ -252,7 +282,7 @@ class DecodedImageCache:
     def _decode(self, index: int) -> np.ndarray:
         path = self.paths[index]
         try:
-            image = load_rgb(path)
+            image = load_rgb(path, min_side=decode_side(self.presize))
         except DataError as exc:
             raise DataError(
                 f"{exc} The file changed since the dataset was checked; inspect it again."

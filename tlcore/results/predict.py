@@ -20,6 +20,7 @@ import torch
 from PIL import Image
 from torch import nn
 
+from tlcore.data.decoded_cache import decode_side
 from tlcore.data.images import load_rgb
 from tlcore.errors import DataError, ModelError, TLCoreError
 from tlcore.results.trust import Trust, read_bundle_trust
@@ -144,8 +145,10 @@ class Predictor:
     # -- predicting ----------------------------------------------------------------------
     def preprocess(self, image: ImageLike) -> torch.Tensor:
         """CHW tensor as validation saw it; DataError for an unreadable file."""
-        pil = image.convert("RGB") if isinstance(image, Image.Image) else load_rgb(image)
-        return self.transform(pil)
+        if isinstance(image, Image.Image):
+            return self.transform(image.convert("RGB"))
+        # a phone photo is decoded at a reduced scale, as training read it (decode_side)
+        return self.transform(load_rgb(image, min_side=decode_side(self.transform)))
 
     @torch.no_grad()
     def logits(self, images: Sequence[ImageLike]) -> torch.Tensor:

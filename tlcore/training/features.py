@@ -11,14 +11,20 @@ mode in both paths and the head sees the same numbers in the same order.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+import os
+import queue
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from tlcore.training import embedding_cache
+from tlcore.errors import ConfigError
+from tlcore.training import embedding_cache, onnx_backbone
 from tlcore.training.devices import autocast, to_device
 
 log = logging.getLogger("tlcore.training.features")
@@ -56,33 +62,153 @@ def fast_path_reason(
     return ""
 
 
+RUNTIMES = ("auto", "eager", "onnxruntime")
+RUNTIME = "auto"  # what passes use unless told (the benchmark sets "eager" to time the old loop)
+_PREFETCH_BATCHES = 2  # batches read ahead of the network: enough to hide decoding, bounded memory
+
+
+def read_threads() -> int:
+    """Threads that read and decode photos during a pass: one a core, at most 8. They run
+    at most ``_PREFETCH_BATCHES`` ahead of the network, so where it fills the cores they
+    take its idle moments. Measured on 2 cores with onnxruntime (bench_embedding_pass):
+    12 MP JPEGs 16.9 photos/s without the overlap, 15-16 with one thread, 23.5 with two,
+    24 with three; the 320 px sample 81.8 -> 84.0."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, min(8, cores or 1))
+
+
+def _loaded_batches(loader: torch.utils.data.DataLoader, threads: int) -> Iterator[Any]:
+    """The loader's batches in its order, each photo of a batch read in its own thread
+    (Pillow decodes without the GIL); a loader with worker processes is iterated as is."""
+    if loader.num_workers > 0 or loader.batch_sampler is None or threads <= 1:
+        yield from loader
+        return
+    if not _reads_in_any_order(loader.dataset):  # random augmentation: the RNG's order counts
+        yield from loader
+        return
+    dataset, collate = loader.dataset, loader.collate_fn
+    with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="tlcore-read") as pool:
+        for indices in loader.batch_sampler:
+            yield collate(list(pool.map(dataset.__getitem__, indices)))
+
+
+def _reads_in_any_order(dataset: Any) -> bool:
+    """True when the dataset's items do not depend on the order they are read in."""
+    from tlcore.data.decoded_cache import deterministic
+
+    while isinstance(dataset, torch.utils.data.Subset):
+        dataset = dataset.dataset
+    transform = getattr(dataset, "transform", None)
+    return transform is not None and deterministic(transform)
+
+
+def prefetched(batches: Iterator[Any], depth: int = _PREFETCH_BATCHES) -> Iterator[Any]:
+    """``batches`` produced in a background thread up to ``depth`` ahead, so reading and
+    decoding overlap the network; same items, same order, and the producer's errors
+    (a ``DataError`` for a photo that changed) raised here."""
+    slots: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(kind: str, value: Any) -> bool:
+        while not stop.is_set():
+            try:
+                slots.put((kind, value), timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for batch in batches:
+                if not put("batch", batch):
+                    return
+            put("end", None)
+        except BaseException as exc:  # handed to the consumer, raised in its thread
+            put("error", exc)
+        finally:
+            close = getattr(batches, "close", None)
+            if close is not None:  # stops a reading pool left mid-pass
+                close()
+
+    thread = threading.Thread(target=produce, name="tlcore-prefetch", daemon=True)
+    thread.start()
+    try:
+        while True:
+            kind, value = slots.get()
+            if kind == "end":
+                return
+            if kind == "error":
+                raise value
+            yield value
+    finally:
+        stop.set()
+        thread.join()
+
+
+def _network(
+    model: nn.Module, device: torch.device, runtime: str, n_images: int, first: torch.Tensor
+) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The pooled-features function of the runtime ``runtime`` picks for this pass."""
+    if runtime not in RUNTIMES:
+        raise ConfigError(f"runtime must be one of {', '.join(RUNTIMES)}, got {runtime!r}.")
+    if device.type == "cpu" and runtime != "eager" and first.dim() == 4:
+        folder = embedding_cache.folder()
+        shape = tuple(first.shape)
+        if (
+            runtime == "onnxruntime"
+            or onnx_backbone.worth_exporting(n_images, shape)
+            or (onnx_backbone.exported_file(folder, model, shape))
+        ):
+            run = onnx_backbone.runner(model, first, folder)
+            if run is not None:
+                return run
+
+    def eager(images: torch.Tensor) -> torch.Tensor:
+        with autocast(device):
+            return model.forward_head(
+                model.forward_features(to_device(images, device)), pre_logits=True
+            )
+
+    return eager
+
+
 @torch.no_grad()
 def embed(
     model: nn.Module,
     loader: torch.utils.data.DataLoader,
     device: torch.device,
     progress: Callable[[int], None] | None = None,
+    *,
+    runtime: str | None = None,
+    overlap: bool = True,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Pooled pre-logit features (eval mode, no head dropout) and labels, in loader order.
 
     ``progress`` is told how many images each batch held (the run's status shows k of N).
+    Photos are read and decoded in threads ahead of the network (``overlap``), and on a
+    CPU the network runs in onnxruntime when the pass is long enough (``runtime`` "auto",
+    the default ``RUNTIME``; see ``tlcore.training.onnx_backbone``); "eager" and
+    ``overlap=False`` are the plain loop, for comparisons.
     """
     was_training = model.training
     model.eval()
     features, labels = [], []
     batch_transform = getattr(loader.dataset, "batch_transform", None)
-    for images, targets in loader:
-        if images.dtype == torch.uint8 and batch_transform is not None:
-            images = batch_transform(images)  # a loader built without the dataset's collate
-        with autocast(device):
-            pooled = model.forward_head(
-                model.forward_features(to_device(images, device)), pre_logits=True
-            )
-        features.append(pooled.float())
-        labels.append(targets.to(device))
-        if progress is not None:
-            progress(len(targets))
-    model.train(was_training)
+    batches = _loaded_batches(loader, read_threads() if overlap else 1)
+    network = None
+    try:
+        for images, targets in prefetched(batches) if overlap else batches:
+            if images.dtype == torch.uint8 and batch_transform is not None:
+                images = batch_transform(images)  # a loader built without the dataset's collate
+            if network is None:
+                network = _network(model, device, runtime or RUNTIME, len(loader.dataset), images)
+            features.append(network(images).float().to(device))
+            labels.append(targets.to(device))
+            if progress is not None:
+                progress(len(targets))
+    finally:
+        model.train(was_training)
     return torch.cat(features), torch.cat(labels)
 
 
