@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from appkit import data_choice, navigation, state
+from appkit import challenge_view, data_choice, navigation, state
 from appkit.text import md
 from tlcore.errors import TLCoreError
 
@@ -26,6 +26,7 @@ if st.button(
         st.error(md(exc))
 
 st.caption("No files needed: 120 photos of ants and bees come with the app.")
+challenge_view.home_notice()  # a class challenge, when the teacher has opened one
 
 st.divider()
 st.markdown("### How it works")

@@ -6,6 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from appkit import inference, navigation, photo_scores, state, tasks, trust_view, zeroshot
+from appkit.demo_view import share_offer
 from appkit.text import md
 from tlcore.data.images import UPLOAD_TYPES
 from tlcore.data.sources import folder_under_data_root, folders_under_data_root
@@ -29,6 +30,7 @@ picked = inference.pick_run("predict")
 if picked is None:
     st.stop()
 run, checkpoint = picked
+share_offer(run)  # "Share as demo": ?demo=<token> opens this run's Predict alone
 if (page := tasks.run_view(run).predict_page) is not None:  # boxes, several label columns
     page(run, checkpoint)
     st.stop()

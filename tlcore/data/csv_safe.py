@@ -42,6 +42,15 @@ def write_rows(out: Any, header: Sequence[str], rows: Iterable[Sequence[Any]]) -
         writer.writerow([safe_cell(c) for c in row])
 
 
+def write_data_rows(out: Any, header: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+    """A data file tlcore reads back to train on (a challenge's sentences), cells exactly as
+    given: a leading ``'`` would change the data. Not for a file made to be opened in a
+    spreadsheet; those go through ``write_rows``."""
+    writer = csv.writer(out)
+    writer.writerow(list(header))
+    writer.writerows([list(row) for row in rows])
+
+
 def csv_text(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
     """The CSV as one string (for a download button or a file written atomically)."""
     buffer = io.StringIO()
