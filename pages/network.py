@@ -11,7 +11,7 @@ from appkit.text import md
 from tlcore import settings
 from tlcore.data.images import UPLOAD_TYPES, images_in
 from tlcore.errors import TLCoreError
-from tlcore.models.factory import default_weights
+from tlcore.models.catalog import default_weights
 from tlcore.models.network_view import (
     feature_depths,
     feature_maps,

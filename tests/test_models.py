@@ -10,10 +10,9 @@ import torch
 from PIL import Image
 
 from tlcore.errors import ModelError, WeightsError
-from tlcore.models.catalog import bundled_checkpoint_path
+from tlcore.models.catalog import bundled_checkpoint_path, default_weights
 from tlcore.models.factory import (
     create_model,
-    default_weights,
     imagenet_class_names,
     imagenet_top_k,
 )

@@ -11,6 +11,8 @@ import csv
 import tempfile
 from pathlib import Path
 
+from shared_across_workers import build_once
+
 from tlcore import settings
 from tlcore.runs.run import Run
 from tlcore.training.config import TrainConfig
@@ -46,6 +48,14 @@ def text_run_dir(base: Path | None = None) -> Path:
     """The run directory of a finished 2-epoch text feature-extraction run."""
     if "run" in _CACHE:
         return _CACHE["run"]
+    if base is not None:  # one run for both pytest-xdist workers
+        _CACHE["run"] = build_once("text-run", base, _train)
+    else:
+        _CACHE["run"] = _train(None)
+    return _CACHE["run"]
+
+
+def _train(base: Path | None) -> Path:
     root = Path(tempfile.mkdtemp(prefix="tl-text-run-", dir=base))
     data = write_csv(root / "reviews-48.csv", review_rows())
     with settings.environment(
@@ -56,5 +66,4 @@ def text_run_dir(base: Path | None = None) -> Path:
         run = Run.start(config)
         status = run.wait(timeout=300)
     assert status["state"] == "finished", (status, run.log_path.read_text()[-2000:])
-    _CACHE["run"] = run.dir
     return run.dir

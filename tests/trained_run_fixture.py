@@ -11,6 +11,8 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
+from shared_across_workers import build_once
+
 from tlcore import settings
 from tlcore.runs.run import Run
 from tlcore.training.config import TrainConfig
@@ -23,6 +25,14 @@ def trained_run_dir(sample_dir: Path, base: Path | None = None) -> Path:
     """The run directory of a finished 3-epoch feature-extraction run (trained on first call)."""
     if "run" in _CACHE:
         return _CACHE["run"]
+    if base is not None:  # one run for both pytest-xdist workers
+        _CACHE["run"] = build_once("trained-run", base, lambda root: _train(sample_dir, root))
+    else:
+        _CACHE["run"] = _train(sample_dir, None)
+    return _CACHE["run"]
+
+
+def _train(sample_dir: Path, base: Path | None) -> Path:
     root = Path(tempfile.mkdtemp(prefix="tl-eval-run-", dir=base))
     with settings.environment(
         TLCORE_RUNS_DIR=str(root / "runs"), TLCORE_UPLOADS_DIR=str(root / "uploads")
@@ -40,5 +50,4 @@ def trained_run_dir(sample_dir: Path, base: Path | None = None) -> Path:
         run = Run.start(config)
         status = run.wait(timeout=300)
     assert status["state"] == "finished", (status, run.log_path.read_text()[-2000:])
-    _CACHE["run"] = run.dir
     return run.dir

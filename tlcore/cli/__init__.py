@@ -24,10 +24,12 @@ COMMAND_MODULES = (
     "tlcore.cli.evaluate",
     "tlcore.cli.fewshot",
     "tlcore.cli.zeroshot",
+    "tlcore.cli.label",
     "tlcore.cli.domain",
     "tlcore.cli.export",
     "tlcore.cli.compare",
     "tlcore.cli.doctor",
+    "tlcore.cli.demo",
 )
 
 EXIT_USER_ERROR = 2

@@ -33,7 +33,7 @@ def settings_from_args(args: argparse.Namespace) -> tuple[object, object]:
     """(TrainConfig, DetectionSettings) from the train flags."""
     from tlcore.cli import flags
     from tlcore.models.detector import COCO_DETECTORS
-    from tlcore.models.freezing import FreezePlan
+    from tlcore.models.freeze_plan import FreezePlan
     from tlcore.training.config import TrainConfig
     from tlcore.training.detection import DetectionSettings
 

@@ -32,7 +32,7 @@ def wants_columns(args: argparse.Namespace) -> bool:
 
 def cmd_train_columns(args: argparse.Namespace) -> int:
     from tlcore.cli import flags
-    from tlcore.models.freezing import FreezePlan
+    from tlcore.models.freeze_plan import FreezePlan
     from tlcore.models.text_catalog import is_text_model
     from tlcore.runs.columns_run import create_columns_run
     from tlcore.training.config import TrainConfig, suggested_settings

@@ -59,7 +59,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def cmd_adapt(args: argparse.Namespace) -> int:
     from tlcore.lab.adaptation_runs import comparison_rows, start_pair
-    from tlcore.models.freezing import FreezePlan
+    from tlcore.models.freeze_plan import FreezePlan
     from tlcore.training.config import TrainConfig
 
     config = TrainConfig(

@@ -17,7 +17,7 @@ EXIT_CHECK_FAILED = 1
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add export."""
-    from tlcore.export.exporter import FORMATS
+    from tlcore.export.formats import FORMATS
 
     p = subparsers.add_parser(
         "export",

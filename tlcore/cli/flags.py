@@ -107,6 +107,6 @@ def img_size(args: argparse.Namespace) -> int | None:
 
 def weights(args: argparse.Namespace) -> str:
     """--weights, or the default for --model: bundled when installed, else hub."""
-    from tlcore.models.factory import default_weights
+    from tlcore.models.catalog import default_weights
 
     return args.weights or default_weights(args.model)

@@ -183,7 +183,7 @@ def _fit_text_data(args: argparse.Namespace) -> None:
 
 def _fill_suggested(args: argparse.Namespace) -> None:
     """Flags left out take the settings that suit the freeze plan (``suggested_settings``)."""
-    from tlcore.models.freezing import FreezePlan
+    from tlcore.models.freeze_plan import FreezePlan
 
     suggested = suggested_settings(FreezePlan.parse(args.freeze).to_dict())
     if getattr(args, "augment", None) is None:
@@ -196,7 +196,7 @@ def _fill_suggested(args: argparse.Namespace) -> None:
 
 def config_from_args(args: argparse.Namespace, **extra: Any) -> TrainConfig:
     """A validated TrainConfig from the shared flags (train and lr-find)."""
-    from tlcore.models.freezing import FreezePlan
+    from tlcore.models.freeze_plan import FreezePlan
 
     _fit_text_data(args)
     _fill_suggested(args)

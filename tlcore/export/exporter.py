@@ -25,18 +25,12 @@ from typing import TYPE_CHECKING, Any
 
 from tlcore.data.progress import ProgressCallback, Steps
 from tlcore.errors import ConfigError, ModelError, TLCoreError
+from tlcore.export.formats import FILE_NAMES, FORMATS
 from tlcore.export.ownership import check_replaceable, mark_export
 from tlcore.export.tasks import export_task, model_task
 from tlcore.runs.scoring import load_predictor
 from tlcore.runs.trust_store import ensure_trust
 
-FORMATS = ("bundle", "onnx", "torchscript", "script")
-FILE_NAMES = {
-    "bundle": "bundle.zip",
-    "onnx": "model.onnx",
-    "torchscript": "model.torchscript.pt",
-    "script": "reproduce.zip",
-}
 EXPORTS_DIR = "exports"
 RESULTS_FILE = "exports.json"
 FORMAT_NAMES = {"bundle": "bundle", "onnx": "ONNX", "torchscript": "TorchScript",

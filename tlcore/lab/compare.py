@@ -121,7 +121,7 @@ def pretrained_weights(base: TrainConfig) -> str:
     """The base run's weights, or the model's usual pretrained ones when it chose scratch."""
     if base.weights != "scratch":
         return base.weights
-    from tlcore.models.factory import default_weights
+    from tlcore.models.catalog import default_weights
 
     return default_weights(base.model)
 

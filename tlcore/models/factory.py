@@ -19,8 +19,8 @@ from tlcore.errors import ModelError, WeightsError
 from tlcore.models.catalog import (
     BUNDLED_INSTALL_HINT,
     BUNDLED_PACKAGES,
+    WEIGHT_SOURCES,
     bundled_checkpoint_path,
-    catalog_entry,
     check_model_name,
 )
 from tlcore.models.weights import (
@@ -31,20 +31,6 @@ from tlcore.models.weights import (
     load_bundled,
     load_file,
 )
-
-WEIGHT_SOURCES = ("bundled", "hub", "scratch")
-
-
-def default_weights(name: str) -> str:
-    """'bundled' when this machine has the model's bundled checkpoint, else 'hub'."""
-    from tlcore.models.text_catalog import text_availability
-
-    if text_availability(name) == "bundled":
-        return "bundled"
-    entry = catalog_entry(name)
-    if entry is not None and entry.bundled and bundled_checkpoint_path(name) is not None:
-        return "bundled"
-    return "hub"
 
 
 def _check_num_classes(num_classes: int | None) -> None:

@@ -174,7 +174,10 @@ def train_boxes_run(run: Run, resume: bool = False) -> str:
     best = trainer.best
     words = (f"best mAP@0.5 {best['map50']:.3f}, mAP@0.5:0.95 {best['map']:.3f} (epoch "
              f"{best['epoch']})" if best["epoch"] else "no epoch finished")  # fmt: skip
-    message = trainer.stop_message or f"Finished {trainer.epoch} epochs: {words}."
+    message = (
+        trainer.stop_message
+        or f"Finished {trainer.epoch} epoch{'s' * (trainer.epoch != 1)}: {words}."
+    )
     run.write_status(outcome, pid=pid, epoch=trainer.epoch, step=trainer.step, message=message,
                      map50=best.get("map50"), map=best.get("map"),
                      ap50_per_class=best.get("ap50_per_class"),

@@ -110,11 +110,11 @@ def check_memory(config: TrainConfig) -> None:
 
 def check_weights_file(config: TrainConfig) -> None:
     """A ``weights`` path must be a readable weights file before a run is created for it."""
-    from tlcore.models.factory import WEIGHT_SOURCES
-    from tlcore.models.weights import read_checkpoint
+    from tlcore.models.catalog import WEIGHT_SOURCES
 
     if config.weights in WEIGHT_SOURCES:
         return
+    from tlcore.models.weights import read_checkpoint  # torch: only for a user's file
 
     read_checkpoint(config.weights)  # WeightsError naming the file and what is wrong
 

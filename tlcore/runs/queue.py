@@ -117,6 +117,10 @@ def _entries(runs_root: Path) -> list[Path]:
 def device_key(preference: str) -> str:
     """The queue a run waits in: the device ``preference`` resolves to here (``cpu``, ``cuda``)."""
     from tlcore.errors import TLCoreError
+    from tlcore.training.memory_estimate import may_have_cuda
+
+    if preference == "cpu" or (preference == "auto" and not may_have_cuda()):
+        return "cpu"  # without importing torch (mps only counts on macOS: may_have_cuda)
     from tlcore.training.devices import device_name, resolve_device
 
     try:

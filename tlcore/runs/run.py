@@ -153,6 +153,7 @@ class Run:
                     "split_seed": manifest.seed,
                     "split_source": manifest.split_source,
                     "version": version_record(config.manifest_path),  # tlcore.data.versions
+                    "val_copies": len(manifest.copies_in_validation()),  # tlcore.data.near_copies
                 },
                 "versions": package_versions(),
             },
@@ -330,7 +331,7 @@ class Run:
         note = "status.json is damaged; this state is rebuilt from metrics.jsonl"
         if target and done >= target and (self.checkpoints_dir / "best.safetensors").is_file():
             return {"state": "finished", "epoch": done, "epochs": target,
-                    "message": f"Finished {done} epochs ({note})."}  # fmt: skip
+                    "message": f"Finished {done} epoch{'s' * (done != 1)} ({note})."}  # fmt: skip
         return {"state": "failed", "epoch": done, "epochs": target, "interrupted": True,
                 "message": f"Stopped after epoch {done} ({note}). Resume to continue "
                 "from the last checkpoint."}  # fmt: skip

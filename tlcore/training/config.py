@@ -134,7 +134,7 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if isinstance(self.freeze, dict):
             return
-        from tlcore.models.freezing import FreezePlan
+        from tlcore.models.freeze_plan import FreezePlan
 
         if isinstance(self.freeze, str):  # the CLI's spelling; a bad one is a ConfigError now
             self.freeze = FreezePlan.parse(self.freeze).to_dict()

@@ -17,6 +17,8 @@ for backward and ``FROZEN_BYTES_PER_PIXEL`` (about one layer's output) applies.
 from __future__ import annotations
 
 import os
+import sys
+from pathlib import Path
 
 TRAINED_BYTES_PER_PIXEL = 500
 FROZEN_BYTES_PER_PIXEL = 50
@@ -31,7 +33,7 @@ def batch_bytes(img_size: int, batch_size: int, trains_backbone: bool) -> int:
 
 def machine_memory_bytes(device: str = "cpu") -> int | None:
     """Total memory of the device a run trains on: the GPU's, else this machine's RAM."""
-    if device in ("cuda", "auto"):
+    if device == "cuda" or (device == "auto" and may_have_cuda()):
         try:
             import torch
 
@@ -43,6 +45,15 @@ def machine_memory_bytes(device: str = "cpu") -> int | None:
         return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (ValueError, OSError, AttributeError):  # not on this OS: no check
         return None
+
+
+def may_have_cuda() -> bool:
+    """False only where no NVIDIA device can be there (Linux without its device files):
+    then asking torch is not needed, and a command that only prepares a run skips the
+    two seconds of importing it."""
+    if not sys.platform.startswith("linux"):
+        return True
+    return any(Path("/dev").glob("nvidia*")) or Path("/dev/dxg").exists()  # dxg: WSL
 
 
 def gigabytes(n: float) -> str:
