@@ -132,23 +132,30 @@ class ShotsCurve:
         return "\n".join(lines)
 
 
-def parse_shots(text: str | Sequence[int]) -> tuple[int, ...]:
-    """'1,2,5,10' -> (1, 2, 5, 10); ConfigError naming the bad part."""
+def parse_counts(
+    text: str | Sequence[int], name: str, example: str, high: int = 100_000
+) -> tuple[int, ...]:
+    """'1,2,5,10' -> (1, 2, 5, 10), each from 1 to ``high``; ConfigError naming the bad part
+    (``name`` and ``example`` say what the counts are: "shots", "1,2,5,10")."""
     parts = text.split(",") if isinstance(text, str) else list(text)
     values = []
     for part in parts:
         try:
             value = int(str(part).strip())
         except ValueError:
-            raise ConfigError(
-                f"shots {part!r} is not a whole number: give e.g. 1,2,5,10."
-            ) from None
-        if value < 1:
-            raise ConfigError(f"shots {value} is not valid: each must be >= 1.")
+            raise ConfigError(f"{name} {str(part)[:20]!r} is not a whole number: give e.g. "
+                              f"{example}.") from None  # fmt: skip
+        if not 1 <= value <= high:
+            raise ConfigError(f"{name} {value} is not valid: each must be from 1 to {high:,}.")
         values.append(value)
     if not values:
-        raise ConfigError("shots is empty: give e.g. 1,2,5,10.")
+        raise ConfigError(f"{name} is empty: give e.g. {example}.")
     return tuple(sorted(set(values)))
+
+
+def parse_shots(text: str | Sequence[int]) -> tuple[int, ...]:
+    """Photos per class for the ladder: '1,2,5,10' -> (1, 2, 5, 10)."""
+    return parse_counts(text, "shots", "1,2,5,10")
 
 
 def members_by_class(labels: torch.Tensor, n_classes: int) -> list[list[int]]:

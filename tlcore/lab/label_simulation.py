@@ -24,6 +24,7 @@ import torch
 from tlcore.data.manifest import Manifest
 from tlcore.data.progress import ProgressCallback
 from tlcore.errors import ConfigError, DataError
+from tlcore.lab.fewshot import parse_counts
 from tlcore.lab.labelling import BATCH_SIZE, accuracy, check_batch_size, fit_model, suggest_batch
 from tlcore.training.embedder import Embedder
 
@@ -54,21 +55,8 @@ class SimulationResult:
 
 
 def parse_budgets(text: str | Sequence[int]) -> tuple[int, ...]:
-    """'12,24,48,96' -> (12, 24, 48, 96); ConfigError naming the bad part."""
-    parts = text.split(",") if isinstance(text, str) else list(text)
-    values = []
-    for part in parts:
-        try:
-            value = int(str(part).strip())
-        except ValueError:
-            raise ConfigError(f"budget {str(part)[:20]!r} is not a whole number: give e.g. "
-                              "12,24,48,96.") from None  # fmt: skip
-        if not 1 <= value <= 100_000:
-            raise ConfigError(f"budget {value} is not valid: each must be from 1 to 100,000.")
-        values.append(value)
-    if not values:
-        raise ConfigError("budgets are empty: give e.g. 12,24,48,96.")
-    return tuple(sorted(set(values)))
+    """Label counts to measure at: '12,24,48,96' -> (12, 24, 48, 96)."""
+    return parse_counts(text, "budget", "12,24,48,96")
 
 
 def active_order(x: torch.Tensor, y: torch.Tensor, classes: Sequence[str], last: int,
