@@ -40,6 +40,12 @@ def _expected() -> dict:
     return expected(HERE)
 
 
+# Photos much larger than the input are decoded at a reduced scale since these answers were
+# recorded (tlcore.data.images.load_rgb's min_side), as training reads them: the same
+# answers to a few 1e-4 (a model that failed to load would be off by far more).
+PROBABILITY_TOLERANCE = 1e-3
+
+
 def test_old_run_folder_opens_lists_and_predicts_as_before(old_run):
     expected = _expected()
     run = Run.open(old_run.name)
@@ -47,13 +53,13 @@ def test_old_run_folder_opens_lists_and_predicts_as_before(old_run):
     assert [r.id for r in list_runs()] == [run.id]
     assert run.config.model == "test_efficientnet"
     got = tlcore.load(old_run).predict(expected["photos"])
-    assert torch.allclose(got, torch.tensor(expected["run"]), atol=1e-5)
+    assert torch.allclose(got, torch.tensor(expected["run"]), atol=PROBABILITY_TOLERANCE)
 
 
 def test_old_bundle_loads_and_predicts_as_before():
     expected = _expected()
     got = tlcore.load(HERE / "bundle.zip").predict(expected["photos"])
-    assert torch.allclose(got, torch.tensor(expected["bundle"]), atol=1e-5)
+    assert torch.allclose(got, torch.tensor(expected["bundle"]), atol=PROBABILITY_TOLERANCE)
 
 
 def test_old_run_through_the_command_line(old_run):
