@@ -153,7 +153,8 @@ def board_chart(rows: list[dict[str, Any]]) -> go.Figure:
             hovertemplate="%{text}: %{y:.1%} in %{x:.1f} min<extra></extra>",
         ))  # fmt: skip
     fig.update_layout(xaxis_title="training time (minutes)", yaxis_title="test accuracy",
-                      yaxis_tickformat=".0%", legend_title="freezing plan", height=360,
+                      yaxis_tickformat=".0%", yaxis_range=[0, 1.02], xaxis_rangemode="tozero",
+                      showlegend=True, legend_title="freezing plan", height=360,
                       margin={"l": 10, "r": 10, "t": 30, "b": 10})  # fmt: skip
     return fig
 

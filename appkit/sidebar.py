@@ -14,6 +14,7 @@ from tlcore.runs.run import ACTIVE_STATES, Run
 
 
 def render() -> None:
+    state.is_admin()  # an ?admin= link is remembered for the session before a menu click drops it
     with st.sidebar:
         st.markdown("### Your choices")
         data = state.get("data")

@@ -74,10 +74,15 @@ def owner_id() -> str:
 
 
 def is_admin() -> bool:
-    """The URL carried ``?admin=<TLCORE_ADMIN_TOKEN>`` once in this session."""
-    if not st.session_state.get(_ADMIN_KEY) and limits.is_admin(st.query_params.get("admin")):
-        st.session_state[_ADMIN_KEY] = True
-    return bool(st.session_state.get(_ADMIN_KEY))
+    """The URL carried ``?admin=<TLCORE_ADMIN_TOKEN>`` once in this session. It is put back
+    in the URL (like ``?user=``) after a menu click drops it, so a refresh keeps the view."""
+    given = st.query_params.get("admin")
+    if not st.session_state.get(_ADMIN_KEY) and limits.is_admin(given):
+        st.session_state[_ADMIN_KEY] = str(given)
+    token = st.session_state.get(_ADMIN_KEY)
+    if token and given != token and isinstance(token, str):
+        st.query_params["admin"] = token
+    return bool(token)
 
 
 def runs_owner() -> str | None:

@@ -191,3 +191,17 @@ def test_each_browser_gets_its_own_namespace_kept_in_the_url(monkeypatch):
     again = AppTest.from_file(APP, default_timeout=120)
     again.query_params["user"] = owner  # the first student refreshes the page
     assert "ants vs bees" in sidebar(again.run())
+
+
+def test_the_admin_link_survives_a_menu_click_and_a_refresh(monkeypatch):
+    """The menu's links drop ``?admin=``: the session remembers it and puts it back in the URL."""
+    from apptest_helpers import go, open_app, texts
+
+    monkeypatch.setenv("TLCORE_ADMIN_TOKEN", "class-secret")
+    at = open_app(admin="class-secret")  # the Home page, as the teacher's link opens it
+    at.query_params.pop("admin", None)  # what a click on a menu link does to the address
+    go(at, "challenge")
+    assert "Teacher view" in texts(at.caption)
+    assert at.query_params.get("admin") in ("class-secret", ["class-secret"])  # kept for a refresh
+    student = go(open_app(admin="guess"), "challenge")
+    assert "Teacher view" not in texts(student.caption)
