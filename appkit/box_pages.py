@@ -26,7 +26,6 @@ from tlcore.data.box_report import training_size
 from tlcore.data.boxes import BoxData, read_boxes
 from tlcore.data.progress import Progress
 from tlcore.errors import TLCoreError
-from tlcore.models.detector import COCO_DETECTORS, coco_weights_file
 from tlcore.runs.run import ACTIVE_STATES, Run
 from tlcore.training.detection import LOSS_PARTS, DetectionSettings
 
@@ -96,6 +95,8 @@ def _layers_from_preset() -> tuple[str, int]:
 def detector_words(name: str, backbone: str) -> str:
     """The Detector choice in words: Faster R-CNN on the Model page's backbone, or one of
     torchvision's detectors pretrained on COCO, with where its weights would come from."""
+    from tlcore.models.detector import COCO_DETECTORS, coco_weights_file  # torch: on this page
+
     if name not in COCO_DETECTORS:
         return f"Faster R-CNN on {backbone} (the Model page's backbone)"
     here = coco_weights_file(name).is_file()
@@ -107,6 +108,7 @@ def _settings(data: BoxData) -> DetectionSettings:
     """The detection settings chosen on this page (kept for the session: a widget's own
     value is forgotten when another page is shown)."""
     from tlcore.data.box_report import box_report
+    from tlcore.models.detector import COCO_DETECTORS
 
     kept = st.session_state.setdefault(SETTINGS_KEY, {})
     preset = state.get("freeze") or {}
