@@ -42,16 +42,6 @@ LOSS_WORDS = {
     "loss_box_reg": "boxes: where",
 }
 REFRESH_S = 3.0
-# the Export page's ONNX words for a detector (``appkit.tasks.BOXES.export_words``)
-ONNX_WORDS = (
-    "One `.onnx` file for ONNX Runtime and other languages: the whole detector (backbone, "
-    "pyramid, proposals, boxes). It takes **one photo at a time, at the fixed size the run "
-    "trained at** (float32 `[3, height, width]`, RGB in [0, 1]; resize the photo first: the "
-    "size is in the file's metadata, `tlcore.json`) and gives `boxes` at that size, `scores` "
-    "and `labels`. Boxes torchvision scores under **0.05** are not in the graph: a threshold "
-    "below 0.05 finds no more. Checked box by box against PyTorch on your photos as it is "
-    "written."
-)
 SETTINGS_KEY = "tl_boxes_settings"
 
 

@@ -10,11 +10,12 @@ apply, and the sections that replace the photo ones. Adding a task adds one entr
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from appkit import box_pages, box_results, column_pages, state, text_sections
+from appkit import state
 from tlcore.data.task import (
     PHOTO_BOXES,
     PHOTO_COLUMNS,
@@ -66,6 +67,28 @@ class TaskView:
         return self.task.items
 
 
+def _later(module: str, name: str) -> Callable[..., Any]:
+    """A page hook of ``appkit.<module>``, imported when a page first calls it: the box and
+    column pages import torch, which the Home page's first paint does not need."""
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        return getattr(importlib.import_module(f"appkit.{module}"), name)(*args, **kwargs)
+
+    return call
+
+
+# the Export page's ONNX words for a detector
+BOX_ONNX_WORDS = (
+    "One `.onnx` file for ONNX Runtime and other languages: the whole detector (backbone, "
+    "pyramid, proposals, boxes). It takes **one photo at a time, at the fixed size the run "
+    "trained at** (float32 `[3, height, width]`, RGB in [0, 1]; resize the photo first: the "
+    "size is in the file's metadata, `tlcore.json`) and gives `boxes` at that size, `scores` "
+    "and `labels`. Boxes torchvision scores under **0.05** are not in the graph: a threshold "
+    "below 0.05 finds no more. Checked box by box against PyTorch on your photos as it is "
+    "written."
+)
+
+
 PHOTOS = TaskView(
     task=PHOTO_LABEL,
     domain=True,
@@ -85,12 +108,12 @@ TEXTS = TaskView(
     doctor=False,  # the doctor looks at photos
     network_note="This page draws what a photo model sees (filters, feature maps). For texts, "
     "the **Evaluate** and **Predict** pages highlight the words that pushed each decision.",
-    model_page=text_sections.model_page,
-    examples=text_sections.examples,
-    evaluate_sections=text_sections.evaluate_sections,
-    predict_section=text_sections.predict_section,
-    fewshot_section=text_sections.ladder_section,
-    where=text_sections.where,
+    model_page=_later("text_sections", "model_page"),
+    examples=_later("text_sections", "examples"),
+    evaluate_sections=_later("text_sections", "evaluate_sections"),
+    predict_section=_later("text_sections", "predict_section"),
+    fewshot_section=_later("text_sections", "ladder_section"),
+    where=_later("text_sections", "where"),
 )
 
 
@@ -106,23 +129,28 @@ COLUMNS = TaskView(  # several label columns per photo: appkit.column_pages
     task=PHOTO_COLUMNS, files="images", default_model=state.DEFAULT_MODEL,
     reads_model=lambda name: not is_text_model(name),
     doctor=False,  # the doctor reads one label per photo
-    data_section=column_pages.data_section, train_page=column_pages.train_page,
-    evaluate_page=column_pages.evaluate_page, predict_page=column_pages.predict_page,
+    data_section=_later("column_pages", "data_section"),
+    train_page=_later("column_pages", "train_page"),
+    evaluate_page=_later("column_pages", "evaluate_page"),
+    predict_page=_later("column_pages", "predict_page"),
 )  # fmt: skip
 TEXT_COLUMNS_VIEW = TaskView(  # several label columns per sentence: appkit.column_pages
     task=TEXT_COLUMNS, files="texts", default_model=DEFAULT_TEXT_MODEL, reads_model=is_text_model,
     fixed_settings=TEXTS.fixed_settings, pixels=False, doctor=False,
-    data_section=column_pages.data_section, train_page=column_pages.train_page,
-    evaluate_page=column_pages.evaluate_page, predict_page=column_pages.text_predict_page,
+    data_section=_later("column_pages", "data_section"),
+    train_page=_later("column_pages", "train_page"),
+    evaluate_page=_later("column_pages", "evaluate_page"),
+    predict_page=_later("column_pages", "text_predict_page"),
 )  # fmt: skip
 
 
 BOXES = TaskView(task=PHOTO_BOXES, files="images", default_model=state.DEFAULT_MODEL,
                  reads_model=lambda name: not is_text_model(name), doctor=False,
-                 data_section=box_pages.data_section, train_page=box_pages.train_page,
-                 evaluate_page=box_results.evaluate_page,
-                 predict_page=box_results.predict_page,
-                 export_words={"onnx": box_pages.ONNX_WORDS})  # boxes: appkit.box_*  # fmt: skip
+                 data_section=_later("box_pages", "data_section"),
+                 train_page=_later("box_pages", "train_page"),
+                 evaluate_page=_later("box_results", "evaluate_page"),
+                 predict_page=_later("box_results", "predict_page"),
+                 export_words={"onnx": BOX_ONNX_WORDS})  # boxes: appkit.box_*  # fmt: skip
 VIEWS: dict[str, TaskView] = {
     view.task.key: view for view in (PHOTOS, TEXTS, COLUMNS, TEXT_COLUMNS_VIEW, BOXES)
 }
