@@ -121,6 +121,9 @@ def load_sentence_encoder(device: str = "cpu") -> Any:
             "Turning class names into vectors needs sentence-transformers: "
             "'pip install sentence-transformers'."
         ) from None
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.disable_progress_bar()  # its "Loading weights" bar on a user's terminal
     folder = minilm_dir()
     try:
         return SentenceTransformer(
