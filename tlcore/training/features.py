@@ -153,16 +153,12 @@ def _network(
     if runtime not in RUNTIMES:
         raise ConfigError(f"runtime must be one of {', '.join(RUNTIMES)}, got {runtime!r}.")
     if device.type == "cpu" and runtime != "eager" and first.dim() == 4:
-        folder = embedding_cache.folder()
-        shape = tuple(first.shape)
-        if (
-            runtime == "onnxruntime"
-            or onnx_backbone.worth_exporting(n_images, shape)
-            or (onnx_backbone.exported_file(folder, model, shape))
-        ):
-            run = onnx_backbone.runner(model, first, folder)
-            if run is not None:
-                return run
+        export = runtime == "onnxruntime" or onnx_backbone.worth_exporting(
+            n_images, tuple(first.shape)
+        )  # else only a graph already exported: a short pass does not pay for an export
+        run = onnx_backbone.runner(model, first, embedding_cache.folder(), export=export)
+        if run is not None:
+            return run
 
     def eager(images: torch.Tensor) -> torch.Tensor:
         with autocast(device):

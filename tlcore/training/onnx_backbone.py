@@ -93,8 +93,12 @@ def _export(model: nn.Module, example: torch.Tensor) -> bytes:
     return buffer.getvalue()
 
 
+def _graph_path(folder: Path, digest: str) -> Path:
+    return folder / f"backbone-{digest}.onnx"
+
+
 def _read_or_export(model: nn.Module, example: torch.Tensor, folder: Path | None, digest: str):
-    path = folder / f"backbone-{digest}.onnx" if folder is not None else None
+    path = _graph_path(folder, digest) if folder is not None else None
     if path is not None and path.is_file():
         return path.read_bytes()
     graph = _export(model, example)
@@ -113,17 +117,17 @@ def exported_file(folder: Path | None, model: nn.Module, shape: tuple[int, ...])
     """True when this backbone's graph for ``shape`` is already exported (free to use)."""
     if model in _sessions:
         return True
-    return (
-        folder is not None and (folder / f"backbone-{weights_digest(model, shape)}.onnx").is_file()
-    )
+    return folder is not None and _graph_path(folder, weights_digest(model, shape)).is_file()
 
 
 def runner(
-    model: nn.Module, example: torch.Tensor, folder: Path | None
+    model: nn.Module, example: torch.Tensor, folder: Path | None, *, export: bool = True
 ) -> Callable[[torch.Tensor], torch.Tensor] | None:
     """A function batch -> pooled features through onnxruntime, or None to stay eager.
 
-    The session is kept per model while its weights stay the same (a digest of them).
+    The session is kept per model while its weights stay the same (a digest of them,
+    computed once per call). ``export=False``: only a kept session or a graph already on
+    disk is used (a pass too short to pay for a fresh export).
     """
     try:
         import onnxruntime as ort
@@ -135,6 +139,8 @@ def runner(
         kept = _sessions.get(model)
         if kept is not None and kept[0] == digest:
             return kept[1]
+        if not export and not (folder is not None and _graph_path(folder, digest).is_file()):
+            return None
         try:
             graph = _read_or_export(model, example, folder, digest)
             options = ort.SessionOptions()
